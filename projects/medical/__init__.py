@@ -1,0 +1,4 @@
+"""MMSegmentation extension for 2D medical image segmentation."""
+from .version import __version__
+
+__all__ = ['__version__']
