@@ -1,0 +1,6 @@
+"""Raw releases → 2D PNG slices. One spec module per dataset over a shared engine."""
+from . import cranium  # noqa: F401  (registers the converter)
+from .base import CONVERTERS, CaseSource, DatasetConverter, register_converter
+from .engine import format_statistics, prepare
+
+__all__ = ['CONVERTERS', 'CaseSource', 'DatasetConverter', 'register_converter', 'prepare', 'format_statistics']

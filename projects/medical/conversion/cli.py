@@ -1,0 +1,58 @@
+"""``tools/prepare_dataset.py <name> --src RAW --out OUT [--workers N] [--overwrite] [options]``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Dict, List, NoReturn, Optional
+
+from ..errors import MedSegError
+from . import CONVERTERS, format_statistics, prepare
+from .base import build_converter, common_arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'error: {self.prog}: {message} (see --help)\n')
+
+
+def build_parser() -> tuple:
+    parser = _Parser(prog='prepare_dataset.py', description='Convert a public medical dataset into 2D PNG '
+                     'slices + masks + manifest.csv for MMSegmentation.',
+                     epilog='datasets: ' + '; '.join(f'{n}: {c.description}' for n, c in sorted(CONVERTERS.items())))
+    sub = parser.add_subparsers(dest='dataset', metavar='DATASET', required=True, parser_class=_Parser,
+                                help=' | '.join(sorted(CONVERTERS)))
+    extras: Dict[str, List[str]] = {}
+    for name, cls in sorted(CONVERTERS.items()):
+        p = sub.add_parser(name, help=cls.description, description=cls.__doc__ or cls.description)
+        common_arguments(p)
+        before = {a.dest for a in p._actions}
+        cls.add_arguments(p)
+        extras[name] = [a.dest for a in p._actions if a.dest not in before]
+    return parser, extras
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser, extras = build_parser()
+    args = parser.parse_args(argv)
+    converter = build_converter(args.dataset, args, extras[args.dataset])
+    start = time.perf_counter()
+    try:
+        stats = prepare(converter, args.src, args.out, workers=args.workers, overwrite=args.overwrite,
+                        previews=args.previews)
+    except MedSegError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('error: interrupted; nothing was written', file=sys.stderr)
+        return 130
+    state = 'up to date, nothing to do' if stats.get('up_to_date') else f'written in {time.perf_counter() - start:.1f} s'
+    print(format_statistics(stats))
+    print(f'\n{args.out}: {state}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

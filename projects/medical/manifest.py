@@ -1,0 +1,126 @@
+"""The per-slice manifest (``OUT/manifest.csv``) and per-case geometry (``OUT/cases/<case>.json``).
+
+Together they let slice predictions be restacked into volumes with the source geometry.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import MedSegError
+from .volume import Volume
+
+MANIFEST_NAME = 'manifest.csv'
+CASES_DIR = 'cases'
+MANIFEST_COLUMNS = ('split', 'case_id', 'slice_index', 'image', 'mask', 'spacing_x', 'spacing_y',
+                    'spacing_z')
+
+
+@dataclass(frozen=True)
+class SliceRecord:
+    """One row of the manifest. ``image``/``mask`` are relative to the dataset root; ``mask`` is ''
+    for unlabelled slices; spacings are mm or ``None`` when unknown."""
+
+    split: str
+    case_id: str
+    slice_index: int
+    image: str
+    mask: str = ''
+    spacing_x: Optional[float] = None
+    spacing_y: Optional[float] = None
+    spacing_z: Optional[float] = None
+
+    @property
+    def stem(self) -> str:
+        return Path(self.image).stem
+
+
+def slice_stem(case_id: str, slice_index: int) -> str:
+    """File stem of one slice: ``<case_id>_<slice_index:04d>``."""
+    return f'{case_id}_{slice_index:04d}'
+
+
+def _fmt(value: Optional[float]) -> str:
+    return '' if value is None else f'{value:.6g}'
+
+
+def write_manifest(path: Union[str, Path], records: Iterable[SliceRecord]) -> None:
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(MANIFEST_COLUMNS)
+        for r in records:
+            writer.writerow([r.split, r.case_id, r.slice_index, r.image, r.mask, _fmt(r.spacing_x),
+                             _fmt(r.spacing_y), _fmt(r.spacing_z)])
+
+
+def read_manifest(path: Union[str, Path]) -> List[SliceRecord]:
+    """Read ``manifest.csv`` (or the dataset root containing it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise MedSegError(path, 'manifest not found (run tools/prepare_dataset.py first)')
+    with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise MedSegError(path, f'manifest lacks columns {sorted(missing)}')
+
+        def opt(v: str) -> Optional[float]:
+            return float(v) if v else None
+
+        return [SliceRecord(row['split'], row['case_id'], int(row['slice_index']), row['image'], row['mask'],
+                            opt(row['spacing_x']), opt(row['spacing_y']), opt(row['spacing_z']))
+                for row in reader]
+
+
+def group_by_case(records: Iterable[SliceRecord]) -> Dict[str, List[SliceRecord]]:
+    """Records per case, each list sorted by slice index."""
+    cases: Dict[str, List[SliceRecord]] = {}
+    for r in records:
+        cases.setdefault(r.case_id, []).append(r)
+    return {k: sorted(v, key=lambda r: r.slice_index) for k, v in cases.items()}
+
+
+def write_case_geometry(root: Path, case_id: str, info: Mapping) -> None:
+    (root / CASES_DIR).mkdir(exist_ok=True)
+    with open(root / CASES_DIR / f'{case_id}.json', 'w') as f:
+        json.dump(dict(info), f, indent=1)
+
+
+def read_case_geometry(root: Union[str, Path], case_id: str) -> dict:
+    path = Path(root) / CASES_DIR / f'{case_id}.json'
+    if not path.is_file():
+        raise MedSegError(path, f'no geometry recorded for case {case_id!r}')
+    with open(path) as f:
+        return json.load(f)
+
+
+def restack(slices: Mapping[int, np.ndarray], geometry: Mapping, fill: int = 0) -> Volume:
+    """Rebuild a (Z, H, W) volume from per-slice 2D arrays and a case's geometry JSON.
+
+    Slices missing from ``slices`` are filled with ``fill``; 2D arrays must have the case's slice shape.
+    """
+    z, h, w = geometry['shape_zhw']
+    first = next(iter(slices.values()), None)
+    dtype = first.dtype if first is not None else np.uint8
+    array = np.full((z, h, w), fill, dtype=dtype)
+    for index, plane in slices.items():
+        if not 0 <= index < z:
+            raise MedSegError(None, f'slice index {index} outside the case ({z} slices)')
+        if plane.shape != (h, w):
+            raise MedSegError(None, f'slice {index} has shape {plane.shape}, expected {(h, w)}')
+        array[index] = plane
+    spacing = geometry.get('spacing')
+    affine = geometry.get('affine')
+    return Volume(array=array, spacing=None if spacing is None else tuple(spacing),
+                  affine=None if affine is None else np.asarray(affine))
+
+
+def records_as_dicts(records: Sequence[SliceRecord]) -> List[dict]:
+    return [asdict(r) for r in records]
