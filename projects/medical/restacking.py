@@ -1,0 +1,45 @@
+"""Slice PNGs (predictions or ground truth) → volumes with the source geometry, via the manifest."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+
+from .errors import MedSegError
+from .manifest import group_by_case, read_case_geometry, read_manifest, restack
+from .volume import Volume
+
+PathLike = Union[str, Path]
+
+
+def read_mask_png(path: PathLike) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise MedSegError(path, 'cannot read mask PNG')
+    return array
+
+
+def iter_case_volumes(root: PathLike, pred_dir: Optional[PathLike] = None, split: Optional[str] = None
+                      ) -> Iterator[Tuple[str, Volume, Optional[Volume]]]:
+    """Yield ``(case_id, ground truth, prediction)`` volumes for the labelled cases of ``split``.
+
+    Predictions are ``<pred_dir>/<slice stem>.png`` (what ``mim test --out`` writes); a missing
+    prediction slice is an error naming it. Without ``pred_dir`` the prediction is ``None``.
+    """
+    root = Path(root)
+    records = [r for r in read_manifest(root) if r.mask and (split is None or r.split == split)]
+    for case_id, rows in group_by_case(records).items():
+        geometry = read_case_geometry(root, case_id)
+        gt = restack({r.slice_index: read_mask_png(root / r.mask) for r in rows}, geometry)
+        pred = None
+        if pred_dir is not None:
+            planes: Dict[int, np.ndarray] = {}
+            for r in rows:
+                path = Path(pred_dir) / f'{r.stem}.png'
+                if not path.is_file():
+                    raise MedSegError(path, f'no prediction for slice {r.slice_index} of case {case_id}')
+                planes[r.slice_index] = read_mask_png(path)
+            pred = restack(planes, geometry)
+        yield case_id, gt, pred
