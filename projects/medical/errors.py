@@ -14,7 +14,7 @@ class MedSegError(Exception):
 
     def __init__(self, path: Union[str, PathLike, None], problem: str) -> None:
         self.path = None if path is None else str(path)
-        self.problem = problem
+        self.problem = ' '.join(str(problem).split())  # always one line, whatever a library said
         super().__init__(path, problem)
 
     def __str__(self) -> str:

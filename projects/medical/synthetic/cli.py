@@ -1,0 +1,64 @@
+"""``python tools/generate_synthetic.py <dataset> --out DIR ...``: write a synthetic raw release.
+
+One subcommand per dataset. To add one, write ``_add_<name>(subparsers)`` that declares its arguments
+and sets ``run`` to a function ``(args) -> Path`` returning the folder written, and list it in
+``_DATASETS``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from ..errors import MedSegError
+from .cranium import LAYOUTS, write_cranium_release
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', type=Path, required=True, help='folder to write the release under')
+    parser.add_argument('--seed', type=int, default=0, help='random seed (same seed, same files)')
+
+
+def _add_cranium(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser('cranium', help='CT-ICH release (JPG + NIfTI layouts, csv)',
+                                   description='Synthetic CT-ICH 1.0.0 release of head CT phantoms.')
+    _common(parser)
+    parser.add_argument('--patients', type=int, default=6, help='number of patients (ids from 049)')
+    parser.add_argument('--slices', type=int, default=24, help='slices per patient')
+    parser.add_argument('--size', type=int, default=128, help='rows = columns per slice')
+    parser.add_argument('--layouts', default=','.join(LAYOUTS),
+                        help=f'comma-separated subset of {",".join(LAYOUTS)}')
+    parser.add_argument('--nest', default='Cranium',
+                        help="folder between --out and the release folder ('' for none)")
+    parser.add_argument('--no-bleed-every', type=int, default=4,
+                        help='every N-th patient has no hemorrhage (0: all bleed)')
+    parser.set_defaults(run=lambda args: write_cranium_release(
+        args.out, num_patients=args.patients, num_slices=args.slices, size=args.size, seed=args.seed,
+        layouts=args.layouts, nest=args.nest or None, no_bleed_every=args.no_bleed_every))
+
+
+_DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='generate_synthetic.py',
+                                     description='Write synthetic raw data in the real releases\' formats.')
+    subparsers = parser.add_subparsers(dest='dataset', required=True, metavar='DATASET')
+    for add in _DATASETS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 2 bad arguments or input)."""
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    try:
+        written = args.run(args)
+    except (ValueError, MedSegError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(f'{args.dataset}: wrote {written} in {time.perf_counter() - start:.2f} s')
+    return 0

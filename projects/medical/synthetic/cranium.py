@@ -1,0 +1,143 @@
+"""A synthetic CT-ICH release (Kaggle "computed-tomography-ct-images" = physionet ct-ich 1.0.0).
+
+:func:`write_cranium_release` writes phantom head CTs in the on-disk layout of the real release::
+
+    <root>/<nest>/computed-tomography-images-for-intracranial-hemorrhage-detection-and-segmentation-1.0.0/
+        hemorrhage_diagnosis.csv                one row per slice, 1-based SliceNumber
+        Patients_CT/<049..>/brain/<n>.jpg       brain window (40/80), 8-bit grayscale JPEG
+        Patients_CT/<049..>/brain/<n>_HGE_Seg.jpg   mask 0/255 as JPEG, only slices with hemorrhage
+        Patients_CT/<049..>/bone/<n>.jpg        bone window (600/2800)
+        ct_scans/<049..>.nii                    HU, int16
+        masks/<049..>.nii                       0/1, uint8
+
+JPG ``<n>`` is slice ``n - 1`` of the slice-major volume (rows = H, columns = W); the NIfTI data array
+is ``volume.transpose(2, 1, 0)`` with affine ``diag(spacing)`` (see :mod:`mmseg_medical.volume`).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from ..errors import MedSegError
+from ..volume import Volume, save_nifti
+from .phantom import _window, head_ct_phantom, phantom_spacing
+
+RELEASE_DIR = 'computed-tomography-images-for-intracranial-hemorrhage-detection-and-segmentation-1.0.0'
+CSV_NAME = 'hemorrhage_diagnosis.csv'
+CSV_COLUMNS = ('PatientNumber', 'SliceNumber', 'Intraventricular', 'Intraparenchymal', 'Subarachnoid',
+               'Epidural', 'Subdural', 'No_Hemorrhage', 'Fracture_Yes_No')
+LAYOUTS = ('jpg', 'nifti')
+FIRST_PATIENT = 49
+BRAIN_WINDOW = (40.0, 80.0)  # center, width
+BONE_WINDOW = (600.0, 2800.0)
+JPEG_QUALITY = 90
+
+
+def cranium_patient_id(index: int) -> str:
+    """Folder / file name of the ``index``-th (0-based) patient: ``'049'``, ``'050'``, ..."""
+    return f'{FIRST_PATIENT + index:03d}'
+
+
+def cranium_has_hemorrhage(index: int, no_bleed_every: int = 4) -> bool:
+    """Whether patient ``index`` bleeds: every ``no_bleed_every``-th patient does not (0: all bleed)."""
+    return no_bleed_every <= 0 or (index + 1) % no_bleed_every != 0
+
+
+def cranium_patient(index: int, num_slices: int = 24, size: int = 128, seed: int = 0,
+                    no_bleed_every: int = 4) -> Tuple[Volume, Volume]:
+    """The ``(ct, mask)`` volumes of patient ``index``, as :func:`write_cranium_release` writes them.
+
+    A patient depends only on ``(seed, index)`` and the sizes, not on how many patients are written.
+    """
+    if seed < 0 or index < 0:
+        raise ValueError(f'seed and index must be >= 0, got {seed}, {index}')
+    gen = np.random.default_rng([seed, index])
+    num_bleeds = 1 + int(gen.random() < 0.25) if cranium_has_hemorrhage(index, no_bleed_every) else 0
+    hu, label = head_ct_phantom(num_slices, size, gen, num_bleeds)
+    spacing = phantom_spacing(size)
+    source = f'synthetic cranium patient {cranium_patient_id(index)}'
+    return Volume(array=hu, spacing=spacing, source=source), Volume(array=label, spacing=spacing, source=source)
+
+
+def _parse_layouts(layouts: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    names = layouts.split(',') if isinstance(layouts, str) else list(layouts)
+    names = [name.strip().lower() for name in names if name.strip()]
+    unknown = sorted(set(names) - set(LAYOUTS))
+    if unknown:
+        raise ValueError(f'unknown layout(s) {unknown}; choose from {list(LAYOUTS)}')
+    return tuple(name for name in LAYOUTS if name in names)
+
+
+def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+        raise MedSegError(path, 'cannot write JPEG')
+
+
+def _write_jpg_patient(folder: Path, hu: np.ndarray, label: np.ndarray, quality: int) -> None:
+    """``brain/<n>.jpg``, ``bone/<n>.jpg`` and, for slices with hemorrhage, ``brain/<n>_HGE_Seg.jpg``."""
+    brain, bone = folder / 'brain', folder / 'bone'
+    brain.mkdir(parents=True, exist_ok=True)
+    bone.mkdir(parents=True, exist_ok=True)
+    brain_8bit, bone_8bit = _window(hu, *BRAIN_WINDOW), _window(hu, *BONE_WINDOW)
+    masks = (label > 0).astype(np.uint8) * 255
+    for z in range(hu.shape[0]):
+        n = z + 1
+        _write_jpeg(brain / f'{n}.jpg', brain_8bit[z], quality)
+        _write_jpeg(bone / f'{n}.jpg', bone_8bit[z], quality)
+        if masks[z].any():
+            _write_jpeg(brain / f'{n}_HGE_Seg.jpg', masks[z], quality)
+
+
+def _csv_rows(patient: str, label: np.ndarray) -> List[Dict[str, int]]:
+    rows = []
+    for z in range(label.shape[0]):
+        bleeds = int(label[z].any())
+        row = dict.fromkeys(CSV_COLUMNS, 0)
+        row.update(PatientNumber=int(patient), SliceNumber=z + 1, Intraparenchymal=bleeds,
+                   No_Hemorrhage=1 - bleeds)
+        rows.append(row)
+    return rows
+
+
+def write_cranium_release(root: Union[str, Path], num_patients: int = 6, num_slices: int = 24,
+                          size: int = 128, seed: int = 0,
+                          layouts: Union[str, Sequence[str]] = LAYOUTS, nest: Union[str, None] = 'Cranium',
+                          no_bleed_every: int = 4, jpeg_quality: int = JPEG_QUALITY) -> Path:
+    """Write a synthetic CT-ICH release under ``root`` and return its release folder.
+
+    Args:
+        root: where to write; the release folder is ``root/<nest>/<RELEASE_DIR>`` (``nest=None``:
+            ``root/<RELEASE_DIR>``).
+        num_patients: patients ``049`` onwards (at most 951, ids have three digits).
+        num_slices, size: slices per patient and rows = columns per slice.
+        seed: the same seed writes the same files.
+        layouts: ``'jpg'`` and/or ``'nifti'`` (a sequence or a comma-separated string); the csv is
+            always written.
+        nest: the folder users often unzip the release into.
+        no_bleed_every: every ``no_bleed_every``-th patient (4th, 8th, ...) has no hemorrhage.
+        jpeg_quality: JPEG quality of the slices and masks.
+    """
+    chosen = _parse_layouts(layouts)
+    if not 1 <= num_patients <= 1000 - FIRST_PATIENT:
+        raise ValueError(f'num_patients must be in 1..{1000 - FIRST_PATIENT}, got {num_patients}')
+    release = Path(root) / nest / RELEASE_DIR if nest else Path(root) / RELEASE_DIR
+    release.mkdir(parents=True, exist_ok=True)
+    rows: List[Dict[str, int]] = []
+    for index in range(num_patients):
+        patient = cranium_patient_id(index)
+        ct, mask = cranium_patient(index, num_slices, size, seed, no_bleed_every)
+        if 'jpg' in chosen:
+            _write_jpg_patient(release / 'Patients_CT' / patient, ct.array, mask.array, jpeg_quality)
+        if 'nifti' in chosen:
+            save_nifti(ct, release / 'ct_scans' / f'{patient}.nii', np.int16)
+            save_nifti(mask, release / 'masks' / f'{patient}.nii', np.uint8)
+        rows.extend(_csv_rows(patient, mask.array))
+    with open(release / CSV_NAME, 'w', newline='') as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return release
