@@ -1,0 +1,266 @@
+"""``tools/evaluate_volumes.py``: per-case, per-class metrics of predicted NIfTI label maps.
+
+Pairs ``PRED_DIR/<case>.nii[.gz]`` with ``GT_DIR/<case>.nii[.gz]`` by case name, computes Dice, IoU,
+NSD, HD95 and ASSD per case and class (:func:`.metrics.case_metrics`), writes the per-case CSV and a
+markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and prints the summary.
+Any bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing any output.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import MedSegError
+from .metrics import METRIC_NAMES, case_metrics
+from .summary import format_summary_markdown, summarize
+
+#: Columns of the per-case CSV, in order.
+CSV_COLUMNS = ('case', 'class') + METRIC_NAMES + ('empty',)
+#: Largest distance from a whole number that a stored label value may have (float storage noise).
+LABEL_ATOL = 1e-3
+#: Tolerance when comparing the affines of a prediction and its ground truth.
+AFFINE_ATOL = 1e-3
+
+_NIFTI_SUFFIXES = ('.nii.gz', '.nii')
+
+
+def case_name(path: Path) -> Optional[str]:
+    """The case name of a NIfTI file (its name without ``.nii``/``.nii.gz``), ``None`` for other files."""
+    for suffix in _NIFTI_SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[:-len(suffix)]
+    return None
+
+
+def nifti_cases(folder: Path) -> Dict[str, Path]:
+    """Case name -> file for the NIfTI files directly inside ``folder``."""
+    if not folder.is_dir():
+        raise MedSegError(folder, 'not a directory')
+    cases: Dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        name = case_name(path)
+        if name is None or not path.is_file():
+            continue
+        if name in cases:
+            raise MedSegError(path, f'case {name!r} is also given by {cases[name].name}')
+        cases[name] = path
+    return cases
+
+
+def pair_cases(gt_dir: Path, pred_dir: Path) -> List[Tuple[str, Path, Path]]:
+    """``(case, gt_path, pred_path)`` for every case; every GT needs a prediction and vice versa."""
+    gt_cases, pred_cases = nifti_cases(gt_dir), nifti_cases(pred_dir)
+    if not gt_cases:
+        raise MedSegError(gt_dir, 'no NIfTI files (.nii or .nii.gz) found')
+    for name, path in gt_cases.items():
+        if name not in pred_cases:
+            raise MedSegError(path, f'no prediction for case {name!r} in {pred_dir}')
+    for name, path in pred_cases.items():
+        if name not in gt_cases:
+            raise MedSegError(path, f'no ground truth for case {name!r} in {gt_dir}')
+    return [(name, gt_cases[name], pred_cases[name]) for name in gt_cases]
+
+
+def load_labels(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], np.ndarray]:
+    """A NIfTI label map as ``(labels, spacing, affine)``, labels a non-negative integer array.
+
+    The array keeps NIfTI ``(i, j, k)`` order and ``spacing`` is the header zooms of those axes. Float
+    data is rounded to whole numbers; values further than ``LABEL_ATOL`` from one are rejected.
+    """
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel raises many types for unreadable files
+        raise MedSegError(path, f'cannot read NIfTI file ({type(exc).__name__}: {exc})') from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim not in (2, 3):
+        raise MedSegError(path, f'expected a 2D or 3D label map, got shape {data.shape}')
+    if data.dtype == bool:
+        data = data.view(np.uint8)
+    elif not np.issubdtype(data.dtype, np.integer):
+        if not np.isfinite(data).all():
+            raise MedSegError(path, 'label values must be finite, found NaN or inf')
+        rounded = np.rint(data)
+        off = np.abs(data - rounded)
+        if (off > LABEL_ATOL).any():
+            bad = data.flat[int(np.argmax(off))]
+            raise MedSegError(path, f'label values must be whole numbers, found {bad!r}')
+        data = rounded
+    if data.size and data.min() < 0:
+        raise MedSegError(path, f'label values must be >= 0, found {data.min()}')
+    top = int(data.max()) if data.size else 0
+    data = data.astype(np.uint8 if top <= np.iinfo(np.uint8).max else np.int64, copy=False)
+    spacing = tuple(float(z) for z in image.header.get_zooms()[:data.ndim])
+    if not all(z > 0 for z in spacing):
+        raise MedSegError(path, f'voxel sizes in the header must be positive, got {spacing}')
+    return data, spacing, np.asarray(image.affine, dtype=np.float64)
+
+
+def present_labels(labels: np.ndarray) -> List[int]:
+    """The non-zero label values of a non-negative integer label map."""
+    if labels.size and int(labels.max()) <= 65535:
+        return [int(v) for v in np.flatnonzero(np.bincount(labels.ravel())) if v != 0]
+    return [int(v) for v in np.unique(labels) if v != 0]
+
+
+def parse_classes(text: str) -> List[int]:
+    """``'1,2'`` -> ``[1, 2]`` (positive, unique)."""
+    try:
+        classes = [int(part) for part in text.split(',') if part.strip()]
+    except ValueError:
+        raise MedSegError('--classes', f'expected comma-separated integers, got {text!r}') from None
+    if not classes or any(c <= 0 for c in classes) or len(set(classes)) != len(classes):
+        raise MedSegError('--classes', f'expected unique positive class labels, got {text!r}')
+    return classes
+
+
+def parse_tolerances(text: str) -> Tuple[Optional[float], Dict[int, float]]:
+    """``'2.0,1:1.0,3:5'`` -> ``(2.0, {1: 1.0, 3: 5.0})``: an optional default and per-class values (mm)."""
+    default: Optional[float] = None
+    per_class: Dict[int, float] = {}
+    try:
+        for part in (p.strip() for p in text.split(',') if p.strip()):
+            if ':' in part:
+                cls, value = part.split(':', 1)
+                per_class[int(cls)] = float(value)
+            elif default is None:
+                default = float(part)
+            else:
+                raise ValueError(part)
+    except ValueError:
+        raise MedSegError('--nsd-tolerance', f'expected "MM" and/or "CLASS:MM" items, got {text!r}') from None
+    return default, per_class
+
+
+def resolve_tolerances(classes: Sequence[int], default: Optional[float],
+                       per_class: Dict[int, float]) -> Dict[int, float]:
+    """Tolerance (mm) of every evaluated class; a class without one is an error."""
+    missing = [c for c in classes if c not in per_class and default is None]
+    if missing:
+        raise MedSegError('--nsd-tolerance', f'no tolerance for class(es) {missing}; add CLASS:MM items '
+                                             'or a default value')
+    return {c: per_class.get(c, default) for c in classes}
+
+
+def _check_geometry(gt_path: Path, pred_path: Path, gt: np.ndarray, pred: np.ndarray,
+                    gt_affine: np.ndarray, pred_affine: np.ndarray) -> None:
+    if gt.shape != pred.shape:
+        raise MedSegError(pred_path, f'shape {pred.shape} does not match ground truth {gt_path} shape {gt.shape}')
+    if not np.allclose(gt_affine, pred_affine, atol=AFFINE_ATOL):
+        raise MedSegError(pred_path, f'affine {np.round(pred_affine, 4).tolist()} does not match ground truth '
+                                     f'{gt_path} affine {np.round(gt_affine, 4).tolist()}')
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', newline='') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rows_to_csv(rows: Sequence[dict]) -> str:
+    """The per-case CSV text (columns ``CSV_COLUMNS``; floats written with full precision)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([row['case'], row['class']] + [repr(float(row[m])) for m in METRIC_NAMES] + [row['empty']])
+    return buffer.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='evaluate_volumes.py', description='Per-case, per-class metrics of predicted NIfTI label maps.',
+        epilog='Empty classes: both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> dice=iou=nsd=0, '
+               'hd95=assd=volume diagonal (mm). Every case stays in every mean.')
+    parser.add_argument('--pred', required=True, type=Path, help='folder of predicted label maps (.nii/.nii.gz)')
+    parser.add_argument('--gt', required=True, type=Path, help='folder of ground-truth label maps')
+    parser.add_argument('--out', required=True, type=Path, help='per-case CSV to write')
+    parser.add_argument('--nsd-tolerance', default='1.0',
+                        help='NSD tolerance in mm: a default and/or CLASS:MM items, e.g. "1:1.0,2:3.0" or '
+                             '"2.0,3:5.0"; without a default every evaluated class needs an item '
+                             '(default: 1.0 for all classes)')
+    parser.add_argument('--classes', default=None,
+                        help='comma-separated labels to evaluate (default: every non-zero label in any GT)')
+    parser.add_argument('--bootstrap', type=int, default=5000, help='bootstrap resamples for the CIs')
+    parser.add_argument('--seed', type=int, default=0, help='bootstrap seed')
+    return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Evaluate, write the CSV and the summary; returns the summary markdown.
+
+    Without ``--classes`` the ground truths are read once more up front to find their labels, so that
+    every class is known (and has an NSD tolerance) before any metric is computed.
+    """
+    from tqdm import tqdm
+
+    out: Path = args.out
+    if out.is_dir():
+        raise MedSegError(out, 'is a directory; --out must be a CSV file path')
+    if args.bootstrap < 1:
+        raise MedSegError('--bootstrap', f'must be >= 1, got {args.bootstrap}')
+    if args.seed < 0:
+        raise MedSegError('--seed', f'must be >= 0, got {args.seed}')
+    default, per_class = parse_tolerances(args.nsd_tolerance)
+    pairs = pair_cases(args.gt, args.pred)
+    if args.classes is not None:
+        classes = parse_classes(args.classes)
+    else:
+        found = set()
+        for _, gt_path, _ in tqdm(pairs, desc='scanning labels', unit='case', disable=None):
+            found.update(present_labels(load_labels(gt_path)[0]))
+        classes = sorted(found)
+        if not classes:
+            raise MedSegError(args.gt, 'no non-zero label in any ground truth; pass --classes')
+    tolerances = resolve_tolerances(classes, default, per_class)
+
+    rows: List[dict] = []
+    for case, gt_path, pred_path in tqdm(pairs, desc='evaluating', unit='case', disable=None):
+        gt, spacing, gt_affine = load_labels(gt_path)
+        pred, _, pred_affine = load_labels(pred_path)
+        _check_geometry(gt_path, pred_path, gt, pred, gt_affine, pred_affine)
+        for row in case_metrics(gt, pred, spacing, classes, tolerances):
+            rows.append({'case': case, **row})
+
+    summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed)
+    tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items())
+    report = (f'# Volume metrics ({len(pairs)} cases)\n\n'
+              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
+              'Empty classes: both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> dice=iou=nsd=0, '
+              'hd95=assd=volume diagonal (mm).\n\n' + format_summary_markdown(summary))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out, rows_to_csv(rows))
+    _write_atomic(out.with_name(f'{out.stem}_summary.md'), report)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 1 bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except MedSegError as exc:
+        message = ' '.join(str(exc).split('\n'))
+        print(f'error: {message}', file=sys.stderr)
+        return 1
+    print(report, end='')
+    return 0
