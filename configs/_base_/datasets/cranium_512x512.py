@@ -39,5 +39,9 @@ val_dataloader = dict(
         data_prefix=dict(img_path='images/val/', seg_map_path='masks/val/'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice'])
+# Slice-pooled mmseg metrics plus per-case volume metrics (restacked with manifest.csv; HD95 in mm).
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
+    dict(type='VolumeMetric', nsd_tolerance=1.0),
+]
 test_evaluator = val_evaluator

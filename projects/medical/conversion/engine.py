@@ -89,7 +89,6 @@ def convert_case(converter: DatasetConverter, case: CaseSource, staging: Path) -
 
 
 def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> CaseResult:
-    cv2.setNumThreads(1)
     return convert_case(*args)
 
 
@@ -100,9 +99,17 @@ def _map_cases(converter: DatasetConverter, cases: Sequence[CaseSource], staging
                disable=None, file=sys.stderr)
     if workers <= 1 or len(tasks) == 1:
         return [convert_case(*t) for t in tqdm(tasks, **bar)]
+    # Workers are forked (no re-import of torch/mmseg). OpenCV's thread pool does not survive a fork: a
+    # child that inherits its threads hangs in the next parallel cv2 call, so cv2 runs single-threaded
+    # while the pool lives (one case per process is the parallelism anyway).
     method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-    with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
-        return list(tqdm(pool.imap_unordered(_worker, tasks), **bar))
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
+            return list(tqdm(pool.imap_unordered(_worker, tasks), **bar))
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def fingerprint(converter: DatasetConverter, cases: Sequence[CaseSource]) -> str:
