@@ -15,6 +15,6 @@ else:
 
     register_checkpoint_safe_globals()
     from . import datasets  # noqa: F401,E402  (registers the datasets)
-    from .evaluation import volume_metric  # noqa: F401,E402  (registers VolumeMetric)
+    from .evaluation import evaluator, volume_metric  # noqa: F401,E402  (registers SegEvaluator, VolumeMetric)
 
 __all__ = ['__version__']

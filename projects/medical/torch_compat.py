@@ -1,27 +1,50 @@
 """Let ``torch.load(weights_only=True)`` (the default since torch 2.6) read mmengine checkpoints.
 
-mmengine saves its ``message_hub`` (``HistoryBuffer`` objects holding numpy arrays) in every checkpoint,
-so ``mim test --checkpoint`` / ``--resume`` fail with "Weights only load failed". Registering exactly the
-classes those pickles name as safe globals fixes that while ``weights_only`` stays on: no arbitrary code
-can run from a checkpoint.
+mmengine saves its ``message_hub`` in every checkpoint: ``HistoryBuffer`` objects holding numpy arrays
+and scalars, whose statistics dict holds methods pickled as ``builtins.getattr(HistoryBuffer, 'mean')``.
+So ``mim test --checkpoint`` / ``--resume`` fail with "Weights only load failed". This module allow-lists
+exactly what those pickles name, and nothing more, while ``weights_only`` stays on:
+
+* ``HistoryBuffer``; numpy's array reconstructor, ``ndarray``, ``dtype`` and its scalar dtype classes,
+  and numpy's scalar constructor;
+* ``builtins.getattr`` *only* through a stand-in that resolves HistoryBuffer statistic methods
+  (``min``, ``max``, ``mean``, ``current`` and registered ones) and refuses anything else, so a crafted
+  checkpoint cannot reach e.g. ``ndarray.tofile``.
 """
 from __future__ import annotations
 
-from typing import List
+import pickle
+from typing import Any, List
 
 
-def checkpoint_safe_globals() -> List[object]:
-    """The classes an mmengine checkpoint pickles besides tensors: HistoryBuffer and numpy arrays."""
+def _numpy_private(name: str) -> Any:
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    return getattr(multiarray, name)
+
+
+def history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` restricted to the statistic methods of an mmengine ``HistoryBuffer``."""
+    from mmengine.logging import HistoryBuffer
+
+    allowed = {'min', 'max', 'mean', 'current', *HistoryBuffer._statistics_methods}
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only HistoryBuffer statistics are allowed')
+
+
+def checkpoint_safe_globals() -> List[Any]:
+    """The globals an mmengine checkpoint pickles besides tensors (see the module docstring)."""
     import numpy as np
     from mmengine.logging import HistoryBuffer
 
-    try:
-        from numpy._core.multiarray import _reconstruct  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
     dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
                                           np.int8, np.uint8, np.bool_)]
-    return [HistoryBuffer, _reconstruct, np.ndarray, np.dtype, *dtypes]
+    return [HistoryBuffer, _numpy_private('_reconstruct'), _numpy_private('scalar'), np.ndarray, np.dtype, *dtypes,
+            (history_buffer_getattr, 'builtins.getattr')]
 
 
 def register_checkpoint_safe_globals() -> bool:

@@ -34,12 +34,19 @@ def test_checkpoint_needs_the_safe_globals(trained):
 
 
 def test_only_the_needed_globals_are_registered():
+    import numpy as np
     import torch.serialization
 
     import mmseg_medical  # noqa: F401
-    names = {getattr(g, '__name__', str(g)) for g in torch.serialization.get_safe_globals()}
-    assert 'HistoryBuffer' in names and '_reconstruct' in names and 'ndarray' in names
-    assert not names & {'eval', 'exec', 'system', 'getattr', 'Popen'}
+    from mmseg_medical.torch_compat import history_buffer_getattr
+    registered = torch.serialization.get_safe_globals()
+    names = {g[1] if isinstance(g, tuple) else g.__name__ for g in registered}
+    assert {'HistoryBuffer', '_reconstruct', 'scalar', 'ndarray', 'builtins.getattr'} <= names
+    assert not names & {'getattr', 'eval', 'exec', 'system', 'Popen', 'tofile'}
+    # getattr is only the restricted stand-in: no way to reach a file-writing method
+    assert (history_buffer_getattr, 'builtins.getattr') in registered
+    with pytest.raises(Exception, match='only HistoryBuffer statistics'):
+        history_buffer_getattr(np.zeros(2), 'tofile')
 
 
 def test_mim_test_with_checkpoint(trained, cranium_data):

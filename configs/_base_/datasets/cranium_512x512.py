@@ -40,8 +40,11 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # Slice-pooled mmseg metrics plus per-case volume metrics (restacked with manifest.csv; HD95 in mm).
-val_evaluator = [
-    dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
-    dict(type='VolumeMetric', nsd_tolerance=1.0),
-]
+# SegEvaluator = mmengine's Evaluator that also takes `mim test --out DIR` (slice PNGs + DIR/volumes/*.nii.gz).
+val_evaluator = dict(
+    type='SegEvaluator',
+    metrics=[
+        dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
+        dict(type='VolumeMetric', nsd_tolerance=1.0),
+    ])
 test_evaluator = val_evaluator

@@ -1,0 +1,170 @@
+"""Slice-level benchmark runner: train + test each config with mim, collect slice and volume metrics.
+
+``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
+or ``--preset cranium-lr`` / ``--preset cranium-heads``. Runs are sequential and resumable: a config whose
+``<work-dir>/<config>/result.json`` exists is skipped, and a finished training is not repeated. Writes
+``results.md`` (Method, Backbone, Crop Size, lr, mIoU, mDice, volume Dice/NSD/HD95), ``results.csv`` and
+one bar chart per metric (``<metric>.png``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from .runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run
+
+REPO = Path(__file__).resolve().parents[2]
+PRESETS: Dict[str, List[str]] = {
+    'cranium-lr': [f'configs/cranium/fcn-unet-s5-d16_unet_1xb16-{lr}-20k_cranium-512x512.py'
+                   for lr in ('0.01', '0.001', '0.0001')],
+    'cranium-heads': [f'configs/cranium/{head}-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
+                      for head in ('fcn', 'pspnet', 'deeplabv3')],
+}
+#: (column title, key in the test metrics, digits)
+COLUMNS = [('mIoU', 'mIoU', 2), ('mDice', 'mDice', 2), ('vol. Dice', 'volume/mDice', 2),
+           ('vol. NSD', 'volume/mNSD', 2), ('vol. HD95 (mm)', 'volume/mHD95', 2)]
+
+
+def resolve_configs(patterns: Sequence[str]) -> List[Path]:
+    """Expand globs (relative to the cwd, then the repo), keep order, drop duplicates and ``_base_``."""
+    found: List[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) or sorted(glob.glob(str(REPO / pattern)))
+        if not matches:
+            raise FileNotFoundError(f'{pattern}: no config matches')
+        for m in matches:
+            path = Path(m).resolve()
+            if '_base_' not in path.parts and path not in found:
+                found.append(path)
+    return found
+
+
+def describe(config: Path, cfg_options: Sequence[str]) -> dict:
+    """Method, backbone, crop size and lr of a config after the overrides."""
+    from mmengine.config import Config, DictAction
+
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+    size = cfg.model.get('data_preprocessor', {}).get('size') or cfg.get('img_scale') or cfg.get('crop_size')
+    head = cfg.model.decode_head
+    head = head[0] if isinstance(head, (list, tuple)) else head
+    return {'config': config.name, 'method': config.stem.split('_')[0],
+            'backbone': str(cfg.model.backbone.type).lower(), 'head': head.type,
+            'crop_size': 'x'.join(str(s) for s in size) if size else '',
+            'lr': cfg.optim_wrapper.optimizer.lr}
+
+
+def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> dict:
+    """Train (unless done) and test one config; returns and stores ``result.json``."""
+    run_dir = work_dir / config.stem
+    result_path = run_dir / 'result.json'
+    if result_path.is_file():
+        print(f'skip {config.name}: {result_path} exists')
+        return json.loads(result_path.read_text())
+    info = describe(config, cfg_options)
+    train_dir, test_dir = run_dir / 'train', run_dir / 'test'
+    start = time.perf_counter()
+    if not (run_dir / 'train.done').is_file():
+        print(f'train {config.name} (log: {train_dir / "mim_train.log"})')
+        run(mim_train(config, train_dir, cfg_options, ['--gpus', str(gpus)]), log=train_dir / 'mim_train.log', cwd=REPO)
+        (run_dir / 'train.done').write_text(str(last_checkpoint(train_dir)))
+    checkpoint = Path((run_dir / 'train.done').read_text().strip())
+    print(f'test  {config.name}')
+    run(mim_test(config, checkpoint, test_dir, cfg_options, ['--gpus', str(gpus)]), log=test_dir / 'mim_test.log', cwd=REPO)
+    result = {**info, 'checkpoint': str(checkpoint), 'metrics': read_test_metrics(test_dir),
+              'seconds': round(time.perf_counter() - start, 1)}
+    tmp = result_path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(result_path)
+    return result
+
+
+def _cell(metrics: dict, key: str, digits: int) -> str:
+    value = metrics.get(key)
+    return '–' if value is None else f'{value:.{digits}f}'
+
+
+def write_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
+    """``results.md``, ``results.csv`` and one bar chart per metric; returns the written paths."""
+    head = ['Method', 'Backbone', 'Crop Size', 'lr'] + [c[0] for c in COLUMNS] + ['config']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 4 + '---:|' * len(COLUMNS) + '---|']
+    for r in results:
+        cells = [r['method'], r['backbone'], r['crop_size'], f"{r['lr']:g}"]
+        cells += [_cell(r['metrics'], key, d) for _, key, d in COLUMNS] + [f"`{r['config']}`"]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    note = ('\nmIoU/mDice: mmseg IoUMetric, pixels pooled over all test slices. vol.: per-case 3D metrics '
+            '(VolumeMetric) averaged over cases and foreground classes; HD95 in mm.\n')
+    md = work_dir / 'results.md'
+    md.write_text('\n'.join(lines) + '\n' + note)
+    out = work_dir / 'results.csv'
+    with open(out, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['config', 'method', 'backbone', 'crop_size', 'lr'] + [k for _, k, _ in COLUMNS] + ['seconds'])
+        for r in results:
+            writer.writerow([r['config'], r['method'], r['backbone'], r['crop_size'], r['lr']]
+                            + [r['metrics'].get(k, '') for _, k, _ in COLUMNS] + [r.get('seconds', '')])
+    return [md, out] + plot_results(results, work_dir)
+
+
+def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['method']}\nlr {r['lr']:g}" for r in results]
+    paths = []
+    for title, key, _ in COLUMNS:
+        values = [r['metrics'].get(key) for r in results]
+        if all(v is None for v in values):
+            continue
+        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(results), 3))
+        bars = ax.bar(labels, [v if v is not None else 0 for v in values], color='#1f77b4')
+        ax.bar_label(bars, fmt='%.2f')
+        ax.set_title(title + (' (lower is better)' if 'HD95' in title else ''))
+        fig.tight_layout()
+        path = work_dir / (key.replace('/', '_') + '.png')
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='benchmark.py', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument('--configs', nargs='+', help='config files or globs')
+    group.add_argument('--preset', choices=sorted(PRESETS), help='a shipped list of configs')
+    parser.add_argument('--work-dir', type=Path, required=True)
+    parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
+    parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')
+    args = parser.parse_args(argv)
+    try:
+        configs = resolve_configs(args.configs or PRESETS[args.preset])
+    except FileNotFoundError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    if args.gpus is None:
+        import torch
+        args.gpus = 1 if torch.cuda.is_available() else 0
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for config in configs:
+        try:
+            results.append(run_one(config, args.work_dir, args.cfg_options, args.gpus))
+        except RuntimeError as exc:
+            print(f'error: {config}: {exc}', file=sys.stderr)
+            return 1
+    for path in write_results(results, args.work_dir):
+        print(f'wrote {path}')
+    print((args.work_dir / 'results.md').read_text())
+    return 0

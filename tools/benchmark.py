@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Train and test a list of configs and tabulate slice + volume metrics (see --help)."""
+import sys
+
+from mmseg_medical.benchmark import main
+
+if __name__ == '__main__':
+    sys.exit(main())
