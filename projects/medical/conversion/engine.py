@@ -244,7 +244,7 @@ def format_statistics(stats: dict) -> str:
              '|---|---:|---:|---:|---:|']
     for name, s in splits.items():
         lines.append(f"| {name} | {s['cases']} | {s['foreground_cases']} | {s['slices']} | {s['labelled_slices']} |")
-    header = '| class | ' + ' | '.join(f'slices ({n}) | pixel share ({n}) ' for n in splits) + '|'
+    header = '| class | ' + ' | '.join(f'slices ({n}) | pixel share ({n})' for n in splits) + ' |'
     lines += ['', header, '|---|' + '---:|---:|' * len(splits)]
     for c, cls in enumerate(stats['classes']):
         cells = []
