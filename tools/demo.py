@@ -83,10 +83,14 @@ def main() -> int:
     run(mim_test(CONFIG, checkpoint, test_dir, options, ['--gpus', '0', '--out', str(pred_dir)]),
         log=test_dir / 'test.log', cwd=REPO)
     log_text = (test_dir / 'test.log').read_text()
-    table = log_text[log_text.rfind('per class results:'):].split('\n\n')[0] if 'per class results:' in log_text else ''
-    print(table.split('\n', 1)[-1].rsplit('\n', 1)[0] if table else '')
+    for marker in ('per class results:', 'volume metrics over'):  # mmseg's table, then VolumeMetric's
+        if marker in log_text:
+            block = log_text[log_text.rfind(marker):].split('\n\n')
+            print(block[0] if marker.startswith('per') else '\n\n'.join(block[:2]))
     metrics = read_test_metrics(test_dir)
     print(f"mmseg IoUMetric (pooled over val slices): mIoU {metrics['mIoU']:.2f}  mDice {metrics['mDice']:.2f}")
+    print(f"VolumeMetric (per case, mean over cases): Dice {metrics['volume/mDice']:.2f}  "
+          f"NSD@1mm {metrics['volume/mNSD']:.2f}  HD95 {metrics['volume/mHD95']:.2f} mm")
 
     print('[5/5] volume-level Dice per case (restacked with manifest.csv) and overlays')
     per_case = {case: dice(gt.array, pred.array) for case, gt, pred in iter_case_volumes(data, pred_dir, 'val')

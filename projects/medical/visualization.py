@@ -35,7 +35,7 @@ def overlay(image: np.ndarray, mask: Optional[np.ndarray], alpha: float = 0.45) 
 def _label(panel: np.ndarray, text: str) -> np.ndarray:
     panel = panel.copy()
     scale = max(0.35, panel.shape[1] / 400)
-    cv2.putText(panel, text, (4, int(14 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+    cv2.putText(panel, text, (4, int(16 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return panel
 
