@@ -16,6 +16,8 @@ def data(tmp_path_factory):
 
 
 def test_cranium_dataset_reads_prepared_slices(data):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')  # LoadAnnotations must be mmseg's, not mmcv's
     ds = DATASETS.build(dict(type='CraniumDataset', data_root=str(data),
                              data_prefix=dict(img_path='images/train', seg_map_path='masks/train'),
                              pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))

@@ -69,6 +69,8 @@ class DatasetConverter:
     label_map: ClassVar[LabelMap]
     #: What ``--src`` must contain, quoted in the error when nothing is found.
     expected_layout: ClassVar[str] = ''
+    #: The mmseg dataset type (``dataset=dict(type=...)`` in configs) that reads this converter's output.
+    dataset_type: ClassVar[Optional[str]] = None
 
     def __init__(self, seed: int = 0, val_fraction: float = 0.2, folds: Optional[int] = None,
                  **options: Any) -> None:
@@ -101,6 +103,15 @@ class DatasetConverter:
     def to_uint8(self, case: CaseSource, image: Volume) -> np.ndarray:
         """Intensity rule: raw image → (Z, H, W) uint8."""
         raise NotImplementedError
+
+    def volume_intensity(self, volume: Volume) -> np.ndarray:
+        """Intensity rule for a whole scan given at inference time (NIfTI / DICOM) → (Z, H, W) uint8.
+
+        Must equal what :meth:`to_uint8` does to the same scan at prepare time; datasets whose slices do
+        not come from such scans keep this default, which refuses.
+        """
+        raise MedSegError(volume.source, f'the {self.name} dataset states no intensity rule for NIfTI/DICOM '
+                                         'volumes, so they cannot be segmented with its models')
 
     # ---- splits ----------------------------------------------------------------------------------
     def assign_splits(self, has_foreground: Mapping[str, bool]) -> Dict[str, str]:

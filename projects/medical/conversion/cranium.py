@@ -45,6 +45,7 @@ class CraniumConverter(DatasetConverter):
     label_map = LabelMap(CLASSES)
     expected_layout = (f'the {RELEASE} folder (at any depth) with {JPG_DIR}/<id>/brain/<n>.jpg '
                        f'(JPG layout) or {CT_DIR}/<id>.nii + {MASK_DIR}/<id>.nii (NIfTI layout)')
+    dataset_type = 'CraniumDataset'
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -111,4 +112,11 @@ class CraniumConverter(DatasetConverter):
     def to_uint8(self, case: CaseSource, image: Volume) -> np.ndarray:
         if case.extra['layout'] == 'jpg':
             return KeepUint8()(image.array)
-        return WINDOWS[self.options.get('window', 'brain')](image.array)
+        return self.volume_intensity(image)
+
+    def volume_intensity(self, volume: Volume) -> np.ndarray:
+        """HU → the ``--window`` of the NIfTI layout (default brain 40/80); also used for inference."""
+        window = self.options.get('window') or 'brain'
+        if window not in WINDOWS:
+            raise MedSegError(volume.source, f'unknown HU window {window!r}; choose from {sorted(WINDOWS)}')
+        return WINDOWS[window](volume.array)

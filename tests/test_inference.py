@@ -1,0 +1,194 @@
+"""tools/infer_volume.py: NIfTI / DICOM scans → slice-by-slice predictions → NIfTI label maps."""
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mmseg_medical.errors import MedSegError
+from mmseg_medical.evaluation import case_metrics
+from mmseg_medical.inference import DICOM, NIFTI, find_inputs, intensity_for, load_config, load_model
+from mmseg_medical.inference_cli import build_parser, main
+from mmseg_medical.intensity import WINDOWS
+from mmseg_medical.io import read_nifti, write_dicom_series
+from mmseg_medical.manifest import read_manifest
+from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
+from mmseg_medical.synthetic import cranium_patient
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
+ITERS = 30
+
+
+@pytest.fixture(scope='module')
+def trained(cranium_data, tmp_path_factory):
+    """``(cfg_options, checkpoints)``: a tiny UNet trained for ITERS iterations on the prepared synthetic set.
+
+    So short a run predicts background everywhere, which would make every equality below hold trivially;
+    ``checkpoints['both']`` is the same model with the hemorrhage logit's bias raised so that about 10 %
+    of the val pixels become hemorrhage (the argmax then depends on the image, slice order and geometry).
+    """
+    import torch
+    from mmseg.apis import inference_model
+
+    work = tmp_path_factory.mktemp('infer')
+    options = tiny_overrides(cranium_data, scale=32, iters=ITERS, workers=0)
+    run(mim_train(CONFIG, work / 'train', options, ['--gpus', '0']), log=work / 'train.log', cwd=REPO)
+    ckpt = last_checkpoint(work / 'train')
+    cfg = load_config(CONFIG, build_parser().parse_args(infer_argv(options, ckpt, 'x', 'y')).cfg_options)
+    pngs = [str(cranium_data / r.image) for r in read_manifest(cranium_data) if r.split == 'val']
+    gaps = [r.seg_logits.data[1] - r.seg_logits.data[0] for r in inference_model(load_model(cfg, ckpt), pngs)]
+    state = torch.load(ckpt, map_location='cpu')
+    state['state_dict']['decode_head.conv_seg.bias'][1] -= torch.quantile(torch.cat([g.flatten() for g in gaps]), 0.9)
+    torch.save(state, work / 'both.pth')
+    return options, {'trained': ckpt, 'both': work / 'both.pth'}
+
+
+def infer_argv(options, ckpt, source, out, config: Path = CONFIG) -> list:
+    argv = [str(config), str(ckpt), '--input', str(source), '--output', str(out), '--batch-size', '4',
+            '--device', 'cpu']
+    return argv + (['--cfg-options', *options] if options else [])
+
+
+def sitk_affine(series: Path, tmp: Path) -> np.ndarray:
+    """The NIfTI affine SimpleITK gives a DICOM series (read with GDCM, written by ITK's NIfTI writer)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(series)))
+    sitk.WriteImage(reader.Execute(), str(tmp / 'sitk.nii.gz'))
+    return nib.load(str(tmp / 'sitk.nii.gz')).affine
+
+
+def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
+    ct, mask = cranium_patient(8, num_slices=6, size=64, seed=0)  # not one of the 6 training patients
+    assert mask.array.any()
+    scans = tmp_path / 'scans'
+    scans.mkdir()
+    sx, sy, sz = ct.spacing
+    affine = np.array([[-sx, 0, 0, 14.5], [0, sy, 0, -120.0], [0, 0, -sz, 35.0], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(ct.nifti_array(), affine)
+    img.set_sform(affine, code=2)
+    img.set_qform(affine, code=1)
+    nib.save(img, str(scans / 'head.nii.gz'))
+    write_dicom_series(ct.array, scans / 'series_a', spacing=ct.spacing, origin=(12.5, -80.0, 40.0),
+                       orientation=(0.8, 0.6, 0.0, -0.6, 0.8, 0.0), seed=3)
+    (scans / 'notes.txt').write_text('not a scan')
+
+    options, checkpoints = trained
+    assert main(infer_argv(options, checkpoints['both'], scans, tmp_path / 'out')) == 0
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'series_a.nii.gz']
+    assert 'error' not in capsys.readouterr().err
+
+    from_nifti = nib.load(str(tmp_path / 'out/head.nii.gz'))
+    assert from_nifti.shape == img.shape and from_nifti.get_data_dtype() == np.uint8
+    assert np.array_equal(from_nifti.affine, img.affine)
+    assert from_nifti.get_sform(coded=True)[1] == 2 and from_nifti.get_qform(coded=True)[1] == 1
+    from_dicom = nib.load(str(tmp_path / 'out/series_a.nii.gz'))
+    assert from_dicom.shape == img.shape
+    np.testing.assert_allclose(from_dicom.affine, sitk_affine(scans / 'series_a', tmp_path), atol=1e-4)
+
+    pred = np.asanyarray(from_nifti.dataobj)
+    assert set(np.unique(pred)) == {0, 1}
+    # Same HU, same slice order: the DICOM copy of the scan gets the same labels.
+    assert np.array_equal(np.asanyarray(from_dicom.dataobj), pred)
+    dice = case_metrics(mask.nifti_array(), pred, ct.spacing, [1])[0]['dice']
+    print(f'\ntiny model ({ITERS} iterations, hemorrhage bias raised) Dice on phantom patient 8: {dice:.3f}')
+    assert 0.0 <= dice <= 1.0
+
+
+@pytest.mark.parametrize('which', ['trained', 'both'])
+def test_slices_match_inference_on_prepared_pngs(which, trained, cranium_data, tmp_path):
+    """A raw val scan gives, slice for slice, what inference_model gives for its prepared PNGs."""
+    import cv2
+    from mmseg.apis import inference_model
+
+    options, checkpoints = trained
+    rows = [r for r in read_manifest(cranium_data) if r.split == 'val']
+    case = rows[0].case_id
+    rows = sorted((r for r in rows if r.case_id == case), key=lambda r: r.slice_index)
+    scan = next((cranium_data.parent / 'raw').rglob(f'ct_scans/{case}.nii'))
+    argv = infer_argv(options, checkpoints[which], scan, tmp_path / 'out')
+    assert main(argv) == 0
+    pred = read_nifti(tmp_path / 'out' / f'{case}.nii.gz').array
+    assert pred.shape == (len(rows), 64, 64)
+    if which == 'both':
+        assert pred.any() and not pred.all()
+
+    args = build_parser().parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    pngs = np.stack([cv2.imread(str(cranium_data / r.image), cv2.IMREAD_UNCHANGED) for r in rows])
+    assert np.array_equal(intensity_for(cfg)(read_nifti(scan)), pngs)
+    model = load_model(cfg, args.checkpoint, 'cpu')
+    for r in rows:
+        expected = inference_model(model, str(cranium_data / r.image)).pred_sem_seg.data[0].numpy()
+        assert np.array_equal(pred[r.slice_index], expected), r.image
+
+
+def test_window_comes_from_dataset_json(tmp_path):
+    root = tmp_path / 'data'
+    root.mkdir()
+    (root / 'dataset.json').write_text(json.dumps({'name': 'cranium', 'settings': {
+        'seed': 0, 'val_fraction': 0.2, 'folds': None, 'layout': 'nifti', 'window': 'bone'}}))
+    cfg = load_config(CONFIG, {'test_dataloader.dataset.data_root': str(root)})
+    ct, _ = cranium_patient(0, num_slices=2, size=32)
+    assert np.array_equal(intensity_for(cfg)(ct), WINDOWS['bone'](ct.array))
+    assert not np.array_equal(WINDOWS['bone'](ct.array), WINDOWS['brain'](ct.array))
+    no_card = load_config(CONFIG, {'test_dataloader.dataset.data_root': str(tmp_path / 'elsewhere')})
+    assert np.array_equal(intensity_for(no_card)(ct), WINDOWS['brain'](ct.array))
+    (root / 'dataset.json').write_text(json.dumps({'name': 'other', 'settings': {}}))
+    with pytest.raises(MedSegError, match="prepared by converter 'other'"):
+        intensity_for(cfg)
+
+
+def test_find_inputs(tmp_path):
+    ct, _ = cranium_patient(0, num_slices=2, size=32)
+    series = tmp_path / 'ser'
+    write_dicom_series(ct.array, series, spacing=ct.spacing)
+    assert find_inputs(series) == [('ser', DICOM, series)]
+    nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(tmp_path / 'a.nii'))
+    assert find_inputs(tmp_path / 'a.nii') == [('a', NIFTI, tmp_path / 'a.nii')]
+    assert find_inputs(tmp_path) == [('a', NIFTI, tmp_path / 'a.nii'), ('ser', DICOM, series)]
+    nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(tmp_path / 'ser.nii.gz'))
+    with pytest.raises(MedSegError, match="case 'ser' is also given by"):
+        find_inputs(tmp_path)
+    with pytest.raises(MedSegError, match='not a NIfTI file'):
+        find_inputs(series / next(p.name for p in series.iterdir()))
+
+
+def _bad_config(tmp_path: Path) -> Path:
+    path = tmp_path / 'ade_config.py'
+    path.write_text(f"_base_ = [{str(CONFIG)!r}]\ntest_dataloader = dict(dataset=dict(type='ADE20KDataset'))\n")
+    return path
+
+
+@pytest.mark.parametrize('case', ['missing input', 'nothing readable', 'dataset without converter',
+                                  'checkpoint of another model size'])
+def test_errors_one_line_exit_1_no_output(case, trained, tmp_path, capsys):
+    options, checkpoints = trained
+    source, config, ckpt = tmp_path / 'scan.nii.gz', CONFIG, checkpoints['trained']
+    if case == 'missing input':
+        expected = f'error: {source}: input not found'
+    elif case == 'nothing readable':
+        source = tmp_path / 'folder'
+        (source / 'empty').mkdir(parents=True)
+        (source / 'notes.txt').write_text('x')
+        (source / 'image.jpg').write_bytes(b'\xff\xd8')
+        expected = f'error: {source}: nothing to segment'
+    else:
+        ct, _ = cranium_patient(0, num_slices=2, size=32)
+        nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(source))
+        if case == 'dataset without converter':
+            config = _bad_config(tmp_path)
+            expected = f"error: {config}: dataset type 'ADE20KDataset' has no converter"
+        else:  # the 16-channel checkpoint without the --cfg-options it was trained with
+            options = None
+            expected = f'error: {ckpt}: does not fit the model built from the config'
+    capsys.readouterr()
+    out = tmp_path / 'out'
+    assert main(infer_argv(options, ckpt, source, out, config)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), err
+    assert not out.exists()
+    assert not list(tmp_path.glob('.out*'))
