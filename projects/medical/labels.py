@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 from .errors import MedSegError
@@ -49,21 +50,36 @@ def as_integer_labels(array: np.ndarray, source: Optional[str] = None) -> np.nda
 def remap_labels(array: np.ndarray, mapping: Mapping[int, int], source: Optional[str] = None) -> np.ndarray:
     """Map raw label values to class indices (uint8), rejecting any value outside ``mapping``."""
     values = as_integer_labels(array, source)
+    if values.dtype == np.uint8:  # the common case: one histogram pass, then a 256-entry lookup
+        hist = cv2.calcHist([values.reshape(-1, values.shape[-1])], [0], None, [256], [0, 256])
+        present = np.flatnonzero(hist.ravel())
+        _check_known(present, mapping, source)
+        if all(mapping[int(v)] == v for v in present):
+            return values  # already class indices
+        table = np.zeros(256, np.uint8)
+        for raw, index in mapping.items():
+            if 0 <= raw <= 255:
+                table[raw] = index
+        return cv2.LUT(values.reshape(-1, values.shape[-1]), table).reshape(values.shape)
     lo, hi = int(values.min()), int(values.max())
     if hi - lo > 65535:  # cannot be a label map; list a few values for the message
         present = np.unique(values)
     else:
         shifted = values - lo if lo != 0 else values
         present = np.flatnonzero(np.bincount(shifted.ravel(), minlength=hi - lo + 1)) + lo
-    unknown = [int(v) for v in present if int(v) not in mapping]
-    if unknown:
-        shown = ', '.join(map(str, unknown[:10])) + (', ...' if len(unknown) > 10 else '')
-        raise MedSegError(source, f'label values [{shown}] are outside the label map {sorted(mapping)}')
+    _check_known(present, mapping, source)
     table = np.zeros(hi - lo + 1, np.uint8)
     for raw, index in mapping.items():
         if lo <= raw <= hi:
             table[raw - lo] = index
     return table[shifted]
+
+
+def _check_known(present: np.ndarray, mapping: Mapping[int, int], source: Optional[str]) -> None:
+    unknown = [int(v) for v in present if int(v) not in mapping]
+    if unknown:
+        shown = ', '.join(map(str, unknown[:10])) + (', ...' if len(unknown) > 10 else '')
+        raise MedSegError(source, f'label values [{shown}] are outside the label map {sorted(mapping)}')
 
 
 def binarize_mask(array: np.ndarray, threshold: int = 127) -> np.ndarray:
@@ -74,12 +90,21 @@ def binarize_mask(array: np.ndarray, threshold: int = 127) -> np.ndarray:
     return (array > threshold).astype(np.uint8)
 
 
+def slice_class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(Z, C) pixel count of each class in each slice (axis 0); background is what the others leave."""
+    z = labels.shape[0]
+    flat = labels.reshape(z, -1)
+    counts = np.zeros((z, num_classes), np.int64)
+    for c in range(1, num_classes):
+        counts[:, c] = np.count_nonzero(flat == c, axis=1)
+    counts[:, 0] = flat.shape[1] - counts[:, 1:].sum(axis=1)
+    return counts
+
+
 def class_statistics(labels: np.ndarray, num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
     """Per class: voxel count, and number of slices (axis 0) that contain the class."""
-    pixels = np.bincount(labels.ravel(), minlength=num_classes)[:num_classes]
-    slices = np.array([int((labels == c).any(axis=(1, 2)).sum()) if pixels[c] else 0
-                       for c in range(num_classes)])
-    return pixels.astype(np.int64), slices.astype(np.int64)
+    counts = slice_class_counts(labels, num_classes)
+    return counts.sum(axis=0).astype(np.int64), (counts > 0).sum(axis=0).astype(np.int64)
 
 
 def check_same_shape(image_shape: Sequence[int], label_shape: Sequence[int], label_source: Optional[str],

@@ -137,15 +137,16 @@ def main() -> int:
         n_slices = args.cases * args.slices
         volume_mb = args.size * args.size * args.slices * 2 / 2**20
 
-        t0 = time.perf_counter()
-        naive(pairs, tmp / 'naive')
-        t_naive = time.perf_counter() - t0
-
         converter = CONVERTERS['cranium'](layout='nifti', window='brain')
         t0 = time.perf_counter()
         prepare(converter, tmp / 'raw', tmp / 'library', workers=args.workers, previews=0)
         t_lib = time.perf_counter() - t0
         worker_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
+
+        t0 = time.perf_counter()
+        naive(pairs, tmp / 'naive')
+        t_naive = time.perf_counter() - t0
+
 
         t_read, t_encode = bound(pairs, args.workers)
         t_bound = t_read + t_encode

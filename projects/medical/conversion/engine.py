@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import MedSegError
-from ..labels import check_same_shape, class_statistics
+from ..labels import check_same_shape, slice_class_counts
 from ..manifest import MANIFEST_NAME, SliceRecord, slice_stem, write_case_geometry, write_manifest
 from ..version import __version__
 from .base import CaseSource, DatasetConverter
@@ -82,9 +82,9 @@ def convert_case(converter: DatasetConverter, case: CaseSource, staging: Path) -
                     label_source=None if label is None else label.source)
     result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry)
     if classes is not None:
-        class_pixels, class_slices = class_statistics(classes, num_classes)
-        result.class_pixels, result.class_slices = class_pixels.tolist(), class_slices.tolist()
-        result.slice_pixels = np.count_nonzero(classes.reshape(classes.shape[0], -1), axis=1).tolist()
+        counts = slice_class_counts(classes, num_classes)
+        result.class_pixels, result.class_slices = counts.sum(axis=0).tolist(), (counts > 0).sum(axis=0).tolist()
+        result.slice_pixels = counts[:, 1:].sum(axis=1).tolist()
     return result
 
 
