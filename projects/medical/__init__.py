@@ -14,7 +14,7 @@ else:
     from .torch_compat import register_checkpoint_safe_globals
 
     register_checkpoint_safe_globals()
-    from . import datasets  # noqa: F401,E402  (registers the datasets)
+    from . import datasets, models  # noqa: F401,E402  (registers the datasets and losses)
     from .evaluation import evaluator, volume_metric  # noqa: F401,E402  (registers SegEvaluator, VolumeMetric)
 
 __all__ = ['__version__']
