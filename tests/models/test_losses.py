@@ -41,7 +41,7 @@ def test_mmseg_dice_loss_hides_the_same_failure() -> None:
     mmseg_dice = MODELS.build(dict(type='DiceLoss', use_sigmoid=False))
     empty = _logits(torch.zeros_like(target))
     assert mmseg_dice(empty, target).item() < 0.05
-    assert ClassDiceLoss()(empty, target).item() > 0.9
+    assert ClassDiceLoss()(empty, target).item() > 0.85  # 1 - (0 + smooth) / (9 + smooth)
 
 
 def test_ignore_index_pixels_do_not_count() -> None:
