@@ -67,3 +67,13 @@ def test_gradient_pushes_foreground_up() -> None:
     ClassDiceLoss(loss_weight=3.0)(logits, target).backward()
     fg_grad = logits.grad[0, 1, :3, :3]
     assert (fg_grad < 0).all()  # descending raises the foreground logit on foreground pixels
+
+
+def test_batch_without_foreground_gives_no_dice_signal() -> None:
+    """Rewarding "predict nothing" on the many hemorrhage-free batches is what kept the model blank."""
+    target = torch.zeros(2, 32, 32, dtype=torch.long)
+    logits = torch.zeros(2, 2, 32, 32, requires_grad=True)
+    loss = ClassDiceLoss(loss_weight=3.0)(logits, target)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.count_nonzero(logits.grad) == 0

@@ -14,6 +14,8 @@ class ClassDiceLoss(nn.Module):
     mmseg's ``DiceLoss`` flattens all classes of a sample into one vector, so on a 0.1%-foreground
     dataset the background term dominates and the loss stays near 0 while the model predicts nothing.
     Here each class counts equally, which is what class-imbalance handling needs (nnU-Net's batch Dice).
+    Only classes present in the batch's target count: on a batch of slices without hemorrhage the Dice of
+    "predict nothing" would be rewarded, and most batches of a rare-lesion dataset have none.
 
     Args:
         exclude_background: leave class 0 out of the mean.
@@ -46,9 +48,12 @@ class ClassDiceLoss(nn.Module):
         inter = (probs * onehot).sum(dim=(0, 2, 3))
         denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
         dice = (2 * inter + self.smooth) / (denom + self.smooth)
+        present = onehot.sum(dim=(0, 2, 3)) > 0
         if self.exclude_background and num_classes > 1:
-            dice = dice[1:]
-        return self.loss_weight * (1 - dice.mean())
+            dice, present = dice[1:], present[1:]
+        if not present.any():  # nothing to find in this batch: no Dice signal (CE handles false positives)
+            return probs.sum() * 0.0
+        return self.loss_weight * (1 - dice[present].mean())
 
     @property
     def loss_name(self) -> str:

@@ -1,0 +1,65 @@
+"""Data samplers for datasets where the structure of interest is on few slices."""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Sized
+
+import cv2
+import numpy as np
+import torch
+from mmengine.dataset import InfiniteSampler
+from mmseg.registry import DATA_SAMPLERS
+
+
+def foreground_indices(dataset: Sized) -> List[int]:
+    """Indices of the samples whose segmentation map has a non-background, non-ignored pixel."""
+    data_list = [dataset.get_data_info(i) for i in range(len(dataset))]  # type: ignore[attr-defined]
+    found = []
+    for index, info in enumerate(data_list):
+        path = info.get('seg_map_path')
+        if not path:
+            continue
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if mask is None:
+            raise FileNotFoundError(f'{path}: cannot read the segmentation map')
+        ignore = info.get('ignore_index', 255)
+        if np.any((mask > 0) & (mask != ignore)):
+            found.append(index)
+    return found
+
+
+@DATA_SAMPLERS.register_module()
+class ForegroundOversamplingSampler(InfiniteSampler):
+    """Infinite sampler that draws a slice with foreground with probability ``fg_fraction``.
+
+    nnU-Net's ``oversample_foreground_percent`` for 2D slices: each index is, with probability
+    ``fg_fraction``, drawn uniformly from the slices whose mask has a foreground pixel, otherwise uniformly
+    from all slices. On CT-ICH (hemorrhage on ~15% of slices) a batch of 4 otherwise has no hemorrhage half
+    the time. Drop-in replacement for ``InfiniteSampler`` (same ``shuffle``/``seed``, split over ranks).
+
+    Args:
+        dataset: the training dataset (its ``seg_map_path`` files are read once, at construction).
+        fg_fraction: share of draws forced onto foreground slices (0 = plain uniform sampling).
+        shuffle: kept for ``InfiniteSampler`` compatibility; sampling is random either way.
+        seed: random seed (synchronised over ranks when None).
+    """
+
+    def __init__(self, dataset: Sized, fg_fraction: float = 0.33, shuffle: bool = True,
+                 seed: Optional[int] = None) -> None:
+        if not 0.0 <= fg_fraction <= 1.0:
+            raise ValueError(f'fg_fraction must be in [0, 1], got {fg_fraction}')
+        self.fg_fraction = fg_fraction
+        self.foreground = foreground_indices(dataset)
+        super().__init__(dataset, shuffle=shuffle, seed=seed)
+
+    def _infinite_indices(self) -> Iterator[int]:
+        g = torch.Generator()
+        g.manual_seed(self.seed)
+        fg = torch.tensor(self.foreground, dtype=torch.long)
+        chunk = 1024
+        while True:
+            uniform = torch.randint(self.size, (chunk,), generator=g)
+            if len(fg) and self.fg_fraction > 0:
+                forced = torch.rand(chunk, generator=g) < self.fg_fraction
+                picks = fg[torch.randint(len(fg), (chunk,), generator=g)]
+                uniform = torch.where(forced, picks, uniform)
+            yield from uniform.tolist()
