@@ -17,32 +17,19 @@ from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
 from mmseg_medical.synthetic import cranium_patient
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
-ITERS = 30
+# The class-imbalance config (CE + per-class Dice, foreground oversampling): it learns the phantom's
+# hemorrhage in a couple of hundred iterations, where the plain cross-entropy config still predicts nothing.
+CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16-ce-1.0-dice-3.0_unet_1xb16-0.01-20k_cranium-512x512.py'
+ITERS = 200
 
 
 @pytest.fixture(scope='module')
 def trained(cranium_data, tmp_path_factory):
-    """``(cfg_options, checkpoints)``: a tiny UNet trained for ITERS iterations on the prepared synthetic set.
-
-    So short a run predicts background everywhere, which would make every equality below hold trivially;
-    ``checkpoints['both']`` is the same model with the hemorrhage logit's bias raised so that about 10 %
-    of the val pixels become hemorrhage (the argmax then depends on the image, slice order and geometry).
-    """
-    import torch
-    from mmseg.apis import inference_model
-
+    """``(cfg_options, checkpoints)``: a tiny UNet trained for ITERS iterations (64², ~20 s on 2 cores)."""
     work = tmp_path_factory.mktemp('infer')
-    options = tiny_overrides(cranium_data, scale=32, iters=ITERS, workers=0)
+    options = tiny_overrides(cranium_data, scale=64, iters=ITERS, workers=0)
     run(mim_train(CONFIG, work / 'train', options, ['--gpus', '0']), log=work / 'train.log', cwd=REPO)
-    ckpt = last_checkpoint(work / 'train')
-    cfg = load_config(CONFIG, build_parser().parse_args(infer_argv(options, ckpt, 'x', 'y')).cfg_options)
-    pngs = [str(cranium_data / r.image) for r in read_manifest(cranium_data) if r.split == 'val']
-    gaps = [r.seg_logits.data[1] - r.seg_logits.data[0] for r in inference_model(load_model(cfg, ckpt), pngs)]
-    state = torch.load(ckpt, map_location='cpu')
-    state['state_dict']['decode_head.conv_seg.bias'][1] -= torch.quantile(torch.cat([g.flatten() for g in gaps]), 0.9)
-    torch.save(state, work / 'both.pth')
-    return options, {'trained': ckpt, 'both': work / 'both.pth'}
+    return options, {'trained': last_checkpoint(work / 'train')}
 
 
 def infer_argv(options, ckpt, source, out, config: Path = CONFIG) -> list:
@@ -77,7 +64,7 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
     (scans / 'notes.txt').write_text('not a scan')
 
     options, checkpoints = trained
-    assert main(infer_argv(options, checkpoints['both'], scans, tmp_path / 'out')) == 0
+    assert main(infer_argv(options, checkpoints['trained'], scans, tmp_path / 'out')) == 0
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'series_a.nii.gz']
     assert 'error' not in capsys.readouterr().err
 
@@ -94,12 +81,11 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
     # Same HU, same slice order: the DICOM copy of the scan gets the same labels.
     assert np.array_equal(np.asanyarray(from_dicom.dataobj), pred)
     dice = case_metrics(mask.nifti_array(), pred, ct.spacing, [1])[0]['dice']
-    print(f'\ntiny model ({ITERS} iterations, hemorrhage bias raised) Dice on phantom patient 8: {dice:.3f}')
-    assert 0.0 <= dice <= 1.0
+    print(f'\ntiny model ({ITERS} iterations at 64²) hemorrhage Dice on unseen phantom patient 8: {dice:.3f}')
+    assert dice >= 0.7  # measured 0.91
 
 
-@pytest.mark.parametrize('which', ['trained', 'both'])
-def test_slices_match_inference_on_prepared_pngs(which, trained, cranium_data, tmp_path):
+def test_slices_match_inference_on_prepared_pngs(trained, cranium_data, tmp_path):
     """A raw val scan gives, slice for slice, what inference_model gives for its prepared PNGs."""
     import cv2
     from mmseg.apis import inference_model
@@ -109,12 +95,11 @@ def test_slices_match_inference_on_prepared_pngs(which, trained, cranium_data, t
     case = rows[0].case_id
     rows = sorted((r for r in rows if r.case_id == case), key=lambda r: r.slice_index)
     scan = next((cranium_data.parent / 'raw').rglob(f'ct_scans/{case}.nii'))
-    argv = infer_argv(options, checkpoints[which], scan, tmp_path / 'out')
+    argv = infer_argv(options, checkpoints['trained'], scan, tmp_path / 'out')
     assert main(argv) == 0
     pred = read_nifti(tmp_path / 'out' / f'{case}.nii.gz').array
     assert pred.shape == (len(rows), 64, 64)
-    if which == 'both':
-        assert pred.any() and not pred.all()
+    assert pred.any() and not pred.all()  # the model finds the hemorrhage: equalities below are not trivial
 
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)

@@ -65,7 +65,7 @@ class VolumeMetric(BaseMetric):
     default_prefix: Optional[str] = 'volume'
 
     def __init__(self, data_root: Optional[str] = None, classes: Optional[Sequence[int]] = None,
-                 nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 1000, output_dir: Optional[str] = None,
+                 nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 5000, output_dir: Optional[str] = None,
                  collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = data_root
