@@ -120,15 +120,17 @@ def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['method']}\nlr {r['lr']:g}" for r in results]
+    labels = [f"{r['method']}  (lr {r['lr']:g})" for r in results]
     paths = []
     for title, key, _ in COLUMNS:
         values = [r['metrics'].get(key) for r in results]
         if all(v is None for v in values):
             continue
-        fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(results), 3))
-        bars = ax.bar(labels, [v if v is not None else 0 for v in values], color='#1f77b4')
-        ax.bar_label(bars, fmt='%.2f')
+        # Horizontal bars, first config on top: long config names stay readable.
+        fig, ax = plt.subplots(figsize=(8, 1.0 + 0.45 * len(results)))
+        bars = ax.barh(labels[::-1], [v if v is not None else 0 for v in values][::-1], color='#1f77b4')
+        ax.bar_label(bars, fmt='%.2f', padding=3)
+        ax.margins(x=0.15)
         ax.set_title(title + (' (lower is better)' if 'HD95' in title else ''))
         fig.tight_layout()
         path = work_dir / (key.replace('/', '_') + '.png')
