@@ -25,11 +25,11 @@ ITERS = 200
 
 @pytest.fixture(scope='module')
 def trained(cranium_data, tmp_path_factory):
-    """``(cfg_options, checkpoints)``: a tiny UNet trained for ITERS iterations (64², ~20 s on 2 cores)."""
+    """``(cfg_options, checkpoint)``: a tiny UNet trained for ITERS iterations (64², ~20 s on 2 cores)."""
     work = tmp_path_factory.mktemp('infer')
     options = tiny_overrides(cranium_data, scale=64, iters=ITERS, workers=0)
     run(mim_train(CONFIG, work / 'train', options, ['--gpus', '0']), log=work / 'train.log', cwd=REPO)
-    return options, {'trained': last_checkpoint(work / 'train')}
+    return options, last_checkpoint(work / 'train')
 
 
 def infer_argv(options, ckpt, source, out, config: Path = CONFIG) -> list:
@@ -63,8 +63,8 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
                        orientation=(0.8, 0.6, 0.0, -0.6, 0.8, 0.0), seed=3)
     (scans / 'notes.txt').write_text('not a scan')
 
-    options, checkpoints = trained
-    assert main(infer_argv(options, checkpoints['trained'], scans, tmp_path / 'out')) == 0
+    options, checkpoint = trained
+    assert main(infer_argv(options, checkpoint, scans, tmp_path / 'out')) == 0
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'series_a.nii.gz']
     assert 'error' not in capsys.readouterr().err
 
@@ -90,12 +90,12 @@ def test_slices_match_inference_on_prepared_pngs(trained, cranium_data, tmp_path
     import cv2
     from mmseg.apis import inference_model
 
-    options, checkpoints = trained
+    options, checkpoint = trained
     rows = [r for r in read_manifest(cranium_data) if r.split == 'val']
     case = rows[0].case_id
     rows = sorted((r for r in rows if r.case_id == case), key=lambda r: r.slice_index)
     scan = next((cranium_data.parent / 'raw').rglob(f'ct_scans/{case}.nii'))
-    argv = infer_argv(options, checkpoints['trained'], scan, tmp_path / 'out')
+    argv = infer_argv(options, checkpoint, scan, tmp_path / 'out')
     assert main(argv) == 0
     pred = read_nifti(tmp_path / 'out' / f'{case}.nii.gz').array
     assert pred.shape == (len(rows), 64, 64)
@@ -151,8 +151,8 @@ def _bad_config(tmp_path: Path) -> Path:
 @pytest.mark.parametrize('case', ['missing input', 'nothing readable', 'dataset without converter',
                                   'checkpoint of another model size'])
 def test_errors_one_line_exit_1_no_output(case, trained, tmp_path, capsys):
-    options, checkpoints = trained
-    source, config, ckpt = tmp_path / 'scan.nii.gz', CONFIG, checkpoints['trained']
+    options, checkpoint = trained
+    source, config, ckpt = tmp_path / 'scan.nii.gz', CONFIG, checkpoint
     if case == 'missing input':
         expected = f'error: {source}: input not found'
     elif case == 'nothing readable':

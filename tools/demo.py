@@ -86,13 +86,11 @@ def main() -> int:
     run(mim_test(CONFIG, checkpoint, test_dir, options, ['--gpus', '0', '--out', str(pred_dir)]),
         log=test_dir / 'test.log', cwd=REPO)
     log_text = (test_dir / 'test.log').read_text()
-    for marker in ('per class results:', 'volume metrics over'):  # mmseg's table, then VolumeMetric's
-        if marker in log_text:
-            block = log_text[log_text.rfind(marker):].split('\n\n')
-            if marker.startswith('per'):  # up to the table's closing border
-                lines = block[0].splitlines()
-                block = ['\n'.join(lines[:max(i for i, ln in enumerate(lines) if ln.startswith('+')) + 1])]
-            print('\n\n'.join(block[:1] if marker.startswith('per') else block[:2]))
+    if 'per class results:' in log_text:  # mmseg's table, up to its closing border
+        lines = log_text[log_text.rfind('per class results:'):].splitlines()
+        print('\n'.join(lines[:max(i for i, ln in enumerate(lines) if ln.startswith('+')) + 1]))
+    if 'volume metrics over' in log_text:  # VolumeMetric's header paragraph and table
+        print('\n\n'.join(log_text[log_text.rfind('volume metrics over'):].split('\n\n')[:2]))
     metrics = read_test_metrics(test_dir)
     print(f"mmseg IoUMetric (pooled over val slices): mIoU {metrics['mIoU']:.2f}  mDice {metrics['mDice']:.2f}")
     print(f"VolumeMetric (per case, mean over cases): Dice {metrics['volume/mDice']:.2f}  "

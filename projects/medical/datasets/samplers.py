@@ -3,24 +3,23 @@ from __future__ import annotations
 
 from typing import Iterator, List, Optional, Sized
 
-import cv2
 import numpy as np
 import torch
 from mmengine.dataset import InfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 
+from ..restacking import read_mask_png
+
 
 def foreground_indices(dataset: Sized) -> List[int]:
     """Indices of the samples whose segmentation map has a non-background, non-ignored pixel."""
-    data_list = [dataset.get_data_info(i) for i in range(len(dataset))]  # type: ignore[attr-defined]
     found = []
-    for index, info in enumerate(data_list):
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)  # type: ignore[attr-defined]
         path = info.get('seg_map_path')
         if not path:
             continue
-        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if mask is None:
-            raise FileNotFoundError(f'{path}: cannot read the segmentation map')
+        mask = read_mask_png(path)
         ignore = info.get('ignore_index', 255)
         if np.any((mask > 0) & (mask != ignore)):
             found.append(index)

@@ -1,6 +1,8 @@
 """Losses for small, rare structures."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ class ClassDiceLoss(nn.Module):
         exclude_background: leave class 0 out of the mean.
         smooth: added to numerator and denominator (keeps empty classes finite).
         loss_weight: multiplier of the loss.
-        ignore_index: label value that contributes nothing.
+        ignore_index: label value that contributes nothing (mmseg's decode heads pass their own per call).
         loss_name: name in the logs; must start with ``loss_``.
     """
 
@@ -34,8 +36,10 @@ class ClassDiceLoss(nn.Module):
         self.ignore_index = ignore_index
         self._loss_name = loss_name
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, ignore_index: int = 255,
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, ignore_index: Optional[int] = None,
                 **kwargs) -> torch.Tensor:
+        if ignore_index is None:
+            ignore_index = self.ignore_index
         if pred.shape[1] == 1:  # sigmoid head: [background, foreground] probabilities
             fg = pred.sigmoid()
             probs = torch.cat([1 - fg, fg], dim=1)
@@ -46,9 +50,9 @@ class ClassDiceLoss(nn.Module):
         onehot = F.one_hot(target.clamp(0, num_classes - 1).long(), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
         probs, onehot = probs * valid, onehot * valid
         inter = (probs * onehot).sum(dim=(0, 2, 3))
-        denom = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-        dice = (2 * inter + self.smooth) / (denom + self.smooth)
-        present = onehot.sum(dim=(0, 2, 3)) > 0
+        target_pixels = onehot.sum(dim=(0, 2, 3))
+        dice = (2 * inter + self.smooth) / (probs.sum(dim=(0, 2, 3)) + target_pixels + self.smooth)
+        present = target_pixels > 0
         if self.exclude_background and num_classes > 1:
             dice, present = dice[1:], present[1:]
         if not present.any():  # nothing to find in this batch: no Dice signal (CE handles false positives)
