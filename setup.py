@@ -28,7 +28,10 @@ setup(
     python_requires='>=3.9',
     package_dir={'mmseg_medical': PKG_DIR},
     packages=['mmseg_medical'] + [f'mmseg_medical.{p}' for p in find_packages(PKG_DIR)],
-    install_requires=requirements('torch') + requirements('mmcv') + requirements('runtime'),
-    extras_require={'tests': requirements('tests')},
+    # mmcv is not a hard requirement: mmcv-lite (default, `pip install -e .[lite]`) and the compiled mmcv
+    # (`make install-full`) both provide the `mmcv` package, and pip must not install one over the other.
+    install_requires=requirements('torch') + requirements('runtime'),
+    extras_require={'lite': requirements('mmcv'), 'full': requirements('mmcv-full'),
+                    'tests': requirements('tests'), 'bench': requirements('bench')},
     license='Apache-2.0',
 )

@@ -2,9 +2,18 @@
 
 ``import mmseg_medical`` (or ``custom_imports=dict(imports=['mmseg_medical'])`` in a config) registers the
 datasets and metrics in mmseg's registries and lets torch >= 2.6 load mmengine checkpoints with
-``weights_only=True``. The conversion library (:mod:`mmseg_medical.conversion`) does not need mmseg.
+``weights_only=True``. With mmcv-lite (no compiled ops, the default install) it first provides the
+two ``mmcv.ops`` functions mmseg imports (:mod:`mmseg_medical.mmcv_ops`). The conversion library
+(:mod:`mmseg_medical.conversion`) does not need mmseg.
 """
 from .version import __version__
+
+try:
+    from .mmcv_ops import install as _install_mmcv_ops
+except ImportError:  # conversion-only use without torch
+    pass
+else:
+    _install_mmcv_ops()  # mmcv-lite: pure-PyTorch point_sample / sigmoid_focal_loss before mmseg.models
 
 try:
     import mmseg  # noqa: F401
