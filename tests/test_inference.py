@@ -11,10 +11,10 @@ from mmseg_medical.evaluation import case_metrics
 from mmseg_medical.inference import DICOM, NIFTI, find_inputs, intensity_for, load_config, load_model
 from mmseg_medical.inference_cli import build_parser, main
 from mmseg_medical.intensity import WINDOWS
-from mmseg_medical.io import read_nifti, write_dicom_series
+from mmseg_medical.io import read_nifti
 from mmseg_medical.manifest import read_manifest
 from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
-from mmseg_medical.synthetic import cranium_patient
+from mmseg_medical.synthetic import cranium_patient, write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 # The class-imbalance config (CE + per-class Dice, foreground oversampling): it learns the phantom's

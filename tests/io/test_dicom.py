@@ -1,4 +1,5 @@
-"""DICOM series reader/writer: real RSNA slices, SimpleITK geometry parity, error reporting."""
+"""DICOM series reader (and the synthetic writer it is tested with): real RSNA slices, SimpleITK geometry
+parity, error reporting."""
 from __future__ import annotations
 
 import re
@@ -14,7 +15,8 @@ import SimpleITK as sitk
 
 from mmseg_medical.errors import MedSegError
 from mmseg_medical.io.dicom import (LPS_TO_RAS, dicom_files_in, read_dicom_folder, read_dicom_series,
-                                    read_dicom_slice, write_dicom_series)
+                                    read_dicom_slice)
+from mmseg_medical.synthetic import write_dicom_series
 
 TILT = np.deg2rad(22.0)
 TILTED = (1.0, 0.0, 0.0, 0.0, float(np.cos(TILT)), float(-np.sin(TILT)))
@@ -69,6 +71,11 @@ def test_rsna_slices_have_plausible_hu_matching_simpleitk(realdata):
         assert info.series_instance_uid.startswith('ID_') and info.sop_instance_uid == path.stem
 
 
+# The two unsigned 12-bit files and their zero-padded, multi-valued WindowCenter as their headers spell it
+# (``[00040, 00040]``, ``[00036, 00036]``; ../shared/realdata/README.md); the other six are signed 16-bit.
+RSNA_UNSIGNED_12BIT = {'ID_0a0af83c8.dcm': (40.0, 40.0), 'ID_0a0bd1cc4.dcm': (36.0, 36.0)}
+
+
 @pytest.mark.parametrize('pixel_representation,bits_stored', [(1, 16), (0, 12)])
 def test_rsna_header_variants(realdata, pixel_representation, bits_stored):
     matching = []
@@ -76,9 +83,12 @@ def test_rsna_header_variants(realdata, pixel_representation, bits_stored):
         ds = _quiet_dcmread(path)
         if (int(ds.PixelRepresentation), int(ds.BitsStored)) == (pixel_representation, bits_stored):
             matching.append(path)
-    if not matching:
-        pytest.skip(f'no real sample with PixelRepresentation {pixel_representation} / BitsStored '
-                    f'{bits_stored} (covered by the synthetic tests)')
+    unsigned = {p.name for p in _rsna_files(realdata) if p.name in RSNA_UNSIGNED_12BIT}
+    assert unsigned == set(RSNA_UNSIGNED_12BIT), 'the two real unsigned 12-bit RSNA files are missing'
+    if (pixel_representation, bits_stored) == (0, 12):
+        assert {p.name for p in matching} == set(RSNA_UNSIGNED_12BIT)
+    else:
+        assert len(matching) == 6 and not {p.name for p in matching} & set(RSNA_UNSIGNED_12BIT)
     for path in matching:
         hu, info = read_dicom_slice(path)
         assert (info.pixel_representation, info.bits_stored) == (pixel_representation, bits_stored)
@@ -87,6 +97,9 @@ def test_rsna_header_variants(realdata, pixel_representation, bits_stored):
         assert lo <= hu.min() and hu.max() <= hi, path.name
         assert (hu < -900).any() and (hu > 0).any(), path.name
         np.testing.assert_array_equal(hu, sitk.GetArrayFromImage(sitk.ReadImage(str(path)))[0])
+        if path.name in RSNA_UNSIGNED_12BIT:
+            assert info.window_center == RSNA_UNSIGNED_12BIT[path.name]
+            assert info.window_width == (80.0, 80.0) and info.rescale_intercept == -1024
 
 
 def _label_files(realdata: Path) -> List[Path]:
@@ -96,36 +109,54 @@ def _label_files(realdata: Path) -> List[Path]:
 
 
 def test_hemseg_label_geometry_reproduced_from_a_series_with_its_geometry(realdata, tmp_path):
-    """A series laid out like each real label's DICOMs reads to that label's affine (incl. the tilted one)."""
+    """A series laid out like each real label's DICOMs reads to the affine SimpleITK gives (incl. the tilt).
+
+    The layout comes from SimpleITK's reading of the label (origin, direction, spacing: LPS, ITK's own
+    convention), not from this reader's LPS rule; SimpleITK's series reader, written to NIfTI by ITK and
+    loaded with nibabel, is the reference, and it must give back the label's own nibabel affine.
+    """
     seen_tilt = False
     for label_path in _label_files(realdata):
-        label = nib.load(str(label_path))
-        lps = LPS_TO_RAS @ label.affine  # diag(-1,-1,1,1) is its own inverse
-        zooms = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
-        row_dir, col_dir = lps[:3, 0] / zooms[0], lps[:3, 1] / zooms[1]
+        label = sitk.ReadImage(str(label_path))
+        direction = np.array(label.GetDirection()).reshape(3, 3)
+        spacing = label.GetSpacing()
+        row_dir, col_dir = direction[:, 0], direction[:, 1]
         seen_tilt |= abs(col_dir[2]) > 0.1
-        n_slices = label.shape[2]
+        n_slices = label.GetSize()[2]
         folder = tmp_path / label_path.name.split('.')[0]
-        write_dicom_series(np.zeros((n_slices, 4, 4), np.int16), folder, spacing=tuple(zooms),
-                           origin=tuple(lps[:3, 3]), orientation=(*row_dir, *col_dir),
-                           slice_step=tuple(lps[:3, 2]))
+        write_dicom_series(np.zeros((n_slices, 4, 4), np.int16), folder, spacing=spacing,
+                           origin=label.GetOrigin(), orientation=(*row_dir, *col_dir),
+                           slice_step=tuple(direction[:, 2] * spacing[2]))
         volume = read_dicom_folder(folder)
-        np.testing.assert_allclose(volume.affine, label.affine, atol=2e-4, err_msg=label_path.name)
-        np.testing.assert_allclose(volume.spacing, label.header.get_zooms()[:3], rtol=1e-5)
+        _, image, nifti = _sitk_series(folder, folder.parent)
+        np.testing.assert_allclose(volume.affine, nifti.affine, atol=2e-4, err_msg=label_path.name)
+        np.testing.assert_allclose(volume.spacing, image.GetSpacing(), rtol=1e-5)
+        np.testing.assert_allclose(nifti.affine, nib.load(str(label_path)).affine, atol=2e-4)
         assert volume.num_slices == n_slices
     assert seen_tilt, 'expected the gantry-tilted label 08154d6b7b among the samples'
 
 
-def test_tilted_label_matches_simpleitk_rule(realdata):
-    """08154d6b7b: direction third column = row x col, spacing 5.39 = 5 / cos(tilt) (IPP step, not z)."""
+def test_tilted_label_matches_simpleitk_rule(realdata, tmp_path):
+    """08154d6b7b: a 22 deg tilted series with 5 mm table steps, read by this reader, gives the real label's
+    affine: third axis = row x col (not z), spacing 5.39 = 5 / cos(tilt), positions on the grid."""
     path = realdata / 'hemseg' / 'IPH_IVH_label' / 'val' / 'label' / '08154d6b7b.nii.gz'
-    if not path.exists():
-        pytest.skip('08154d6b7b label not in the sample')
-    image = sitk.ReadImage(str(path))
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    np.testing.assert_allclose(direction[:, 2], np.cross(direction[:, 0], direction[:, 1]), atol=1e-6)
-    np.testing.assert_allclose(direction[:, 1], [0, 0.927184, -0.374607], atol=1e-5)
-    assert image.GetSpacing()[2] == pytest.approx(5.0 / direction[1, 1], rel=1e-4)
+    assert path.exists(), '08154d6b7b label missing from ../shared/realdata'
+    label = nib.load(str(path))
+    lps = LPS_TO_RAS @ label.affine  # diag(-1, -1, 1, 1) is its own inverse
+    cos_t = 0.927184  # column direction (0, cos t, -sin t) as read off the file (NOTES.md)
+    sin_t = np.sqrt(1 - cos_t ** 2)
+    pixel = float(label.header.get_zooms()[0])
+    # Hand-made layout: rows along +x, columns tilted, slices 5 mm apart in z along n = (0, sin t, cos t).
+    step = (0.0, 5.0 * sin_t / cos_t, 5.0)
+    paths = write_dicom_series(np.zeros((label.shape[2], 4, 4), np.int16), tmp_path,
+                               spacing=(pixel, pixel, 5.0), origin=tuple(lps[:3, 3]),
+                               orientation=(1, 0, 0, 0, cos_t, -sin_t), slice_step=step)
+    volume = read_dicom_series(paths)
+    np.testing.assert_allclose(volume.affine, label.affine, atol=2e-3)
+    assert volume.spacing[2] == pytest.approx(5.0 / cos_t, rel=1e-9)
+    assert volume.spacing[2] == pytest.approx(label.header.get_zooms()[2], rel=1e-4)  # 5.3925 in the file
+    np.testing.assert_allclose((LPS_TO_RAS @ volume.affine)[:3, 2], step, atol=1e-4)
+    assert volume.meta['affine_position_error_mm'] < 1e-3
 
 
 # ---------------------------------------------------------------------------------------- synthetic
@@ -197,17 +228,39 @@ def test_tilt_with_ipp_along_z_keeps_orthogonal_axis_and_reports_shear(tmp_path)
     assert volume.meta['affine_position_error_mm'] == pytest.approx(40 * np.sin(TILT / 2), rel=1e-6)
 
 
-def test_missing_slice_spacing_and_position_error_like_simpleitk(tmp_path):
+def test_uneven_positions_below_the_gap_limit_read_like_simpleitk(tmp_path):
     hu = _hu(z=5)
     paths = write_dicom_series(hu, tmp_path / 'series')
-    paths[2].unlink()
+    ds = _quiet_dcmread(paths[2])  # slice 2 moved from z = 10 to 12 mm: gaps 5, 7, 3, 5 (7 < 1.5 x 5)
+    ds.ImagePositionPatient = [-115.0, -115.0, 12.0]
+    ds.save_as(str(paths[2]))
     volume = read_dicom_folder(tmp_path / 'series')
-    np.testing.assert_array_equal(volume.array, hu[[0, 1, 3, 4]])
+    np.testing.assert_array_equal(volume.array, hu)
     _, image, nifti = _sitk_series(tmp_path / 'series', tmp_path)
-    assert volume.spacing[2] == pytest.approx(image.GetSpacing()[2]) == pytest.approx(20.0 / 3)
+    assert volume.spacing[2] == pytest.approx(image.GetSpacing()[2]) == pytest.approx(5.0)
     np.testing.assert_allclose(volume.affine, nifti.affine, atol=1e-4)
-    # slice 1 is at 5 mm, the affine puts it at 6.67 mm
-    assert volume.meta['affine_position_error_mm'] == pytest.approx(5.0 / 3)
+    assert volume.meta['affine_position_error_mm'] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize('orientation,step,gap', [
+    ((1, 0, 0, 0, 1, 0), None, 10.0),
+    (TILTED, (0.0, 0.0, 5.0), 10.0 * np.cos(TILT)),  # IPPs 5 mm apart in z: 5 cos t along the normal
+    ((1, 0, 0, 0, -1, 0), None, 10.0),  # normal (0, 0, -1): positions along it still ascend
+])
+def test_missing_slice_is_an_error_naming_series_and_gap(tmp_path, orientation, step, gap):
+    folder = tmp_path / 'series'
+    paths = write_dicom_series(_hu(z=6), folder, shuffle_names=False, orientation=orientation,
+                               slice_step=step)
+    paths[3].unlink()
+    with pytest.raises(MedSegError) as err:
+        read_dicom_folder(folder)
+    assert err.value.path == str(folder)
+    message = str(err.value)
+    assert 'missing slice' in message and paths[0].name in message
+    assert f'gap of {gap:.3f} mm' in message
+    assert paths[2].name in message and paths[4].name in message
+    with pytest.raises(MedSegError, match='missing slice'):
+        read_dicom_series(list(reversed([p for p in paths if p.exists()])))
 
 
 def test_order_ignores_instance_number_and_file_names(tmp_path):

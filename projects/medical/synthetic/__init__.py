@@ -1,9 +1,11 @@
 """Synthetic raw data in the on-disk formats of the real releases (no downloads in tests or demos)."""
 from .cranium import (CSV_COLUMNS, CSV_NAME, RELEASE_DIR, cranium_has_hemorrhage, cranium_patient,
                       cranium_patient_id, write_cranium_release)
+from .dicom import write_dicom_series
 from .phantom import BLEED_HU, FOV_MM, HEMORRHAGE, head_ct_phantom, phantom_spacing
 
 __all__ = [
     'BLEED_HU', 'CSV_COLUMNS', 'CSV_NAME', 'FOV_MM', 'HEMORRHAGE', 'RELEASE_DIR', 'cranium_has_hemorrhage',
     'cranium_patient', 'cranium_patient_id', 'head_ct_phantom', 'phantom_spacing', 'write_cranium_release',
+    'write_dicom_series',
 ]
