@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mmseg_medical.errors import MedSegError
-from mmseg_medical.evaluation import (BOTH_EMPTY, GT_EMPTY, METRIC_NAMES, PRED_EMPTY, assd, case_metrics, hd95,
-                                      nsd, surface_distances)
+from mmseg_medical.evaluation import (BOTH_EMPTY, GT_EMPTY, METRIC_NAMES, PRED_EMPTY, average_surface_distance,
+                                      case_metrics, nsd, surface_distances)
 
 KEYS = {'class', 'dice', 'iou', 'nsd', 'hd95', 'assd', 'empty'}
 
@@ -40,35 +40,49 @@ def test_dice_and_iou_from_voxel_counts():
     assert row['iou'] == pytest.approx(8 / 24)
 
 
-def test_surface_metrics_match_surface_distances_on_full_masks():
+def test_larger_tolerance_never_lowers_nsd():
     rng = np.random.default_rng(0)
     gt = rng.integers(0, 3, (18, 15, 12))
     pred = np.where(rng.random(gt.shape) < 0.8, gt, rng.integers(0, 3, gt.shape))
     spacing = (0.6, 1.1, 2.0)
-    tolerances = {1: 0.5, 2: 2.0}
-    rows = case_metrics(gt, pred, spacing, [1, 2], tolerances)
-    for row in rows:
-        c = row['class']
-        sd = surface_distances(gt == c, pred == c, spacing)
-        assert row['nsd'] == pytest.approx(nsd(sd, tolerances[c]))
-        assert row['hd95'] == pytest.approx(hd95(sd))
-        assert row['assd'] == pytest.approx(assd(sd))
-    # a larger tolerance can only raise NSD
-    loose = case_metrics(gt, pred, spacing, [1, 2], 5.0)
-    assert all(b['nsd'] >= a['nsd'] for a, b in zip(rows, loose))
+    values = [[r['nsd'] for r in case_metrics(gt, pred, spacing, [1, 2], t)] for t in (0.0, 0.5, 1.0, 2.0, 5.0)]
+    assert all(b >= a for lo, hi in zip(values, values[1:]) for a, b in zip(lo, hi))
+    assert values[0] != values[-1]
 
 
 def test_concentric_spheres_per_class():
+    """Spheres of radius 8 and 12 voxels: every surface corner lies within sqrt(3)/2 of its true sphere, so
+    every surface distance is in [4 - sqrt(3), 4 + sqrt(3)] mm; pred contains gt, so Dice = 2|gt| / (|gt| + |pred|)."""
     spacing = (1.0, 1.0, 1.0)
     grid = np.indices((40, 40, 40)) - 19.5
     r = np.sqrt((grid ** 2).sum(axis=0))
     gt = (r <= 8).astype(np.uint8)
     pred = (r <= 12).astype(np.uint8)
-    (row,) = case_metrics(gt, pred, spacing, [1], nsd_tolerance=6.0)
-    assert row['hd95'] == pytest.approx(4.0, abs=1.0)
-    assert row['assd'] == pytest.approx(4.0, abs=1.0)
-    assert row['nsd'] == 1.0
-    assert row['dice'] == pytest.approx(2 * 8 ** 3 / (8 ** 3 + 12 ** 3), abs=0.03)
+    low, high = 4.0 - math.sqrt(3), 4.0 + math.sqrt(3)
+    (row,) = case_metrics(gt, pred, spacing, [1], nsd_tolerance=low - 1e-9)
+    assert row['nsd'] == 0.0
+    assert low <= row['hd95'] <= high and low <= row['assd'] <= high
+    assert case_metrics(gt, pred, spacing, [1], nsd_tolerance=high)[0]['nsd'] == 1.0
+    n_gt, n_pred = int((r <= 8).sum()), int((r <= 12).sum())
+    assert row['dice'] == pytest.approx(2 * n_gt / (n_gt + n_pred), rel=1e-12)
+    assert row['iou'] == pytest.approx(n_gt / n_pred, rel=1e-12)
+
+
+def test_nested_cubes_hand_distances():
+    """A 10^3 cube inside a 14^3 cube (2 voxels of 1.5 mm on each side): every ground-truth surface corner
+    is exactly 3 mm from the prediction's surface; the prediction's corners are 3 mm (faces) to
+    sqrt(3 * 3^2) mm (its 8 outer corners) away."""
+    gt = np.zeros((30, 30, 30), np.uint8)
+    gt[10:20, 10:20, 10:20] = 1
+    pred = np.zeros_like(gt)
+    pred[8:22, 8:22, 8:22] = 1
+    sd = surface_distances(gt == 1, pred == 1, (1.5, 1.5, 1.5))
+    np.testing.assert_array_equal(sd.distances_gt_to_pred, 3.0)
+    assert sd.distances_pred_to_gt.min() == 3.0 and sd.distances_pred_to_gt.max() == pytest.approx(math.sqrt(27))
+    assert average_surface_distance(sd)[0] == pytest.approx(3.0, rel=1e-12)
+    assert nsd(sd, 2.999) == 0.0 and nsd(sd, math.sqrt(27)) == 1.0
+    (row,) = case_metrics(gt, pred, (1.5, 1.5, 1.5), [1])
+    assert row['dice'] == pytest.approx(2 * 1000 / (1000 + 14 ** 3)) and row['iou'] == pytest.approx(1000 / 14 ** 3)
 
 
 def test_empty_policy_all_three_cases():

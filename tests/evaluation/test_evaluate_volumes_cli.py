@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from mmseg_medical.evaluation import case_metrics
 from mmseg_medical.evaluation.cli import main
 
 COLUMNS = ['case', 'class', 'dice', 'iou', 'nsd', 'hd95', 'assd', 'empty']
@@ -56,7 +55,15 @@ def args(tmp_path: Path, out: Path, *extra: str):
 
 
 def test_happy_path_writes_csv_and_summary(tmp_path, capsys):
-    cases = make_cases(tmp_path)
+    """Values counted by hand on make_cases (spacing 0.8 x 0.8 x 2.5 mm, stored as float32 zooms).
+
+    case_a class 1: GT 6x6x3 = 108 voxels, prediction the same box one voxel further along axis 0:
+    overlap 5x6x3 = 90 -> Dice 180/216, IoU 90/126. Class 2: GT 4x4x3 = 48, prediction its first 4x3x3 = 36
+    -> Dice 72/84, IoU 36/48. Both predictions differ from the GT by one 0.8 mm voxel layer, so every surface
+    distance is 0 or 0.8 mm, and more than 5% of the surface (a whole 36 mm^2 face of 190) is at 0.8 mm:
+    NSD = 1 at 1 mm and 3 mm, HD95 = 0.8 mm, 0 < ASSD < 0.8 mm. case_b: class 1 identical, class 2 in neither.
+    """
+    make_cases(tmp_path)
     out = tmp_path / 'results' / 'metrics.csv'
     assert main(args(tmp_path, out, '--nsd-tolerance', '1:1.0,2:3.0', '--bootstrap', '200')) == 0
     header, rows = read_csv(out)
@@ -64,23 +71,37 @@ def test_happy_path_writes_csv_and_summary(tmp_path, capsys):
     # default classes: non-zero labels of any GT (1, 2); the prediction-only label 3 is not a class
     assert [(r['case'], r['class']) for r in rows] == [('case_a', '1'), ('case_a', '2'), ('case_b', '1'),
                                                        ('case_b', '2')]
-    for case, (gt, pred) in cases.items():
-        spacing = tuple(float(np.float32(z)) for z in ZOOMS)  # NIfTI headers store zooms as float32
-        expected = case_metrics(gt, pred, spacing, [1, 2], {1: 1.0, 2: 3.0})
-        got = [r for r in rows if r['case'] == case]
-        for e, g in zip(expected, got):
-            for name in ('dice', 'iou', 'nsd', 'hd95', 'assd'):
-                assert float(g[name]) == pytest.approx(e[name], rel=1e-12)
-            assert g['empty'] == e['empty']
-    assert rows[3]['empty'] == 'both_empty' and float(rows[3]['dice']) == 1.0
-    assert float(rows[2]['dice']) == 1.0 and float(rows[0]['dice']) < 1.0
+    a1, a2, b1, b2 = ({k: float(v) for k, v in r.items() if k not in ('case', 'class', 'empty')} for r in rows)
+    voxel = float(np.float32(0.8))
+    assert a1['dice'] == pytest.approx(180 / 216, rel=1e-12) and a1['iou'] == pytest.approx(90 / 126, rel=1e-12)
+    assert a2['dice'] == pytest.approx(72 / 84, rel=1e-12) and a2['iou'] == pytest.approx(36 / 48, rel=1e-12)
+    for r in (a1, a2):
+        assert r['nsd'] == 1.0 and r['hd95'] == pytest.approx(voxel, rel=1e-9) and 0 < r['assd'] < voxel
+    assert (b1['dice'], b1['iou'], b1['nsd'], b1['hd95'], b1['assd']) == (1.0, 1.0, 1.0, 0.0, 0.0)
+    assert (b2['dice'], b2['iou'], b2['nsd'], b2['hd95'], b2['assd']) == (1.0, 1.0, 1.0, 0.0, 0.0)
+    assert [r['empty'] for r in rows] == ['', '', '', 'both_empty']
 
     summary_md = out.with_name('metrics_summary.md')
     text = summary_md.read_text()
     assert '| class | n | dice |' in text and '1: 1, 2: 3' in text
+    # class 1 mean Dice (180/216 + 1) / 2, printed with 4 decimals; one both_empty case for class 2
+    line1 = next(ln for ln in text.splitlines() if ln.startswith('| 1 | 2 | '))
+    assert line1.split(' | ')[2].startswith(f'{(180 / 216 + 1) / 2:.4f} ± ')
+    line2 = next(ln for ln in text.splitlines() if ln.startswith('| 2 | 2 | '))
+    assert line2.endswith('| 1 | 0 | 0 |')
     printed = capsys.readouterr().out
     assert '| class | n | dice |' in printed
     assert sorted(p.name for p in out.parent.iterdir()) == ['metrics.csv', 'metrics_summary.md']
+
+
+def test_bootstrap_zero_writes_no_ci(tmp_path):
+    make_cases(tmp_path)
+    out = tmp_path / 'metrics.csv'
+    assert main(args(tmp_path, out, '--bootstrap', '0')) == 0
+    text = out.with_name('metrics_summary.md').read_text()
+    assert 'no bootstrap CI' in text
+    line1 = next(ln for ln in text.splitlines() if ln.startswith('| 1 | 2 | '))
+    assert '[' not in line1 and line1.split(' | ')[2].startswith(f'{(180 / 216 + 1) / 2:.4f} ± ')
 
 
 def test_explicit_classes_and_bootstrap_seed(tmp_path):

@@ -38,6 +38,15 @@ def test_perfect_prediction(cranium_data):
     assert res['Dice.hemorrhage'] == 100.0
 
 
+def test_n_bootstrap_zero_logs_no_ci(cranium_data, capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('volume_metric_test')
+    res = evaluate(VolumeMetric(n_bootstrap=0), samples(cranium_data))
+    assert res['mDice'] == 100.0
+    out = capsys.readouterr().out
+    assert 'no bootstrap CI' in out and '1.0000 ± 0.0000 |' in out
+
+
 def test_empty_prediction_is_scored_not_dropped(cranium_data):
     res = evaluate(VolumeMetric(n_bootstrap=10), samples(cranium_data, transform=np.zeros_like))
     assert res['mDice'] == 0.0
@@ -48,26 +57,85 @@ def test_empty_prediction_is_scored_not_dropped(cranium_data):
 
 
 def test_uses_spacing_in_zyx_order_and_writes_volumes(cranium_data, tmp_path):
+    """Expected values come from the written NIfTI files alone: ``nib.load`` arrays in (i, j, k) order with
+    ``header.get_zooms()``; the prediction is the ground truth shifted 3 columns (NIfTI axis i)."""
     def shift(mask):  # 3 columns = 3 * spacing_x mm
         return np.roll(mask, 3, axis=1)
 
-    metric = VolumeMetric(n_bootstrap=10, nsd_tolerance=2.0, output_dir=str(tmp_path))
+    metric = VolumeMetric(n_bootstrap=0, nsd_tolerance=2.0, output_dir=str(tmp_path))
     res = evaluate(metric, samples(cranium_data, transform=shift))
     expected, wrong = [], []
-    for path in sorted(tmp_path.glob('*.nii.gz')):
-        case = path.name[:-7]
-        geometry = read_case_geometry(cranium_data, case)
-        rows = sorted((r for r in read_manifest(cranium_data) if r.case_id == case), key=lambda r: r.slice_index)
-        gt = np.stack([cv2.imread(str(cranium_data / r.mask), cv2.IMREAD_UNCHANGED) for r in rows])
-        sx, sy, sz = geometry['spacing']
-        expected.append(case_metrics(gt, np.roll(gt, 3, axis=2),
-                                     (sz, sy, sx), [1], 2.0)[0]['hd95'])
-        wrong.append(case_metrics(gt, np.roll(gt, 3, axis=2), (sx, sy, sz), [1], 2.0)[0]['hd95'])
-        written = nib.load(str(path))
-        np.testing.assert_allclose(written.affine, geometry['affine'], atol=1e-5)
-        np.testing.assert_array_equal(np.asarray(written.dataobj).transpose(2, 1, 0), np.roll(gt, 3, axis=2))
-    assert expected and res['mHD95'] == pytest.approx(np.mean(expected), abs=1e-3)
+    written = sorted(tmp_path.glob('*.nii.gz'))
+    val_cases = {r.case_id for r in read_manifest(cranium_data) if r.split == 'val'}
+    assert {p.name[:-7] for p in written} == val_cases
+    for path in written:
+        image = nib.load(str(path))
+        pred = np.asarray(image.dataobj)
+        zooms = tuple(float(z) for z in image.header.get_zooms())
+        gt = np.roll(pred, -3, axis=0)
+        # the rolled-back volume is the case's ground truth: same voxel count per slice as the source mask
+        source = nib.load(read_case_geometry(cranium_data, path.name[:-7])['label_source'])
+        np.testing.assert_array_equal(np.sort(gt.sum(axis=(0, 1))), np.sort(np.asarray(source.dataobj).sum(axis=(0, 1))))
+        expected.append(case_metrics(gt, pred, zooms, [1], 2.0)[0]['hd95'])
+        wrong.append(case_metrics(gt, pred, zooms[::-1], [1], 2.0)[0]['hd95'])
+    assert res['mHD95'] == pytest.approx(np.mean(expected), abs=1e-3)
     assert res['mHD95'] != pytest.approx(np.mean(wrong), abs=1e-3)
+
+
+def gt_empty_cases(root: Path) -> set:
+    """Val cases whose ground-truth masks (read from the PNGs) hold no foreground."""
+    fg = {}
+    for r in read_manifest(root):
+        if r.split == 'val':
+            fg[r.case_id] = fg.get(r.case_id, False) or bool(cv2.imread(str(root / r.mask), cv2.IMREAD_UNCHANGED).any())
+    return {c for c, has in fg.items() if not has}
+
+
+def add_speck(mask):
+    """A 2x2 false-positive speck in a corner of every slice: one 2x2x(slices) 3D component per case."""
+    out = mask.copy()
+    out[:2, :2] = 1
+    return out
+
+
+def test_empty_counts_are_returned(cranium_data):
+    n_val = len({r.case_id for r in read_manifest(cranium_data) if r.split == 'val'})
+    no_fg = gt_empty_cases(cranium_data)
+    res = evaluate(VolumeMetric(n_bootstrap=0), samples(cranium_data, transform=np.zeros_like))
+    assert (res['n_both_empty'], res['n_gt_empty'], res['n_pred_empty']) == (len(no_fg), 0, n_val - len(no_fg))
+    assert res['n_pred_empty.hemorrhage'] == n_val - len(no_fg)
+    res = evaluate(VolumeMetric(n_bootstrap=0), samples(cranium_data, transform=add_speck))
+    assert (res['n_both_empty'], res['n_gt_empty'], res['n_pred_empty']) == (0, len(no_fg), 0)
+
+
+def test_postprocess_removes_specks_given_or_chosen(cranium_data, tmp_path):
+    """A 2x2-pixel speck on each of the 6 slices is one 24-voxel 3D component; real bleeds are larger."""
+    perfect = evaluate(VolumeMetric(n_bootstrap=0), samples(cranium_data))
+    specked = evaluate(VolumeMetric(n_bootstrap=0), samples(cranium_data, transform=add_speck))
+    assert specked['mDice'] < perfect['mDice'] == 100.0
+    given = evaluate(VolumeMetric(n_bootstrap=0, postprocess=dict(min_size={1: 25})),
+                     samples(cranium_data, transform=add_speck))
+    assert given == perfect
+    too_small = evaluate(VolumeMetric(n_bootstrap=0, postprocess=dict(min_size={1: 24})),
+                         samples(cranium_data, transform=add_speck))
+    assert too_small == specked  # a component of exactly 24 voxels stays
+    metric = VolumeMetric(n_bootstrap=0, postprocess='auto', output_dir=str(tmp_path))
+    auto = evaluate(metric, samples(cranium_data, transform=add_speck))
+    assert auto == perfect and metric.postprocess_rules[1] in ('largest', 25, 50, 100)
+    from mmseg_medical.evaluation.postprocess import load_rules
+    assert load_rules(tmp_path / 'postprocessing.json') == ({1: metric.postprocess_rules[1]}, 1)
+    none = VolumeMetric(n_bootstrap=0, postprocess='auto')
+    assert evaluate(none, samples(cranium_data)) == perfect and none.postprocess_rules == {1: None}
+
+
+def test_bad_options():
+    from mmseg_medical.errors import MedSegError
+    with pytest.raises(MedSegError, match='n_bootstrap'):
+        VolumeMetric(n_bootstrap=-1)
+    with pytest.raises(MedSegError, match='postprocess'):
+        VolumeMetric(postprocess='largest')
+    with pytest.raises(MedSegError, match='rule'):
+        VolumeMetric(postprocess=dict(min_size={1: -3}))
 
 
 def test_slice_not_in_manifest_is_a_clear_error(cranium_data, tmp_path):

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                              '(default: 1.0 for all classes)')
     parser.add_argument('--classes', default=None,
                         help='comma-separated labels to evaluate (default: every non-zero label in any GT)')
-    parser.add_argument('--bootstrap', type=int, default=5000, help='bootstrap resamples for the CIs')
+    parser.add_argument('--bootstrap', type=int, default=5000, help='bootstrap resamples for the 95%% CIs (0: no CI)')
     parser.add_argument('--seed', type=int, default=0, help='bootstrap seed')
     return parser
 
@@ -216,8 +216,8 @@ def run(args: argparse.Namespace) -> str:
     out: Path = args.out
     if out.is_dir():
         raise MedSegError(out, 'is a directory; --out must be a CSV file path')
-    if args.bootstrap < 1:
-        raise MedSegError('--bootstrap', f'must be >= 1, got {args.bootstrap}')
+    if args.bootstrap < 0:
+        raise MedSegError('--bootstrap', f'must be >= 0 (0: no CI), got {args.bootstrap}')
     if args.seed < 0:
         raise MedSegError('--seed', f'must be >= 0, got {args.seed}')
     default, per_class = parse_tolerances(args.nsd_tolerance)

@@ -40,9 +40,10 @@ def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
     metric: {'mean', 'std', 'ci_low', 'ci_high'} for each metric}}``, classes in ascending order. ``std``
     is the sample standard deviation (ddof=1; 0 for a single case). The bootstrap of class ``c`` uses
     ``numpy.random.default_rng([seed, c])``, so a class's CI does not depend on the other classes' rows.
+    ``n_bootstrap=0`` computes no CI: ``ci_low`` and ``ci_high`` are ``None``.
     """
-    if n_bootstrap < 1:
-        raise MedSegError(None, f'the number of bootstrap resamples must be >= 1, got {n_bootstrap}')
+    if n_bootstrap < 0:
+        raise MedSegError(None, f'the number of bootstrap resamples must be >= 0 (0: no CI), got {n_bootstrap}')
     if not 0.0 < ci < 1.0:
         raise MedSegError(None, f'the confidence level must be in (0, 1), got {ci}')
     if seed < 0:
@@ -63,34 +64,47 @@ def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
         n = len(class_rows)
         mean = values.mean(axis=0)
         std = values.std(axis=0, ddof=1) if n > 1 else np.zeros(len(METRIC_NAMES))
-        low, high = bootstrap_mean_ci(values, n_bootstrap, np.random.default_rng([seed, cls]), ci)
+        if n_bootstrap:
+            low, high = bootstrap_mean_ci(values, n_bootstrap, np.random.default_rng([seed, cls]), ci)
+        else:
+            low = high = [None] * len(METRIC_NAMES)
         entry: dict = {'n': n, 'empty': {e: empties.count(e) for e in EMPTY_CATEGORIES}, 'ci': ci,
                        'n_bootstrap': n_bootstrap}
         for j, name in enumerate(METRIC_NAMES):
-            entry[name] = {'mean': float(mean[j]), 'std': float(std[j]), 'ci_low': float(low[j]),
-                           'ci_high': float(high[j])}
+            entry[name] = {'mean': float(mean[j]), 'std': float(std[j]),
+                           'ci_low': None if low[j] is None else float(low[j]),
+                           'ci_high': None if high[j] is None else float(high[j])}
         summary[cls] = entry
     return summary
 
 
 def format_summary_markdown(summary: Mapping[int, Mapping]) -> str:
-    """A markdown table of :func:`summarize`'s result: ``mean ± std [CI]`` per metric, empty counts."""
+    """A markdown table of :func:`summarize`'s result: ``mean ± std [CI]`` per metric, empty counts.
+
+    Without a CI (``n_bootstrap=0``) the cells are ``mean ± std``.
+    """
     if not summary:
         return 'No classes to summarise.\n'
     first = next(iter(summary.values()))
     level = f'{100 * first["ci"]:g}%'
     header = (['class', 'n'] + [f'{m} (mm)' if m in DISTANCE_METRICS else m for m in METRIC_NAMES]
               + list(EMPTY_CATEGORIES))
-    lines = [f'Per class: mean ± std [{level} percentile-bootstrap CI of the mean, '
-             f'{first["n_bootstrap"]} resamples over cases].', '',
+    if first['n_bootstrap']:
+        caption = (f'Per class: mean ± std [{level} percentile-bootstrap CI of the mean, '
+                   f'{first["n_bootstrap"]} resamples over cases].')
+    else:
+        caption = 'Per class: mean ± std over cases (no bootstrap CI).'
+    lines = [caption, '',
              '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for cls, entry in summary.items():
         cells = [str(cls), str(entry['n'])]
         for name in METRIC_NAMES:
             s = entry[name]
             digits = 2 if name in DISTANCE_METRICS else 4
-            cells.append(f'{s["mean"]:.{digits}f} ± {s["std"]:.{digits}f} '
-                         f'[{s["ci_low"]:.{digits}f}, {s["ci_high"]:.{digits}f}]')
+            cell = f'{s["mean"]:.{digits}f} ± {s["std"]:.{digits}f}'
+            if s['ci_low'] is not None:
+                cell += f' [{s["ci_low"]:.{digits}f}, {s["ci_high"]:.{digits}f}]'
+            cells.append(cell)
         cells += [str(entry['empty'][e]) for e in EMPTY_CATEGORIES]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'

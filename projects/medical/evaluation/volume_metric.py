@@ -4,11 +4,13 @@ mmseg's ``IoUMetric`` pools pixels over all slices and averages background in; t
 score each case's 3D volume. This metric maps every predicted slice back to its case through
 ``manifest.csv`` (found next to the ``images/`` folder of the slice, or given as ``data_root``),
 restacks the cases in slice order with their geometry from ``cases/<case>.json``, and computes Dice, IoU,
-NSD, HD95 and ASSD per case and class with the voxel spacing.
+NSD, HD95 and ASSD per case and class with the voxel spacing, optionally after nnU-Net-style
+connected-component post-processing (:mod:`.postprocess`).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -22,9 +24,14 @@ from ..errors import MedSegError
 from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_manifest, restack
 from ..volume import save_nifti
 from .metrics import METRIC_NAMES, case_metrics
+from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules,
+                          remove_small_components, save_rules)
 from .summary import format_summary_markdown, summarize
+from .surface import EMPTY_CATEGORIES
 
 Tolerance = Union[float, Mapping[int, float]]
+#: File written next to the volumes (``output_dir``) when post-processing is on: the rules, for inference.
+POSTPROCESS_FILE = 'postprocessing.json'
 
 
 def _encode(mask: np.ndarray) -> bytes:
@@ -53,28 +60,61 @@ class VolumeMetric(BaseMetric):
         classes: class indices to score (default: every class but background 0).
         nsd_tolerance: NSD tolerance in mm, one value or ``{class: mm}``.
         n_bootstrap: resamples for the 95% CI of each mean logged in the table (0: no CI).
-        output_dir: if set, write each restacked prediction as ``<case>.nii.gz`` with the source affine.
+        postprocess: connected-component post-processing of the restacked predictions before scoring
+            (3D components, :mod:`.postprocess`): ``None`` (off); ``dict(min_size={1: 20})`` removes class-1
+            components under 20 voxels (``'largest'`` keeps only the largest); ``'auto'`` or
+            ``dict(candidates=[...])`` chooses per class, on the evaluated cases, the rule that raises the
+            mean Dice the most (none if no rule does; nnU-Net's ``determine_postprocessing``) and logs it.
+            Optional ``connectivity`` (1: faces, 3: also edges and corners). Choosing on the cases being
+            scored is optimistic: choose on validation, then pass the fixed ``min_size`` for the test set.
+        output_dir: if set, write each restacked (post-processed) prediction as ``<case>.nii.gz`` with the
+            source affine, and the post-processing rules as ``postprocessing.json`` for inference.
         collect_device, prefix: as in :class:`mmengine.evaluator.BaseMetric` (keys are ``volume/…``).
 
     Returned keys: ``mDice``, ``mIoU``, ``mNSD``, ``mHD95``, ``mASSD`` (mean over cases and the scored
-    classes; Dice/IoU/NSD in %, distances in mm) and ``Dice.<class>``, ``NSD.<class>``, ``HD95.<class>``.
-    The empty-mask policy of :mod:`mmseg_medical.evaluation.surface` applies (no case is dropped); a
-    case without recorded spacing is scored with 1 mm voxels and a warning.
+    classes; Dice/IoU/NSD in %, distances in mm), ``Dice.<class>``, ``NSD.<class>``, ``HD95.<class>``, and
+    the empty-mask counts behind those means: ``n_both_empty``, ``n_gt_empty``, ``n_pred_empty`` (cases x
+    classes) and per class ``n_<category>.<class>``. The empty-mask policy of
+    :mod:`mmseg_medical.evaluation.surface` applies (no case is dropped); a case without recorded spacing
+    is scored with 1 mm voxels and a warning. ``self.postprocess_rules`` holds the rules last applied.
     """
 
     default_prefix: Optional[str] = 'volume'
 
     def __init__(self, data_root: Optional[str] = None, classes: Optional[Sequence[int]] = None,
-                 nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 5000, output_dir: Optional[str] = None,
+                 nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 5000,
+                 postprocess: Union[None, str, Mapping] = None, output_dir: Optional[str] = None,
                  collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = data_root
         self.classes = None if classes is None else [int(c) for c in classes]
         self.nsd_tolerance = {int(k): float(v) for k, v in nsd_tolerance.items()} \
             if isinstance(nsd_tolerance, Mapping) else float(nsd_tolerance)
-        self.n_bootstrap = n_bootstrap
+        if n_bootstrap < 0:
+            raise MedSegError(None, f'VolumeMetric: n_bootstrap must be >= 0 (0: no CI), got {n_bootstrap}')
+        self.n_bootstrap = int(n_bootstrap)
+        self.postprocess = self._check_postprocess(postprocess)
+        self.postprocess_rules: Dict[int, object] = {}
         self.output_dir = output_dir
         self._index: Dict[Path, Dict[str, SliceRecord]] = {}
+
+    @staticmethod
+    def _check_postprocess(postprocess: Union[None, str, Mapping]) -> Optional[dict]:
+        """Normalise the option to ``None`` or ``{'min_size' | 'candidates': ..., 'connectivity': c}``."""
+        if postprocess is None:
+            return None
+        if postprocess == 'auto':
+            return {'candidates': list(DEFAULT_CANDIDATES), 'connectivity': 1}
+        if not isinstance(postprocess, Mapping) or set(postprocess) - {'min_size', 'candidates', 'connectivity'} \
+                or ('min_size' in postprocess) == ('candidates' in postprocess):
+            raise MedSegError(None, "VolumeMetric: postprocess must be None, 'auto', dict(min_size={class: voxels "
+                                    f"or 'largest'}}) or dict(candidates=[...]), got {postprocess!r}")
+        out = {'connectivity': int(postprocess.get('connectivity', 1))}
+        if 'min_size' in postprocess:
+            out['min_size'] = {int(c): check_rule(int(c), r) for c, r in postprocess['min_size'].items()}
+        else:
+            out['candidates'] = [check_rule(0, r) for r in postprocess['candidates']]
+        return out
 
     # ---- per batch ---------------------------------------------------------------------------------
     def _lookup(self, img_path: str) -> Tuple[Path, SliceRecord]:
@@ -101,7 +141,7 @@ class VolumeMetric(BaseMetric):
         cases: Dict[Tuple[str, str], dict] = defaultdict(dict)
         for root, case_id, index, pred, gt in results:
             cases[(root, case_id)][index] = (pred, gt)
-        rows: List[dict] = []
+        volumes = []
         for (root, case_id), slices in sorted(cases.items()):
             geometry = read_case_geometry(root, case_id)
             expected = geometry['shape_zhw'][0]
@@ -114,15 +154,40 @@ class VolumeMetric(BaseMetric):
             if spacing is None:
                 print_log(f'VolumeMetric: case {case_id} has no spacing; distances are in voxels', logger, level=30)
                 spacing = (1.0, 1.0, 1.0)
-            sx, sy, sz = spacing
+            volumes.append((case_id, gt, pred, spacing))
+        self._postprocess(volumes, classes, logger)
+        rows: List[dict] = []
+        for case_id, gt, pred, (sx, sy, sz) in volumes:
             for row in case_metrics(gt.array, pred.array, (sz, sy, sx), classes, self.nsd_tolerance):
                 rows.append({'case': case_id, **row})
             if self.output_dir:
                 save_nifti(pred, Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
         return self._summarise(rows, names, classes, logger)
 
+    def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
+        """Choose (``'auto'``) and apply the post-processing rules to the predictions in place."""
+        self.postprocess_rules = {}
+        if self.postprocess is None:
+            return
+        connectivity = self.postprocess['connectivity']
+        if 'min_size' in self.postprocess:
+            rules = dict(self.postprocess['min_size'])
+            how = 'given'
+        else:
+            pairs = [(gt.array, pred.array) for _, gt, pred, _ in volumes]
+            rules = choose_min_sizes(pairs, classes, self.postprocess['candidates'], connectivity)
+            how = f'chosen on these {len(volumes)} cases (mean Dice; none where no rule improves it)'
+        self.postprocess_rules = rules
+        print_log(f'VolumeMetric post-processing ({how}): {describe_rules(rules)}', logger)
+        active = active_rules(rules)
+        for i, (case_id, gt, pred, spacing) in enumerate(volumes):
+            volumes[i] = (case_id, gt, replace(pred, array=remove_small_components(pred.array, active, connectivity)),
+                          spacing)
+        if self.output_dir:
+            save_rules(Path(self.output_dir) / POSTPROCESS_FILE, rules, connectivity, how=how)
+
     def _summarise(self, rows: List[dict], names: List[str], classes: List[int], logger) -> Dict[str, float]:
-        summary = summarize(rows, n_bootstrap=max(1, self.n_bootstrap), seed=0)
+        summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0)
         label = {c: names[c] if c < len(names) else str(c) for c in classes}
         table = format_summary_markdown(summary)
         for c in classes:
@@ -139,4 +204,8 @@ class VolumeMetric(BaseMetric):
         for c in classes:
             for metric in ('dice', 'nsd', 'hd95'):
                 out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
+        for category in EMPTY_CATEGORIES:
+            out[f'n_{category}'] = sum(summary[c]['empty'][category] for c in classes)
+            for c in classes:
+                out[f'n_{category}.{label[c]}'] = summary[c]['empty'][category]
         return out
