@@ -1,19 +1,32 @@
-"""Speed of the per-case metrics against a straightforward whole-volume implementation.
+"""Speed and values of the per-case metrics, side by side with whole-volume and peer implementations.
 
 Builds a 512x512x120 label pair at spacing 0.41x0.41x1.5 mm with one tumour-sized structure (an
-ellipsoid of about 2 cm; the prediction is a shifted, slightly larger, bumpy version), times
-``case_metrics`` (surfaces and distance transforms in the union bounding box) against a straightforward
-implementation written here (same surfel definitions, but neighbour codes and distance transforms over
-the whole volume), checks that both give the same values, and prints the times. The last line is
-``ratio=X.XX`` = straightforward time / our time.
+ellipsoid of about 2 cm; the prediction is a shifted, slightly larger, bumpy version) and times, in one
+run on that pair:
 
-Usage: python tools/benchmarks/metrics_speed.py [--repeats 5] [--naive-repeats 2]
+* ours: ``case_metrics`` (Dice, IoU, NSD, HD95, ASSD; surfaces and distance transforms in the union
+  bounding box plus a one-voxel margin);
+* straightforward: the same surfel definitions written here with neighbour codes and Euclidean distance
+  transforms over the *whole* 512x512x120 volume (no cropping). Its values must equal ours (checked);
+  ``ratio_vs_whole_volume`` = its time / ours is the speed-up of cropping alone;
+* DeepMind ``surface-distance`` 0.1 (``compute_surface_distances`` + NSD, robust Hausdorff 95, average
+  surface distances; it crops to the union bounding box too): same definitions, values must agree;
+* MONAI ``compute_surface_dice``, ``compute_hausdorff_distance(percentile=95)`` and
+  ``compute_average_surface_distance(symmetric=True)``: MONAI measures between boundary *voxels*
+  (unweighted), not area-weighted surfels at voxel corners, so its values differ slightly by definition.
+
+The peers are optional (``make bench`` / ``pip install -r requirements/bench.txt``); a missing one is
+reported and skipped. surface-distance 0.1 needs ``np.Inf`` / ``np.NaN``, which NumPy 2 removed: this
+script restores the aliases before importing it. Each line gives a median time and ``time / ours``.
+
+Usage: python tools/benchmarks/metrics_speed.py [--repeats 5] [--naive-repeats 2] [--peer-repeats 3]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
+import warnings
 from typing import Callable, Dict, Sequence, Tuple
 
 import numpy as np
@@ -89,11 +102,66 @@ def timed(fn: Callable[[], object], repeats: int) -> Tuple[float, object]:
     return statistics.median(times), result
 
 
+def deepmind_metrics(sd, gt: np.ndarray, pred: np.ndarray, spacing: Sequence[float],
+                     tolerance: float) -> Dict[str, float]:
+    """Dice, NSD, HD95 and ASSD with DeepMind's surface-distance (ASSD: area-weighted over both sets)."""
+    dists = sd.compute_surface_distances(gt, pred, spacing)
+    a_gt, a_pred = dists['surfel_areas_gt'], dists['surfel_areas_pred']
+    assd = ((dists['distances_gt_to_pred'] * a_gt).sum() + (dists['distances_pred_to_gt'] * a_pred).sum()) \
+        / (a_gt.sum() + a_pred.sum())
+    return {'dice': float(sd.compute_dice_coefficient(gt, pred)),
+            'nsd': float(sd.compute_surface_dice_at_tolerance(dists, tolerance)),
+            'hd95': float(sd.compute_robust_hausdorff(dists, 95)), 'assd': float(assd)}
+
+
+def one_hot(torch, mask: np.ndarray):
+    """MONAI's input layout: a (1, 2, *shape) tensor (background, class); built outside the timing."""
+    return torch.from_numpy(np.stack([~mask, mask])[None])
+
+
+def monai_metrics(metrics, y, y_pred, spacing: Sequence[float], tolerance: float) -> Dict[str, float]:
+    """MONAI's NSD, HD95 and symmetric ASD on one-hot tensors, background excluded."""
+    spacing = list(spacing)
+    with warnings.catch_warnings():  # MONAI 1.6 warns about its own deprecated get_mask_edges argument
+        warnings.simplefilter('ignore', FutureWarning)
+        return _monai_metrics(metrics, y, y_pred, spacing, tolerance)
+
+
+def _monai_metrics(metrics, y, y_pred, spacing: list, tolerance: float) -> Dict[str, float]:
+    return {'nsd': float(metrics.compute_surface_dice(y_pred, y, [tolerance], spacing=spacing)),
+            'hd95': float(metrics.compute_hausdorff_distance(y_pred, y, percentile=95, spacing=spacing)),
+            'assd': float(metrics.compute_average_surface_distance(y_pred, y, symmetric=True, spacing=spacing))}
+
+
+def load_peers() -> Dict[str, object]:
+    """The installed peers: ``{'surface-distance': module, 'monai': (monai.metrics, torch)}``."""
+    peers: Dict[str, object] = {}
+    try:
+        np.Inf, np.NaN = np.inf, np.nan  # surface-distance 0.1 uses the aliases NumPy 2 removed
+        import surface_distance
+        peers['surface-distance'] = surface_distance
+    except ImportError as exc:
+        print(f'surface-distance not installed ({exc}); skipped. Install: pip install -r requirements/bench.txt')
+    try:
+        import monai.metrics
+        import torch
+        peers['monai'] = (monai.metrics, torch)
+    except ImportError as exc:
+        print(f'MONAI not installed ({exc}); skipped. Install: pip install -r requirements/bench.txt')
+    return peers
+
+
+def _values(result: Dict[str, float]) -> str:
+    return ', '.join(f'{name}={result[name]:.4f}' for name in ('dice', 'iou', 'nsd', 'hd95', 'assd') if name in result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--repeats', type=int, default=5, help='timed runs of our implementation')
     parser.add_argument('--naive-repeats', type=int, default=2, help='timed runs of the straightforward one')
+    parser.add_argument('--peer-repeats', type=int, default=3, help='timed runs of each peer library')
     args = parser.parse_args()
+    peers = load_peers()
 
     gt, pred = make_pair()
     print(f'volume {SHAPE} at spacing {SPACING} mm; structure: {int(gt.sum())} GT voxels, '
@@ -102,11 +170,29 @@ def main() -> None:
     naive_t, naive = timed(lambda: naive_case_metrics(gt, pred, SPACING, 1, TOLERANCE_MM), args.naive_repeats)
     for name in ('dice', 'iou', 'nsd', 'hd95', 'assd'):
         np.testing.assert_allclose(ours[name], naive[name], rtol=1e-9, atol=1e-12, err_msg=name)
-    print('values (ours == straightforward): '
-          + ', '.join(f'{name}={ours[name]:.4f}' for name in ('dice', 'iou', 'nsd', 'hd95', 'assd')))
-    print(f'ours (union bbox crop):          {ours_t * 1000:9.1f} ms  (median of {args.repeats})')
-    print(f'straightforward (whole volume):  {naive_t * 1000:9.1f} ms  (median of {args.naive_repeats})')
-    print(f'ratio={naive_t / ours_t:.2f}')
+    lines = [('ours (case_metrics, union bbox crop)', ours_t, args.repeats, ours, 'all 5 metrics'),
+             ('straightforward (whole volume, same definitions)', naive_t, args.naive_repeats, naive,
+              'equal to ours (checked)')]
+    if 'surface-distance' in peers:
+        gt_b, pred_b = gt == 1, pred == 1
+        dm_t, dm = timed(lambda: deepmind_metrics(peers['surface-distance'], gt_b, pred_b, SPACING, TOLERANCE_MM),
+                         args.peer_repeats)
+        for name in dm:
+            np.testing.assert_allclose(ours[name], dm[name], rtol=1e-9, atol=1e-12, err_msg=f'surface-distance {name}')
+        lines.append(('DeepMind surface-distance 0.1', dm_t, args.peer_repeats, dm, 'equal to ours (checked)'))
+    if 'monai' in peers:
+        metrics, torch = peers['monai']
+        y, y_pred = one_hot(torch, gt == 1), one_hot(torch, pred == 1)
+        mo_t, mo = timed(lambda: monai_metrics(metrics, y, y_pred, SPACING, TOLERANCE_MM), args.peer_repeats)
+        import monai
+        lines.append((f'MONAI {monai.__version__} (NSD, HD95, symmetric ASD)', mo_t, args.peer_repeats, mo,
+                      'boundary-voxel definitions, not surfels'))
+    print(f'{"implementation":52s} {"median":>10s} {"time/ours":>10s}  values')
+    for label, t, n, values, note in lines:
+        print(f'{label:52s} {t * 1000:8.1f} ms {t / ours_t:9.2f}x  {_values(values)}  [{note}; median of {n}]')
+    print(f'ratio_vs_whole_volume={naive_t / ours_t:.2f}')
+    for label, t, *_ in lines[2:]:
+        print(f'ratio_{label.split()[0].lower()}_vs_ours={t / ours_t:.2f}')
 
 
 if __name__ == '__main__':
