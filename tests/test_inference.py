@@ -13,6 +13,7 @@ from mmseg_medical.inference_cli import build_parser, main
 from mmseg_medical.intensity import WINDOWS
 from mmseg_medical.io import read_nifti
 from mmseg_medical.manifest import read_manifest
+from mmseg_medical.orientation import to_display
 from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
 from mmseg_medical.synthetic import cranium_patient, write_dicom_series
 
@@ -54,12 +55,16 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
     scans = tmp_path / 'scans'
     scans.mkdir()
     sx, sy, sz = ct.spacing
-    affine = np.array([[-sx, 0, 0, 14.5], [0, sy, 0, -120.0], [0, 0, -sz, 35.0], [0, 0, 0, 1]])
+    # RAS storage, as the synthetic release writes it (display = columns and rows reversed).
+    affine = np.array([[sx, 0, 0, 14.5], [0, sy, 0, -120.0], [0, 0, sz, 35.0], [0, 0, 0, 1]])
     img = nib.Nifti1Image(ct.nifti_array(), affine)
     img.set_sform(affine, code=2)
     img.set_qform(affine, code=1)
     nib.save(img, str(scans / 'head.nii.gz'))
-    write_dicom_series(ct.array, scans / 'series_a', spacing=ct.spacing, origin=(12.5, -80.0, 40.0),
+    # The same anatomy as a DICOM series stored in display order (rows along P, columns along L, rotated
+    # 37 degrees in plane: its nearest axes are still L, P, S, so no reorientation).
+    display = np.ascontiguousarray(ct.array[:, ::-1, ::-1])
+    write_dicom_series(display, scans / 'series_a', spacing=ct.spacing, origin=(12.5, -80.0, 40.0),
                        orientation=(0.8, 0.6, 0.0, -0.6, 0.8, 0.0), seed=3)
     (scans / 'notes.txt').write_text('not a scan')
 
@@ -78,8 +83,8 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
 
     pred = np.asanyarray(from_nifti.dataobj)
     assert set(np.unique(pred)) == {0, 1}
-    # Same HU, same slice order: the DICOM copy of the scan gets the same labels.
-    assert np.array_equal(np.asanyarray(from_dicom.dataobj), pred)
+    # Same HU in display order: the DICOM copy gets the same labels, in its own voxel order (i, j reversed).
+    assert np.array_equal(np.asanyarray(from_dicom.dataobj), pred[::-1, ::-1, :])
     dice = case_metrics(mask.nifti_array(), pred, ct.spacing, [1])[0]['dice']
     print(f'\ntiny model ({ITERS} iterations at 64²) hemorrhage Dice on unseen phantom patient 8: {dice:.3f}')
     assert dice >= 0.7  # measured 0.91
@@ -97,14 +102,14 @@ def test_slices_match_inference_on_prepared_pngs(trained, cranium_data, tmp_path
     scan = next((cranium_data.parent / 'raw').rglob(f'ct_scans/{case}.nii'))
     argv = infer_argv(options, checkpoint, scan, tmp_path / 'out')
     assert main(argv) == 0
-    pred = read_nifti(tmp_path / 'out' / f'{case}.nii.gz').array
+    pred = to_display(read_nifti(tmp_path / 'out' / f'{case}.nii.gz')).array
     assert pred.shape == (len(rows), 64, 64)
     assert pred.any() and not pred.all()  # the model finds the hemorrhage: equalities below are not trivial
 
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     pngs = np.stack([cv2.imread(str(cranium_data / r.image), cv2.IMREAD_UNCHANGED) for r in rows])
-    assert np.array_equal(intensity_for(cfg)(read_nifti(scan)), pngs)
+    assert np.array_equal(intensity_for(cfg)(to_display(read_nifti(scan))), pngs)
     model = load_model(cfg, args.checkpoint, 'cpu')
     for r in rows:
         expected = inference_model(model, str(cranium_data / r.image)).pred_sem_seg.data[0].numpy()
@@ -121,7 +126,9 @@ def test_window_comes_from_dataset_json(tmp_path):
     assert np.array_equal(intensity_for(cfg)(ct), WINDOWS['bone'](ct.array))
     assert not np.array_equal(WINDOWS['bone'](ct.array), WINDOWS['brain'](ct.array))
     no_card = load_config(CONFIG, {'test_dataloader.dataset.data_root': str(tmp_path / 'elsewhere')})
-    assert np.array_equal(intensity_for(no_card)(ct), WINDOWS['brain'](ct.array))
+    # No dataset.json: the converter's default, the release's JPG window (level 40 / width 120, by hand).
+    by_hand = np.clip(np.rint((ct.array.astype(np.float64) + 20.0) * 255.0 / 120.0), 0, 255).astype(np.uint8)
+    assert np.array_equal(intensity_for(no_card)(ct), by_hand)
     (root / 'dataset.json').write_text(json.dumps({'name': 'other', 'settings': {}}))
     with pytest.raises(MedSegError, match="prepared by converter 'other'"):
         intensity_for(cfg)

@@ -2,11 +2,13 @@
 
 The scan gets the intensity rule of the dataset the model was trained on (the converter whose
 ``dataset_type`` is the config's test dataset type, built with the ``settings`` that ``prepare`` stored
-in ``<data_root>/dataset.json``), so its slices are the same 8-bit images the training PNGs were. Each
+in ``<data_root>/dataset.json``) and the one slice convention ``prepare`` writes (``slice_convention`` in
+dataset.json, :mod:`mmseg_medical.orientation`), so its slices are the same 8-bit images the training
+PNGs were. Each
 slice is given to the model exactly as ``LoadImageFromFile`` gives a grayscale PNG (replicated to three
 BGR channels) through the config's *test dataloader* pipeline (what ``mim test`` runs). The predicted
-labels are restacked in slice order and written as ``<case>.nii.gz`` with the scan's affine (and, for
-NIfTI input, its header, so qform/sform codes are kept).
+labels are restacked, put back into the scan's own voxel order and written as ``<case>.nii.gz`` with
+the scan's affine (and, for NIfTI input, its header, so qform/sform codes are kept).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from .errors import MedSegError
 from .io import nifti_stem, read_dicom_folder, read_nifti
 from .io.dicom import dicom_files_in
 from .io.nifti import NIFTI_SUFFIXES
+from .orientation import display_transform, to_display, to_source
 from .volume import Volume, save_nifti
 
 PathLike = Union[str, os.PathLike]
@@ -268,10 +271,11 @@ def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray]
         names = []
         for case_id, kind, path in inputs:
             volume = load_input(kind, path)
-            pixels = intensity(volume)
+            record = display_transform(volume)  # the slice convention the training PNGs were written in
+            pixels = intensity(to_display(volume, record))
             labels = predict_volume(model, pixels, batch_size, desc=case_id)
             name = f'{case_id}{PREDICTION_SUFFIX}'
-            write_prediction(labels, volume, staging / name)
+            write_prediction(to_source(labels, record), volume, staging / name)
             names.append(name)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:

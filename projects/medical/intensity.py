@@ -53,6 +53,9 @@ class Window:
 
 #: Named HU windows (center/width as radiologists quote them).
 WINDOWS: Dict[str, Window] = {
+    # The two windows of the CT-ICH (Cranium) release's JPG export (Siemens syngo video frames).
+    'ctich-brain': Window.from_center_width(40, 120),
+    'ctich-bone': Window.from_center_width(700, 3200),
     'brain': Window.from_center_width(40, 80),
     'subdural': Window.from_center_width(80, 200),
     'bone': Window.from_center_width(600, 2800),

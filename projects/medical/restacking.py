@@ -1,8 +1,9 @@
 """Slice PNGs (predictions or ground truth) → volumes with the source geometry, via the manifest."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -21,15 +22,28 @@ def read_mask_png(path: PathLike) -> np.ndarray:
     return array
 
 
+def split_cases(root: PathLike, split: str) -> List[str]:
+    """The cases of split list ``split`` of a prepared dataset (``OUT/splits.json``)."""
+    path = Path(root) / 'splits.json'
+    try:
+        lists = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MedSegError(path, f'cannot read split lists ({type(exc).__name__}: {exc})') from None
+    if split not in lists:
+        raise MedSegError(path, f'no split {split!r}; the dataset has: {", ".join(sorted(lists))}')
+    return list(lists[split])
+
+
 def iter_case_volumes(root: PathLike, pred_dir: Optional[PathLike] = None, split: Optional[str] = None
                       ) -> Iterator[Tuple[str, Volume, Optional[Volume]]]:
     """Yield ``(case_id, ground truth, prediction)`` volumes for the labelled cases of ``split``.
 
-    Predictions are ``<pred_dir>/<slice stem>.png`` (what ``mim test --out`` writes); a missing
+    ``split`` is a split list name (``OUT/splits.json``: ``val``, ``fold2_val``, ...). Predictions are ``<pred_dir>/<slice stem>.png`` (what ``mim test --out`` writes); a missing
     prediction slice is an error naming it. Without ``pred_dir`` the prediction is ``None``.
     """
     root = Path(root)
-    records = [r for r in read_manifest(root) if r.mask and (split is None or r.split == split)]
+    cases = None if split is None else set(split_cases(root, split))
+    records = [r for r in read_manifest(root) if r.mask and (cases is None or r.case_id in cases)]
     for case_id, rows in group_by_case(records).items():
         geometry = read_case_geometry(root, case_id)
         gt = restack({r.slice_index: read_mask_png(root / r.mask) for r in rows}, geometry)

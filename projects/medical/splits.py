@@ -1,63 +1,105 @@
-"""Patient-level splits: every case lands in exactly one split; slices never leak across splits."""
+"""Patient-level splits: every *group* (patient) lands in exactly one split; slices never leak.
+
+Cases are scans; ``groups`` maps each case to its patient (default: the case itself). Hold-out and
+k-fold assignments are stratified on "has foreground" and computed with scikit-learn
+(``train_test_split`` over groups, ``StratifiedGroupKFold``), deterministic for a seed and independent of
+the order the cases are given in.
+"""
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+import warnings
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 
-def _strata(case_ids: Sequence[str], has_foreground: Mapping[str, bool]) -> List[List[str]]:
-    ids = sorted(set(case_ids))
-    if len(ids) != len(case_ids):
+def _groups(case_ids: Sequence[str], groups: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    if len(set(case_ids)) != len(case_ids):
         raise ValueError('duplicate case ids')
-    return [[c for c in ids if has_foreground.get(c, False)], [c for c in ids if not has_foreground.get(c, False)]]
+    return {c: (groups or {}).get(c) or c for c in sorted(case_ids)}
+
+
+def check_val_fraction(val_fraction: float) -> float:
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
+    return val_fraction
+
+
+def check_folds(folds: int, num_groups: Optional[int] = None) -> int:
+    if folds < 2:
+        raise ValueError(f'need at least 2 folds, got {folds}')
+    if num_groups is not None and num_groups < folds:
+        raise ValueError(f'{num_groups} patient groups cannot fill {folds} folds')
+    return folds
 
 
 def holdout_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], val_fraction: float = 0.2,
-                  seed: int = 0, names: Sequence[str] = ('train', 'val')) -> Dict[str, str]:
-    """Case → split for a seeded, foreground-stratified hold-out split.
+                  seed: int = 0, groups: Optional[Mapping[str, str]] = None,
+                  names: Sequence[str] = ('train', 'val')) -> Dict[str, str]:
+    """Case → ``names[0]``/``names[1]``: a seeded hold-out over patient groups, stratified on foreground.
 
-    Each stratum (cases with / without foreground) gives ``round(n * val_fraction)`` cases to the second
-    split; at least one case goes to each split when there are two or more cases.
+    ``ceil(val_fraction × groups)`` groups go to the second split (scikit-learn's ``train_test_split`` on
+    the sorted group ids, stratified on "any case of the group has foreground" when every stratum has
+    at least two groups). With two or more groups both splits are non-empty; one group goes to the first.
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction}')
-    rng = np.random.default_rng(seed)
+    from sklearn.model_selection import train_test_split
+
+    check_val_fraction(val_fraction)
+    group_of = _groups(case_ids, groups)
+    group_ids = sorted(set(group_of.values()))
     train, val = names
-    assignment: Dict[str, str] = {}
-    for stratum in _strata(case_ids, has_foreground):
-        order = [stratum[i] for i in rng.permutation(len(stratum))]
-        n_val = int(round(len(order) * val_fraction))
-        for i, case in enumerate(order):
-            assignment[case] = val if i < n_val else train
-    n = len(assignment)
-    for target, source in ((val, train), (train, val)):
-        if n >= 2 and target not in assignment.values():
-            # Move one case, preferring the larger stratum, so both splits exist.
-            movable = sorted(c for c, s in assignment.items() if s == source)
-            assignment[movable[int(rng.integers(len(movable)))]] = target
-    return assignment
+    if len(group_ids) < 2:
+        return {c: train for c in group_of}
+    fg = {g: False for g in group_ids}
+    for c, g in group_of.items():
+        fg[g] |= bool(has_foreground.get(c, False))
+    labels = [fg[g] for g in group_ids]
+    n_val = min(max(1, int(np.ceil(val_fraction * len(group_ids)))), len(group_ids) - 1)
+    try:
+        _, val_groups = train_test_split(group_ids, test_size=n_val, random_state=seed, stratify=labels)
+    except ValueError:  # a stratum with fewer than two groups, or fewer val slots than strata
+        _, val_groups = train_test_split(group_ids, test_size=n_val, random_state=seed)
+    val_set = set(val_groups)
+    return {c: val if g in val_set else train for c, g in group_of.items()}
 
 
-def kfold_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], folds: int = 5,
-                seed: int = 0) -> Dict[str, int]:
-    """Case → fold index (0..folds-1), seeded and stratified; fold sizes differ by at most one."""
-    if folds < 2:
-        raise ValueError(f'need at least 2 folds, got {folds}')
-    if len(set(case_ids)) < folds:
-        raise ValueError(f'{len(set(case_ids))} cases cannot fill {folds} folds')
-    rng = np.random.default_rng(seed)
-    assignment: Dict[str, int] = {}
-    offset = 0
-    for stratum in _strata(case_ids, has_foreground):
-        order = [stratum[i] for i in rng.permutation(len(stratum))]
-        for i, case in enumerate(order):
-            assignment[case] = (offset + i) % folds
-        offset += len(order)
-    return assignment
+def kfold_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], folds: int = 5, seed: int = 0,
+                groups: Optional[Mapping[str, str]] = None) -> Dict[str, int]:
+    """Case → fold index (0..folds-1): scikit-learn's ``StratifiedGroupKFold`` (shuffled, seeded).
+
+    Each patient group is in exactly one validation fold; folds are balanced in size and foreground.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    group_of = _groups(case_ids, groups)
+    check_folds(folds, len(set(group_of.values())))
+    cases = list(group_of)
+    y = np.array([int(bool(has_foreground.get(c, False))) for c in cases])
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold_of: Dict[str, int] = {}
+    with warnings.catch_warnings():  # "least populated class has only N members": fine for tiny sets
+        warnings.simplefilter('ignore', UserWarning)
+        for k, (_, val_idx) in enumerate(splitter.split(np.zeros(len(cases)), y, [group_of[c] for c in cases])):
+            for i in val_idx:
+                fold_of[cases[i]] = k
+    return fold_of
 
 
 def folds_as_splits(fold_of: Mapping[str, int], folds: int) -> List[Dict[str, List[str]]]:
     """nnU-Net ``splits_final.json`` form: one ``{"train": [...], "val": [...]}`` per fold."""
     return [{'train': sorted(c for c, f in fold_of.items() if f != k),
              'val': sorted(c for c, f in fold_of.items() if f == k)} for k in range(folds)]
+
+
+def groups_straddling(split_cases: Mapping[str, Sequence[str]], groups: Mapping[str, str],
+                      exclusive: Sequence[Sequence[str]]) -> List[str]:
+    """Groups found in more than one split of any set of mutually exclusive splits (should be empty)."""
+    bad = set()
+    for names in exclusive:
+        seen: Dict[str, str] = {}
+        for name in names:
+            for case in split_cases.get(name, ()):
+                g = groups.get(case, case)
+                if seen.setdefault(g, name) != name:
+                    bad.add(g)
+    return sorted(bad)

@@ -100,3 +100,50 @@ def save_nifti(volume: Volume, path: Path, dtype: Optional[np.dtype] = None, hea
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(path))
     return path
+
+
+#: Image/label geometry tolerances: direction cosines (unitless), spacing (relative), origin (mm).
+DIRECTION_TOLERANCE = 1e-3
+SPACING_TOLERANCE = 1e-3
+ORIGIN_TOLERANCE_MM = 1e-2
+
+
+def _decompose(affine: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(spacing, direction columns, origin) of a voxel-to-world affine."""
+    affine = np.asarray(affine, dtype=np.float64)
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return spacing, affine[:3, :3] / np.where(spacing > 0, spacing, 1.0), affine[:3, 3]
+
+
+def geometry_mismatch(image: Volume, label: Volume) -> Optional[str]:
+    """Why ``label`` does not lie on ``image``'s voxel grid (shape, spacing, orientation, origin), or None.
+
+    Affines are compared only when both volumes have one (a folder of JPGs has none): spacing within a
+    relative :data:`SPACING_TOLERANCE`, direction cosines within :data:`DIRECTION_TOLERANCE`, origin within
+    :data:`ORIGIN_TOLERANCE_MM` mm (NIfTI headers store them as float32).
+    """
+    if image.array.shape != label.array.shape:
+        return f'shape (Z, H, W) {label.array.shape} vs {image.array.shape}'
+    if image.affine is None or label.affine is None:
+        return None
+    (si, di, oi), (sl, dl, ol) = _decompose(image.affine), _decompose(label.affine)
+    if not np.allclose(sl, si, rtol=SPACING_TOLERANCE, atol=0):
+        return f'spacing {np.round(sl, 4).tolist()} vs {np.round(si, 4).tolist()} mm'
+    if not np.allclose(dl, di, atol=DIRECTION_TOLERANCE, rtol=0):
+        import nibabel as nib
+        return (f'orientation {"".join(nib.aff2axcodes(label.affine))} vs {"".join(nib.aff2axcodes(image.affine))}'
+                f' (direction cosines differ by {np.abs(dl - di).max():.3g})')
+    if not np.allclose(ol, oi, atol=ORIGIN_TOLERANCE_MM, rtol=0):
+        return f'origin {np.round(ol, 3).tolist()} vs {np.round(oi, 3).tolist()} mm'
+    return None
+
+
+def check_same_geometry(image: Volume, label: Volume, image_source: Optional[str] = None,
+                        label_source: Optional[str] = None) -> None:
+    """Raise one :class:`MedSegError` naming both files when the label is not on the image's grid."""
+    from .errors import MedSegError
+
+    why = geometry_mismatch(image, label)
+    if why is not None:
+        raise MedSegError(label_source or label.source,
+                          f'label does not match image {image_source or image.source}: {why}')

@@ -1,5 +1,4 @@
 """Cranium end to end through the shared engine, on the synthetic release in both real layouts."""
-import csv
 import json
 from pathlib import Path
 
@@ -9,8 +8,6 @@ import pytest
 
 from mmseg_medical.conversion import CONVERTERS, prepare
 from mmseg_medical.conversion.cranium import RELEASE
-from mmseg_medical.intensity import WINDOWS
-from mmseg_medical.io.nifti import read_nifti
 from mmseg_medical.manifest import MANIFEST_COLUMNS, read_case_geometry, read_manifest
 from mmseg_medical.synthetic import write_cranium_release
 
@@ -49,7 +46,10 @@ def test_both_layouts_give_the_same_dataset_shape(release, tmp_path, layout):
         mask = cv2.imread(str(out / r.mask), cv2.IMREAD_UNCHANGED)
         assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE)  # native size, single channel
         assert mask.shape == (SIZE, SIZE) and set(np.unique(mask)) <= {0, 1}
-        assert r.image == f'images/{r.split}/{r.case_id}_{r.slice_index:04d}.png'
+        assert r.image == f'images/{r.case_id}_{r.slice_index:04d}.png' and r.mask == r.image.replace('images', 'masks')
+    lists = {n: (out / 'splits' / f'{n}.txt').read_text().split() for n in ('train', 'val')}
+    for name, stems in lists.items():
+        assert stems == [r.stem for r in rows if r.split == name]
     assert stats['splits']['train']['cases'] + stats['splits']['val']['cases'] == PATIENTS
     hem_slices = sum(s['class_slices'][1] for s in stats['splits'].values())
     assert 0 < hem_slices < PATIENTS * SLICES
@@ -57,34 +57,60 @@ def test_both_layouts_give_the_same_dataset_shape(release, tmp_path, layout):
     assert (out / 'previews').is_dir() and any((out / 'previews').iterdir())
 
 
-def test_nifti_layout_keeps_geometry_and_windows_hu(release, tmp_path):
+def _sitk_display(path: Path):
+    """SimpleITK's reading of a NIfTI, reoriented to LPS: (z, y, x) array = the display slice convention
+    stated in dataset.json (image top = anterior, image left = patient's right), and its RAS affine."""
+    import SimpleITK as sitk
+    img = sitk.DICOMOrient(sitk.ReadImage(str(path)), 'LPS')
+    direction = np.array(img.GetDirection()).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.array(img.GetSpacing())
+    affine[:3, 3] = img.GetOrigin()
+    return sitk.GetArrayFromImage(img), np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine, img.GetSpacing()
+
+
+def _window_40_120(hu: np.ndarray) -> np.ndarray:
+    """Level 40 / width 120 written out: [-20, 100] HU -> [0, 255]."""
+    return np.clip(np.rint((hu.astype(np.float64) + 20.0) * 255.0 / 120.0), 0, 255).astype(np.uint8)
+
+
+def test_nifti_layout_gives_display_slices_at_the_export_window(release, tmp_path):
     out = tmp_path / 'cranium'
     convert(release, out, layout='nifti')
+    card = json.loads((out / 'dataset.json').read_text())
+    assert 'image top = anterior' in card['slice_convention'] and card['settings']['window'] == 'ctich-brain'
     rows = read_manifest(out)
-    scan = read_nifti(release / 'Cranium' / RELEASE / 'ct_scans' / '049.nii')
-    assert (rows[0].spacing_x, rows[0].spacing_y, rows[0].spacing_z) == pytest.approx(scan.spacing, rel=1e-5)
+    hu, affine, spacing = _sitk_display(release / 'Cranium' / RELEASE / 'ct_scans' / '049.nii')
+    labels, _, _ = _sitk_display(release / 'Cranium' / RELEASE / 'masks' / '049.nii')
+    assert (rows[0].spacing_x, rows[0].spacing_y, rows[0].spacing_z) == pytest.approx(spacing, rel=1e-5)
     geometry = read_case_geometry(out, '049')
     assert geometry['shape_zhw'] == [SLICES, SIZE, SIZE]
-    np.testing.assert_allclose(geometry['affine'], scan.affine)
-    r = next(r for r in rows if r.case_id == '049' and r.slice_index == 3)
-    np.testing.assert_array_equal(cv2.imread(str(out / r.image), cv2.IMREAD_UNCHANGED),
-                                  WINDOWS['brain'](scan.array)[3])
-    mask = read_nifti(release / 'Cranium' / RELEASE / 'masks' / '049.nii').array[3]
-    np.testing.assert_array_equal(cv2.imread(str(out / r.mask), cv2.IMREAD_UNCHANGED), mask)
+    np.testing.assert_allclose(geometry['affine'], affine, atol=1e-5)
+    for r in (r for r in rows if r.case_id == '049'):
+        np.testing.assert_array_equal(cv2.imread(str(out / r.image), cv2.IMREAD_UNCHANGED),
+                                      _window_40_120(hu[r.slice_index]))
+        np.testing.assert_array_equal(cv2.imread(str(out / r.mask), cv2.IMREAD_UNCHANGED), labels[r.slice_index])
 
 
-def test_jpg_masks_agree_with_nifti_masks(release, tmp_path):
+def test_both_layouts_give_the_same_slices(release, tmp_path):
+    """The JPGs are display frames at 40/120; the NIfTI layout must give the same slices and masks."""
     convert(release, tmp_path / 'j', layout='jpg')
     convert(release, tmp_path / 'n', layout='nifti')
     jpg, nii = read_manifest(tmp_path / 'j'), read_manifest(tmp_path / 'n')
     assert [r.image for r in jpg] == [r.image for r in nii]
-    assert all(r.spacing_x is None for r in jpg)  # JPG slices carry no spacing
+    # JPG slices take their spacing from the same patient's NIfTI (display order).
+    assert [(r.spacing_x, r.spacing_y, r.spacing_z) for r in jpg] == [(r.spacing_x, r.spacing_y, r.spacing_z) for r in nii]
     inter = total = 0
+    diffs = []
     for a, b in zip(jpg, nii):
+        ia = cv2.imread(str(tmp_path / 'j' / a.image), cv2.IMREAD_UNCHANGED).astype(int)
+        ib = cv2.imread(str(tmp_path / 'n' / b.image), cv2.IMREAD_UNCHANGED).astype(int)
+        diffs.append(np.abs(ia - ib).mean())
         ma = cv2.imread(str(tmp_path / 'j' / a.mask), cv2.IMREAD_UNCHANGED)
         mb = cv2.imread(str(tmp_path / 'n' / b.mask), cv2.IMREAD_UNCHANGED)
         inter += int(np.logical_and(ma, mb).sum())
         total += int(ma.sum() + mb.sum())
+    assert max(diffs) < 4.0          # JPEG artefacts only (a flipped or re-windowed slice differs by tens)
     assert total > 0 and 2 * inter / total > 0.95
 
 
@@ -100,21 +126,23 @@ def test_rerun_is_a_no_op_and_overwrite_redoes(release, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ['cranium']  # no temporary folders left
 
 
-def test_changed_options_need_overwrite(release, tmp_path):
+def test_changed_slice_options_need_overwrite_split_options_do_not(release, tmp_path):
     out = tmp_path / 'cranium'
     convert(release, out, seed=0)
+    assert convert(release, out, seed=1).get('resplit') is True
     with pytest.raises(Exception, match='pass --overwrite'):
-        convert(release, out, seed=1)
+        convert(release, out, seed=1, window='bone')
 
 
-def test_kfold_splits(release, tmp_path):
+def test_kfold_split_lists(release, tmp_path):
     out = tmp_path / 'cranium'
     convert(release, out, folds=5)
     rows = read_manifest(out)
-    assert sorted({r.split for r in rows}) == [f'fold{k}' for k in range(5)]
-    folds = json.loads((out / 'splits.json').read_text())
-    assert len(folds) == 5
-    assert sorted(c for f in folds for c in f['val']) == sorted({r.case_id for r in rows})
-    with open(out / 'manifest.csv') as f:
-        for row in csv.DictReader(f):
-            assert row['case_id'] in folds[int(row['split'][4:])]['val']
+    assert sorted({r.split for r in rows}) == ['train', 'val']       # the default hold-out stays
+    lists = json.loads((out / 'splits.json').read_text())
+    vals = [lists[f'fold{k}_val'] for k in range(5)]
+    assert sorted(c for v in vals for c in v) == sorted({r.case_id for r in rows})
+    for k in range(5):
+        assert sorted(lists[f'fold{k}_train'] + vals[k]) == sorted({r.case_id for r in rows})
+        stems = (out / 'splits' / f'fold{k}_val.txt').read_text().split()
+        assert stems == [r.stem for r in rows if r.case_id in vals[k]]

@@ -55,18 +55,20 @@ def test_truncated_nifti(nifti_release, tmp_path, capsys):
 
 def test_image_mask_shape_mismatch(nifti_release, tmp_path, capsys):
     mask = nifti_release / 'Cranium' / RELEASE / 'masks' / '051.nii'
+    scan = nifti_release / 'Cranium' / RELEASE / 'ct_scans' / '051.nii'
     save_nifti(Volume(np.zeros((4, 32, 30), np.uint8), spacing=(1, 1, 1)), mask)
     code, err = run_cli(capsys, 'cranium', '--src', str(nifti_release), '--out', str(tmp_path / 'out'))
     assert code == 1 and len(err) == 1
-    assert f'{mask}: mask shape (4, 32, 30) does not match image shape (4, 32, 32)' in err[0]
+    assert err[0] == f'error: {mask}: label does not match image {scan}: shape (Z, H, W) (4, 32, 30) vs (4, 32, 32)'
     assert_nothing_written(tmp_path / 'out')
 
 
 def test_mask_values_outside_label_map(nifti_release, tmp_path, capsys):
+    import nibabel as nib
     mask = nifti_release / 'Cranium' / RELEASE / 'masks' / '049.nii'
-    labels = np.zeros((4, 32, 32), np.uint8)
-    labels[1, 5, 5] = 2
-    save_nifti(Volume(labels, spacing=(1, 1, 1)), mask)
+    labels = np.zeros((32, 32, 4), np.uint8)
+    labels[5, 5, 1] = 2
+    nib.save(nib.Nifti1Image(labels, nib.load(str(mask)).affine), str(mask))
     code, err = run_cli(capsys, 'cranium', '--src', str(nifti_release), '--out', str(tmp_path / 'out'))
     assert code == 1 and len(err) == 1
     assert f'{mask}: label values [2] are outside the label map [0, 1]' in err[0]

@@ -19,7 +19,7 @@ def test_cranium_dataset_reads_prepared_slices(data):
     from mmengine.registry import init_default_scope
     init_default_scope('mmseg')  # LoadAnnotations must be mmseg's, not mmcv's
     ds = DATASETS.build(dict(type='CraniumDataset', data_root=str(data),
-                             data_prefix=dict(img_path='images/train', seg_map_path='masks/train'),
+                             ann_file='splits/train.txt', data_prefix=dict(img_path='images/', seg_map_path='masks/'),
                              pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]))
     assert ds.metainfo['classes'] == ('background', 'hemorrhage')
     assert len(ds) == 4 * 4  # 4 train patients × 4 slices

@@ -16,7 +16,7 @@ from mmseg_medical.datasets import ForegroundOversamplingSampler, foreground_ind
 def dataset(cranium_data):
     init_default_scope('mmseg')
     return DATASETS.build(dict(type='CraniumDataset', data_root=str(cranium_data),
-                               data_prefix=dict(img_path='images/train', seg_map_path='masks/train'),
+                               ann_file='splits/train.txt', data_prefix=dict(img_path='images/', seg_map_path='masks/'),
                                pipeline=[]))
 
 

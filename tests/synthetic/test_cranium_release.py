@@ -14,7 +14,6 @@ import pytest
 from mmseg_medical.synthetic import (CSV_COLUMNS, RELEASE_DIR, cranium_has_hemorrhage, cranium_patient,
                                      phantom_spacing, write_cranium_release)
 from mmseg_medical.synthetic.cli import main
-from mmseg_medical.synthetic.phantom import _window
 
 PATIENTS, SLICES, SIZE, SEED = 4, 24, 128, 5
 IDS = ['049', '050', '051', '052']
@@ -38,6 +37,17 @@ def _nifti(release: Path, kind: str, patient: str) -> nib.Nifti1Image:
 
 def _slice_major(img: nib.Nifti1Image) -> np.ndarray:
     return np.asanyarray(img.dataobj).transpose(2, 1, 0)
+
+
+def _display(release: Path, kind: str, patient: str) -> np.ndarray:
+    """SimpleITK's reading of the NIfTI reoriented to LPS, as (z, y, x): the radiological display
+    orientation the real release's JPGs are in (image top = anterior, image left = patient's right)."""
+    import SimpleITK as sitk
+    return sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(release / kind / f'{patient}.nii')), 'LPS'))
+
+
+def _window_by_hand(hu: np.ndarray, level: float, width: float) -> np.ndarray:
+    return np.clip(np.rint((hu.astype(np.float64) - (level - width / 2)) * 255 / width), 0, 255).astype(np.uint8)
 
 
 def test_release_folder_and_top_level_names(release, tmp_path_factory):
@@ -86,25 +96,31 @@ def test_nifti_geometry_dtypes_and_content(release):
 
 
 @pytest.mark.parametrize('patient', IDS)
-def test_brain_and_bone_jpgs_are_windows_of_the_nifti_slices(release, patient):
-    hu = _slice_major(_nifti(release, 'ct_scans', patient))
+def test_brain_and_bone_jpgs_are_display_frames_at_the_export_windows(release, patient):
+    """Release facts (NOTES.md): brain 40/120 and bone 700/3200 frames in display orientation."""
+    hu = _display(release, 'ct_scans', patient)
     folder = release / 'Patients_CT' / patient
     for z in range(SLICES):
         brain, bone = _gray(folder / 'brain' / f'{z + 1}.jpg'), _gray(folder / 'bone' / f'{z + 1}.jpg')
         assert brain.shape == bone.shape == (SIZE, SIZE) and brain.dtype == np.uint8
-        brain_diff = np.abs(brain.astype(int) - _window(hu[z], 40, 80))
-        bone_diff = np.abs(bone.astype(int) - _window(hu[z], 600, 2800))
+        brain_diff = np.abs(brain.astype(int) - _window_by_hand(hu[z], 40, 120))
+        bone_diff = np.abs(bone.astype(int) - _window_by_hand(hu[z], 700, 3200))
         assert brain_diff.mean() < 3 and bone_diff.mean() < 2, f'slice {z + 1}'
+        # not the stored (RAS) orientation: the phantom is not left-right / front-back symmetric
+        stored = _window_by_hand(_slice_major(_nifti(release, 'ct_scans', patient))[z], 40, 120)
+        if z == SLICES // 2:
+            assert np.abs(brain.astype(int) - stored).mean() > 3 * brain_diff.mean()
     # the order is right: slice n is not its neighbour
-    middle = hu[SLICES // 2]
-    neighbour = _gray(folder / 'brain' / f'{SLICES // 2 + 2}.jpg')
-    assert np.abs(neighbour.astype(int) - _window(middle, 40, 80)).mean() > 6
+    middle = _window_by_hand(hu[SLICES // 2], 40, 120).astype(int)
+    same = np.abs(_gray(folder / 'brain' / f'{SLICES // 2 + 1}.jpg').astype(int) - middle).mean()
+    neighbour = np.abs(_gray(folder / 'brain' / f'{SLICES // 2 + 2}.jpg').astype(int) - middle).mean()
+    assert neighbour > 2 * same
 
 
 def test_jpeg_masks_have_artefacts_but_threshold_to_the_label(release):
     inter, overlap, total = 0, 0, 0
     for patient in IDS:
-        mask = _slice_major(_nifti(release, 'masks', patient))
+        mask = _display(release, 'masks', patient)
         for z in np.flatnonzero(mask.any(axis=(1, 2))):
             jpeg = _gray(release / 'Patients_CT' / patient / 'brain' / f'{z + 1}_HGE_Seg.jpg')
             assert jpeg.shape == (SIZE, SIZE)

@@ -1,4 +1,9 @@
 # Cranium (CT-ICH) slices written by `python tools/prepare_dataset.py cranium --src RAW --out data/cranium`.
+# Every slice is stored once (images/, masks/); a split is a list of slice stems, mmseg's `ann_file`:
+# splits/train.txt, splits/val.txt (patient hold-out), splits/fold{k}_{train,val}.txt (with --folds K).
+# Train on fold 2 of 5 without a new config:
+#   --cfg-options train_dataloader.dataset.ann_file=splits/fold2_train.txt \
+#                 val_dataloader.dataset.ann_file=splits/fold2_val.txt test_dataloader.dataset.ann_file=splits/fold2_val.txt
 custom_imports = dict(imports=['mmseg_medical'], allow_failed_imports=False)
 
 dataset_type = 'CraniumDataset'
@@ -26,7 +31,8 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='images/train/', seg_map_path='masks/train/'),
+        ann_file='splits/train.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
@@ -36,7 +42,8 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='images/val/', seg_map_path='masks/val/'),
+        ann_file='splits/val.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 # Slice-pooled mmseg metrics plus per-case volume metrics (restacked with manifest.csv; HD95 in mm).

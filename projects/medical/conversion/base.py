@@ -8,14 +8,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Type
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
 from ..errors import MedSegError
+from ..io.sources import Item, Source, ZipMember, fingerprint_lines, source_items
 from ..labels import LabelMap
-from ..splits import folds_as_splits, holdout_split, kfold_split
+from ..splits import check_folds, check_val_fraction, folds_as_splits, groups_straddling, holdout_split, kfold_split
 from ..volume import Volume
+
+#: Split list holding unpinned cases without labels (never part of a training list).
+UNLABELLED_SPLIT = 'unlabelled'
 
 #: name → converter class; filled by :func:`register_converter`.
 CONVERTERS: Dict[str, Type['DatasetConverter']] = {}
@@ -31,34 +35,64 @@ def register_converter(cls: Type['DatasetConverter']) -> Type['DatasetConverter'
 
 @dataclass
 class CaseSource:
-    """One case (patient/scan) as found on disk.
+    """One case (scan) as found on disk.
 
-    ``image``/``label`` are whatever the spec's readers take (a path, or a list of slice paths); a case
-    with ``label=None`` is unlabelled. ``split`` pins the case to a split (official test set, unlabelled
-    target domain); otherwise the spec's split rule decides.
+    ``image``/``label`` are sources (:mod:`mmseg_medical.io.sources`): a path, a list of slice paths,
+    named files (``{'lung': ..., 'infection': ...}``) or zip members, whatever the spec's readers take;
+    ``label=None`` means unlabelled (image-only). ``group`` is the patient (default: the case itself):
+    splits never separate a group. ``split`` pins the case to a split (official test set, unlabelled
+    target domain); otherwise the spec's split rule decides. ``aux`` names any other byte source the
+    readers use (e.g. a header spacing is taken from), so the up-to-date fingerprint covers it.
     """
 
     case_id: str
-    image: Any
-    label: Any = None
+    image: Source
+    label: Source = None
     split: Optional[str] = None
+    group: Optional[str] = None
+    aux: Source = None
     extra: dict = field(default_factory=dict)
 
+    @property
+    def patient(self) -> str:
+        return self.group or self.case_id
+
+    def items(self) -> Iterator[Item]:
+        """Every file or zip member this case reads."""
+        yield from source_items(self.image)
+        yield from source_items(self.label)
+
     def files(self) -> Iterator[Path]:
-        """Every file this case reads (for the up-to-date fingerprint)."""
-        for item in (self.image, self.label):
-            if item is None:
-                continue
-            for path in (item if isinstance(item, (list, tuple)) else [item]):
-                if path is not None:
-                    yield Path(path)
+        """Every file this case reads (a zip member counts as its archive)."""
+        for item in self.items():
+            yield item.archive if isinstance(item, ZipMember) else item
+
+    def fingerprint_lines(self) -> Iterator[str]:
+        yield from fingerprint_lines(self.image)
+        yield '|label'
+        yield from fingerprint_lines(self.label)
+        yield '|aux'
+        yield from fingerprint_lines(self.aux)
+
+
+@dataclass
+class CaseInfo:
+    """What the split rules see of a converted case (also stored in ``OUT/cases/<case>.json``)."""
+
+    case_id: str
+    labelled: bool
+    has_foreground: bool
+    group: str
+    pinned: Optional[str] = None
 
 
 class DatasetConverter:
     """Base class of dataset specs. Subclasses set the class attributes and implement ``find_cases``.
 
-    The default split is a seeded, foreground-stratified patient-level hold-out (``--val-fraction``) or,
-    with ``--folds K``, K stratified folds written as splits ``fold0``..``fold{K-1}``.
+    Splits are lists of cases over one slice store (``OUT/splits/<name>.txt``): the default is a seeded,
+    foreground-stratified, patient-group hold-out ``train``/``val`` (``--val-fraction``); ``--folds K``
+    adds ``fold{k}_train``/``fold{k}_val``; cases pinned by ``CaseSource.split`` get their own lists and
+    a spec may add official lists (:meth:`official_splits`). Split settings never change the slices.
     """
 
     #: CLI name (``prepare_dataset.py <name>``).
@@ -85,8 +119,12 @@ class DatasetConverter:
         """Dataset-specific options (besides the common --src/--out/--workers/--seed/...)."""
 
     def settings(self) -> dict:
-        """Everything that changes the output (part of the up-to-date fingerprint and dataset.json)."""
-        return {'seed': self.seed, 'val_fraction': self.val_fraction, 'folds': self.folds, **self.options}
+        """Everything that changes the slices (part of the up-to-date fingerprint and dataset.json)."""
+        return dict(self.options)
+
+    def split_settings(self) -> dict:
+        """What only changes the split lists (a change rewrites the lists, never the slices)."""
+        return {'seed': self.seed, 'val_fraction': self.val_fraction, 'folds': self.folds}
 
     # ---- the spec --------------------------------------------------------------------------------
     def find_cases(self, src: Path) -> List[CaseSource]:
@@ -114,22 +152,62 @@ class DatasetConverter:
                                          'volumes, so they cannot be segmented with its models')
 
     # ---- splits ----------------------------------------------------------------------------------
-    def assign_splits(self, has_foreground: Mapping[str, bool]) -> Dict[str, str]:
-        """Case → split for the cases not pinned by ``CaseSource.split``."""
-        if self.folds:
-            fold_of = kfold_split(list(has_foreground), has_foreground, self.folds, self.seed)
-            return {case: f'fold{fold}' for case, fold in fold_of.items()}
-        return holdout_split(list(has_foreground), has_foreground, self.val_fraction, self.seed)
+    def assign_splits(self, has_foreground: Mapping[str, bool], groups: Mapping[str, str]) -> Dict[str, str]:
+        """Case → ``train``/``val`` for the labelled cases not pinned by ``CaseSource.split``."""
+        return holdout_split(list(has_foreground), has_foreground, self.val_fraction, self.seed, groups)
 
-    def split_file(self, split_of: Mapping[str, str]) -> Any:
-        """What ``OUT/splits.json`` holds: nnU-Net style fold lists, or split → cases."""
-        if self.folds:
-            fold_of = {c: int(s[4:]) for c, s in split_of.items() if s.startswith('fold')}
-            return folds_as_splits(fold_of, self.folds)
-        out: Dict[str, List[str]] = {}
-        for case, split in sorted(split_of.items()):
-            out.setdefault(split, []).append(case)
-        return out
+    def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
+        """Extra named case lists a spec defines (official folds, ...); default none."""
+        return {}
+
+    def split_lists(self, cases: Mapping[str, CaseInfo]) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
+        """(case → its manifest ``split`` column, split name → sorted cases) for every split list.
+
+        Unpinned labelled cases: hold-out ``train``/``val`` and, with ``--folds K``, ``fold{k}_train`` /
+        ``fold{k}_val``; unpinned unlabelled cases: ``unlabelled``; pinned cases: their split; then the
+        spec's :meth:`official_splits`. No patient group is in two splits of a train/val pair.
+        """
+        free = {c: i for c, i in cases.items() if not i.pinned and i.labelled}
+        groups = {c: i.group for c, i in cases.items()}
+        split_of = {c: i.pinned or UNLABELLED_SPLIT for c, i in cases.items() if c not in free}
+        lists: Dict[str, List[str]] = {}
+        exclusive: List[Tuple[str, str]] = []
+        if free:
+            fg = {c: i.has_foreground for c, i in free.items()}
+            split_of.update(self.assign_splits(fg, {c: groups[c] for c in free}))
+            exclusive.append(('train', 'val'))
+            if self.folds:
+                fold_of = kfold_split(list(free), fg, self.folds, self.seed, {c: groups[c] for c in free})
+                for k, fold in enumerate(folds_as_splits(fold_of, self.folds)):
+                    lists[f'fold{k}_train'], lists[f'fold{k}_val'] = fold['train'], fold['val']
+                    exclusive.append((f'fold{k}_train', f'fold{k}_val'))
+        for case, split in split_of.items():
+            lists.setdefault(split, []).append(case)
+        for name, members in self.official_splits(cases).items():
+            lists[name] = list(members)
+        lists = {name: sorted(members) for name, members in sorted(lists.items())}
+        bad = groups_straddling(lists, groups, exclusive)
+        if bad:  # cannot happen with the rules above; guards specs that override them
+            raise MedSegError(None, f'patient groups in two splits: {", ".join(bad[:5])}')
+        return split_of, lists
+
+    def split_files(self, lists: Mapping[str, List[str]]) -> Dict[str, Any]:
+        """Extra JSON files written as ``OUT/splits/<name>``: nnU-Net's ``folds.json`` with ``--folds``."""
+        if not self.folds:
+            return {}
+        return {'folds.json': [{'train': lists[f'fold{k}_train'], 'val': lists[f'fold{k}_val']}
+                               for k in range(self.folds)]}
+
+    def check_split_options(self, cases: Sequence[CaseSource]) -> None:
+        """Usage errors of the split options, raised before any conversion (ValueError)."""
+        check_val_fraction(self.val_fraction)
+        free_groups = {c.patient for c in cases if not c.split and c.label is not None}
+        if self.folds is not None:
+            check_folds(self.folds, len(free_groups))
+        pinned = {c.patient for c in cases if c.split}
+        mixed = sorted(pinned & {c.patient for c in cases if not c.split})
+        if mixed:
+            raise ValueError(f'patient group {mixed[0]!r} has both pinned and unpinned cases')
 
 
 def find_release_dir(src: Path, marker: Callable[[Path], bool], what: str, max_depth: int = 4) -> Path:
@@ -149,6 +227,20 @@ def find_release_dir(src: Path, marker: Callable[[Path], bool], what: str, max_d
     raise MedSegError(src, f'no dataset found: expected {what}')
 
 
+def _fraction(text: str) -> float:
+    try:
+        return check_val_fraction(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _folds(text: str) -> int:
+    try:
+        return check_folds(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every dataset takes."""
     parser.add_argument('--src', type=Path, required=True, help='folder holding the raw release (any depth)')
@@ -156,9 +248,10 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--workers', type=int, default=None, help='processes (default: CPU count)')
     parser.add_argument('--overwrite', action='store_true', help='rebuild even if OUT is up to date')
     parser.add_argument('--seed', type=int, default=0, help='split seed (default 0)')
-    parser.add_argument('--val-fraction', type=float, default=0.2, help='share of patients in val (default 0.2)')
-    parser.add_argument('--folds', type=int, default=None,
-                        help='K stratified patient folds written as splits fold0..fold{K-1} instead of train/val')
+    parser.add_argument('--val-fraction', type=_fraction, default=0.2,
+                        help='share of patient groups in val, in (0, 1) (default 0.2)')
+    parser.add_argument('--folds', type=_folds, default=None,
+                        help='also write K stratified patient-group folds as split lists fold{k}_train / fold{k}_val')
     parser.add_argument('--previews', type=int, default=4,
                         help='overlay PNGs of the slices with most foreground under OUT/previews (0: none)')
 

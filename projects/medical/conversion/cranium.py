@@ -3,8 +3,13 @@
 Two layouts of the same release, both accepted (``--layout auto`` prefers NIfTI, which keeps HU):
 
 * JPG:   ``Patients_CT/<id>/brain/<n>.jpg`` (brain window, 8-bit) + ``<n>_HGE_Seg.jpg`` (JPEG mask, only
-  for slices with hemorrhage; other slices are all background). Slice order = ``n``.
-* NIfTI: ``ct_scans/<id>.nii`` (HU) + ``masks/<id>.nii`` (0/1); HU → ``--window`` (default brain 40/80).
+  for slices with hemorrhage; other slices are all background). Slice order = ``n``. The JPGs are the
+  scanner software's video export at level 40 / width 120, already in radiological display orientation
+  (the masks were drawn on them), so they are kept as they are. They carry no spacing: it is taken from
+  ``ct_scans/<id>.nii`` of the same patient when that file is there (else distances are in voxels).
+* NIfTI: ``ct_scans/<id>.nii`` (HU) + ``masks/<id>.nii`` (0/1); HU → ``--window`` (default
+  ``ctich-brain`` = level 40 / width 120, the JPG export's window) and the display slice convention, so
+  both layouts give the same slices and a model trained on one segments the other.
 
 Case id = the 3-digit patient id. Split: patients 80/20 train/val, seeded and stratified on hemorrhage.
 """
@@ -18,7 +23,7 @@ import numpy as np
 
 from ..errors import MedSegError
 from ..intensity import WINDOWS, KeepUint8
-from ..io.nifti import read_nifti
+from ..io.nifti import nifti_display_spacing, read_nifti
 from ..io.slices import natural_key, read_image_2d, read_slice_files
 from ..labels import LabelMap, binarize_mask
 from ..volume import Volume
@@ -28,6 +33,7 @@ RELEASE = 'computed-tomography-images-for-intracranial-hemorrhage-detection-and-
 CLASSES = ('background', 'hemorrhage')
 MASK_SUFFIX = '_HGE_Seg'
 JPG_DIR, CT_DIR, MASK_DIR = 'Patients_CT', 'ct_scans', 'masks'
+DEFAULT_WINDOW = 'ctich-brain'
 
 
 def _has_jpg(d: Path) -> bool:
@@ -51,12 +57,16 @@ class CraniumConverter(DatasetConverter):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('--layout', choices=('auto', 'jpg', 'nifti'), default='auto',
                             help='which layout to read (auto: NIfTI if present, else JPG)')
-        parser.add_argument('--window', choices=sorted(WINDOWS), default='brain',
-                            help='HU window for the NIfTI layout (default brain 40/80)')
+        parser.add_argument('--window', choices=sorted(WINDOWS), default=DEFAULT_WINDOW,
+                            help=f'HU window for the NIfTI layout (default {DEFAULT_WINDOW}: level 40 / width 120, '
+                                 'the window of the release\'s JPGs)')
 
     @property
     def layout(self) -> str:
-        return self.options.get('layout', 'auto')
+        return self.options.get('layout') or 'auto'
+
+    def settings(self) -> dict:
+        return {**self.options, 'layout': self.layout, 'window': self.options.get('window') or DEFAULT_WINDOW}
 
     def find_cases(self, src: Path) -> List[CaseSource]:
         marker = {'jpg': _has_jpg, 'nifti': _has_nifti}.get(self.layout, lambda d: _has_jpg(d) or _has_nifti(d))
@@ -73,8 +83,10 @@ class CraniumConverter(DatasetConverter):
             if not slices:
                 raise MedSegError(brain, 'no brain-window slices <n>.jpg in this patient folder')
             masks = [s.with_name(f'{s.stem}{MASK_SUFFIX}.jpg') for s in slices]
+            nifti = next((p for p in (release / CT_DIR / f'{patient.name}{e}' for e in ('.nii', '.nii.gz'))
+                          if p.is_file()), None)
             cases.append(CaseSource(patient.name, slices, [m if m.is_file() else None for m in masks],
-                                    extra={'layout': 'jpg'}))
+                                    aux=nifti, extra={'layout': 'jpg', 'spacing_from': nifti}))
         return cases
 
     def _nifti_cases(self, release: Path) -> List[CaseSource]:
@@ -89,9 +101,13 @@ class CraniumConverter(DatasetConverter):
         return cases
 
     def read_image(self, case: CaseSource) -> Volume:
-        if case.extra['layout'] == 'jpg':
-            return read_slice_files(case.image)
-        return read_nifti(case.image)
+        if case.extra['layout'] == 'nifti':
+            return read_nifti(case.image)
+        volume = read_slice_files(case.image)
+        volume.meta['display_orientation'] = True  # frames of the display export: never reoriented
+        if case.extra.get('spacing_from') is not None:
+            volume.spacing = nifti_display_spacing(case.extra['spacing_from'])
+        return volume
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
         if case.extra['layout'] == 'nifti':
@@ -115,8 +131,8 @@ class CraniumConverter(DatasetConverter):
         return self.volume_intensity(image)
 
     def volume_intensity(self, volume: Volume) -> np.ndarray:
-        """HU → the ``--window`` of the NIfTI layout (default brain 40/80); also used for inference."""
-        window = self.options.get('window') or 'brain'
+        """HU → the ``--window`` of the NIfTI layout (default level 40 / width 120); also used for inference."""
+        window = self.options.get('window') or DEFAULT_WINDOW
         if window not in WINDOWS:
             raise MedSegError(volume.source, f'unknown HU window {window!r}; choose from {sorted(WINDOWS)}')
         return WINDOWS[window](volume.array)

@@ -1,10 +1,15 @@
-"""The one conversion loop: cases → 8-bit PNG slices + masks + manifest + statistics.
+"""The one conversion loop: cases → 8-bit PNG slices + masks, split lists, manifest, statistics.
 
 ``prepare(converter, src, out)`` finds the cases, converts them in parallel (one case per task, so peak
-memory is a few volumes, not the dataset) into a temporary folder next to ``out``, assigns patient-level
-splits, writes the manifest, per-case geometry, ``splits.json``, ``dataset.json`` and ``stats.json``, and
-only then moves the folder into place. A failure or interruption leaves nothing behind; a re-run on an
-up-to-date output returns at once.
+memory is a few volumes, not the dataset) into a temporary folder next to ``out`` and only then moves the
+folder into place. Every slice is written once, ``images/<case>_<slice:04d>.png`` (+ ``masks/...`` for
+labelled cases), in the display slice convention (:mod:`mmseg_medical.orientation`); splits are lists
+over that store (``splits/<name>.txt``, one slice stem per line: mmseg's ``ann_file``).
+
+* A failure or interruption leaves nothing behind; temporary folders of a killed run (SIGKILL) are
+  removed by the next run; a failing ``--overwrite`` leaves the previous output as it was.
+* A re-run on an up-to-date output returns at once; a re-run that changes only the split settings
+  (``--seed``, ``--val-fraction``, ``--folds``) rewrites the lists, manifest and statistics, not the PNGs.
 """
 from __future__ import annotations
 
@@ -24,37 +29,61 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import MedSegError
-from ..labels import check_same_shape, slice_class_counts
-from ..manifest import MANIFEST_NAME, SliceRecord, slice_stem, write_case_geometry, write_manifest
+from ..labels import slice_class_counts
+from ..manifest import (CASES_DIR, MANIFEST_NAME, SliceRecord, read_case_geometry, slice_stem, write_case_geometry,
+                        write_manifest)
+from ..orientation import DISPLAY_CONVENTION, display_transform, to_display
 from ..version import __version__
-from .base import CaseSource, DatasetConverter
+from ..volume import check_same_geometry
+from .base import CaseInfo, CaseSource, DatasetConverter
 
 #: PNG encoder settings used for every slice (zlib level 1: fast, ~lossless size within a few %).
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-STAGING = '_staging'
 STAMP = '.prepare.json'
+SPLITS_DIR = 'splits'
 
 
 @dataclass
 class CaseResult:
-    """What converting one case produced (small: sent back from the worker)."""
+    """What converting one case produced (small: sent back from the worker; kept in ``cases/<case>.json``)."""
 
     case_id: str
     num_slices: int
     labelled: bool
     spacing: Optional[Tuple[float, float, float]]
     geometry: dict
+    group: str = ''
+    pinned: Optional[str] = None
     class_pixels: List[int] = field(default_factory=list)
     class_slices: List[int] = field(default_factory=list)
-    slice_pixels: List[int] = field(default_factory=list)  # foreground pixels per slice (previews)
+    slice_pixels: List[int] = field(default_factory=list)  # foreground pixels per slice (previews, sampler)
 
     @property
     def has_foreground(self) -> bool:
         return self.labelled and sum(self.class_pixels[1:]) > 0
 
+    def info(self) -> CaseInfo:
+        return CaseInfo(self.case_id, self.labelled, self.has_foreground, self.group or self.case_id, self.pinned)
+
+    def to_json(self) -> dict:
+        """``cases/<case>.json``: the geometry (restacking) plus what the split rules and statistics need."""
+        return {**self.geometry, 'case_id': self.case_id, 'group': self.group or self.case_id,
+                'pinned_split': self.pinned, 'labelled': self.labelled,
+                'statistics': {'class_pixels': self.class_pixels, 'class_slices': self.class_slices,
+                               'slice_pixels': self.slice_pixels}}
+
+    @classmethod
+    def from_json(cls, info: dict) -> 'CaseResult':
+        stats = info.get('statistics') or {}
+        spacing = info.get('spacing')
+        return cls(info['case_id'], int(info['shape_zhw'][0]), bool(info['labelled']),
+                   None if spacing is None else tuple(spacing), info, info.get('group') or info['case_id'],
+                   info.get('pinned_split'), list(stats.get('class_pixels', [])),
+                   list(stats.get('class_slices', [])), list(stats.get('slice_pixels', [])))
+
 
 def write_png(path: Path, array: np.ndarray) -> None:
-    """Write a 2D uint8 array as an 8-bit single-channel PNG (raises with the path on failure)."""
+    """Write a 2D uint8 array (or H x W x 3, BGR) as an 8-bit PNG (raises with the path on failure)."""
     ok, buf = cv2.imencode('.png', array, PNG_PARAMS)
     if not ok:
         raise MedSegError(path, 'PNG encoding failed')
@@ -62,25 +91,34 @@ def write_png(path: Path, array: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def convert_case(converter: DatasetConverter, case: CaseSource, staging: Path) -> CaseResult:
-    """Read, normalise, validate and write one case's slices into ``staging/{images,masks}``."""
+def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> CaseResult:
+    """Read, check, reorient, normalise and write one case's slices into ``root/{images,masks}``.
+
+    The label must lie on the image's voxel grid (shape and affine); both are then put in the display
+    slice convention with the image's transform, which ``cases/<case>.json`` records.
+    """
     image = converter.read_image(case)
-    pixels = converter.to_uint8(case, image)
     label = converter.read_label(case)
+    if label is not None:
+        check_same_geometry(image, label)
+    # Sources already in display orientation (e.g. frames of a viewer's export) are kept as they are.
+    record = None if image.meta.get('display_orientation') else display_transform(image)
+    image = to_display(image, record)
+    pixels = converter.to_uint8(case, image)
     num_classes = converter.label_map.num_classes
     classes = None
     if label is not None:
-        check_same_shape(image.array.shape, label.array.shape, label.source, image.source)
-        classes = converter.label_map.remap(label.array, label.source)
+        classes = converter.label_map.remap(to_display(label, record).array, label.source)
     for k in range(pixels.shape[0]):
         stem = slice_stem(case.case_id, k)
-        write_png(staging / 'images' / f'{stem}.png', pixels[k])
+        write_png(root / 'images' / f'{stem}.png', pixels[k])
         if classes is not None:
-            write_png(staging / 'masks' / f'{stem}.png', classes[k])
+            write_png(root / 'masks' / f'{stem}.png', classes[k])
     geometry = image.geometry()
-    geometry.update(case_id=case.case_id, image_source=image.source,
-                    label_source=None if label is None else label.source)
-    result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry)
+    geometry.update(image_source=image.source, label_source=None if label is None else label.source,
+                    display_transform=record)
+    result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry,
+                        case.patient, case.split)
     if classes is not None:
         counts = slice_class_counts(classes, num_classes)
         result.class_pixels, result.class_slices = counts.sum(axis=0).tolist(), (counts > 0).sum(axis=0).tolist()
@@ -113,14 +151,14 @@ def _map_cases(converter: DatasetConverter, cases: Sequence[CaseSource], staging
 
 
 def fingerprint(converter: DatasetConverter, cases: Sequence[CaseSource]) -> str:
-    """Hash of the converter, its settings, this package's version and every input file's size/mtime."""
+    """Hash of the converter, its slice settings, this package's version and every byte source (file
+    size/mtime; zip archive size/mtime + member name, size, CRC). Split settings are not part of it."""
     h = hashlib.sha256()
     h.update(json.dumps([converter.name, __version__, converter.settings()], sort_keys=True, default=str).encode())
     for case in sorted(cases, key=lambda c: c.case_id):
-        h.update(f'{case.case_id}|{case.split}'.encode())
-        for path in case.files():
-            st = path.stat()
-            h.update(f'|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}'.encode())
+        h.update(f'{case.case_id}|{case.split}|{case.patient}'.encode())
+        for line in case.fingerprint_lines():
+            h.update(f'|{line}'.encode())
     return h.hexdigest()
 
 
@@ -135,6 +173,7 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             overwrite: bool = False, previews: int = 4) -> dict:
     """Convert the release under ``src`` into ``out``; returns the statistics (also ``out/stats.json``)."""
     src, out = Path(src), Path(out)
+    clean_stale(out)
     cases = converter.find_cases(src)
     if not cases:
         raise MedSegError(src, f'no {converter.name} cases found: expected {converter.expected_layout}')
@@ -143,44 +182,44 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
         if case.case_id in seen:
             raise MedSegError(next(case.files(), src), f'case id {case.case_id!r} occurs twice')
         seen[case.case_id] = case
+    try:
+        converter.check_split_options(cases)
+    except ValueError as exc:
+        raise MedSegError(src, f'split options: {exc}') from None
     stamp = fingerprint(converter, cases)
     if out.exists():
         previous = _read_stamp(out)
         if previous is not None and previous.get('fingerprint') == stamp and not overwrite:
-            stats = json.loads((out / 'stats.json').read_text())
-            stats['up_to_date'] = True
-            return stats
+            if previous.get('split_settings') == converter.split_settings() and (out / SPLITS_DIR).is_dir():
+                stats = json.loads((out / 'stats.json').read_text())
+                stats['up_to_date'] = True
+                return stats
+            return resplit(converter, out)
         if not overwrite:
             why = 'was prepared from other inputs or options' if previous else 'exists and is not a prepared dataset'
             raise MedSegError(out, f'output folder {why}; pass --overwrite to replace it')
 
-    tmp = out.parent / f'.{out.name}.tmp-{uuid.uuid4().hex[:8]}'
+    tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
-        staging = tmp / STAGING
-        (staging / 'images').mkdir(parents=True)
-        (staging / 'masks').mkdir()
-        results = _map_cases(converter, cases, staging, workers or default_workers())
+        (tmp / 'images').mkdir(parents=True)
+        (tmp / 'masks').mkdir()
+        results = _map_cases(converter, cases, tmp, workers or default_workers())
         results.sort(key=lambda r: r.case_id)
-        split_of = _splits(converter, cases, results)
-        records = _place_files(tmp, staging, results, split_of)
-        shutil.rmtree(staging)
-        write_manifest(tmp / MANIFEST_NAME, records)
         for r in results:
-            write_case_geometry(tmp, r.case_id, {**r.geometry, 'split': split_of[r.case_id]})
-        stats = statistics(converter, results, split_of)
-        _write_json(tmp / 'stats.json', stats)
-        _write_json(tmp / 'splits.json', converter.split_file(
-            {c: s for c, s in split_of.items() if not seen[c].split}))
+            write_case_geometry(tmp, r.case_id, r.to_json())
+        records, stats = write_splits(converter, tmp, results)
         _write_json(tmp / 'dataset.json', {
             'name': converter.name, 'classes': list(converter.label_map.classes),
             'labels': {n: i for i, n in enumerate(converter.label_map.classes)},
             'raw_label_values': {str(k): v for k, v in converter.label_map.mapping.items()},
-            'file_ending': '.png', 'settings': converter.settings(), 'source': str(src.resolve()),
-            'numTraining': sum(1 for r in results if r.labelled), 'version': __version__})
+            'file_ending': '.png', 'slice_convention': DISPLAY_CONVENTION,
+            'settings': converter.settings(), 'split_settings': converter.split_settings(),
+            'source': str(src.resolve()), 'numTraining': sum(1 for r in results if r.labelled),
+            'version': __version__})
         if previews:
             from ..visualization import write_previews
             write_previews(tmp, records, results, previews)
-        _write_json(tmp / STAMP, {'fingerprint': stamp})
+        _write_json(tmp / STAMP, {'fingerprint': stamp, 'split_settings': converter.split_settings()})
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -188,35 +227,66 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
     return stats
 
 
-def _splits(converter: DatasetConverter, cases: Sequence[CaseSource], results: Sequence[CaseResult]) -> Dict[str, str]:
-    pinned = {c.case_id: c.split for c in cases if c.split}
-    free = {r.case_id: r.has_foreground for r in results if r.case_id not in pinned}
-    split_of = dict(pinned)
-    if free:
-        split_of.update(converter.assign_splits(free))
-    return split_of
+def write_splits(converter: DatasetConverter, root: Path, results: Sequence[CaseResult],
+                 target: Optional[Path] = None) -> Tuple[List[SliceRecord], dict]:
+    """Split lists, ``splits.json``, ``manifest.csv`` and ``stats.json`` of ``results`` (slices under ``root``).
 
-
-def _place_files(root: Path, staging: Path, results: Sequence[CaseResult],
-                 split_of: Dict[str, str]) -> List[SliceRecord]:
-    """Move staged slices into ``images/<split>``/``masks/<split>`` and build the manifest rows."""
+    Written into ``target`` (default ``root``); returns the manifest rows and the statistics.
+    """
+    target = target or root
+    split_of, lists = converter.split_lists({r.case_id: r.info() for r in results})
+    by_case = {r.case_id: r for r in results}
     records: List[SliceRecord] = []
     for r in results:
-        split = split_of[r.case_id]
-        (root / 'images' / split).mkdir(parents=True, exist_ok=True)
-        if r.labelled:
-            (root / 'masks' / split).mkdir(parents=True, exist_ok=True)
         sx, sy, sz = r.spacing if r.spacing is not None else (None, None, None)
         for k in range(r.num_slices):
             name = f'{slice_stem(r.case_id, k)}.png'
-            image = f'images/{split}/{name}'
-            os.replace(staging / 'images' / name, root / image)
-            mask = ''
-            if r.labelled:
-                mask = f'masks/{split}/{name}'
-                os.replace(staging / 'masks' / name, root / mask)
-            records.append(SliceRecord(split, r.case_id, k, image, mask, sx, sy, sz))
-    return records
+            records.append(SliceRecord(split_of[r.case_id], r.case_id, k, f'images/{name}',
+                                       f'masks/{name}' if r.labelled else '', sx, sy, sz))
+    (target / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
+    for name, members in lists.items():
+        stems = [slice_stem(c, k) for c in members for k in range(by_case[c].num_slices)]
+        (target / SPLITS_DIR / f'{name}.txt').write_text(''.join(f'{s}\n' for s in stems))
+    for name, obj in converter.split_files(lists).items():
+        _write_json(target / SPLITS_DIR / name, obj)
+    _write_json(target / 'splits.json', lists)
+    write_manifest(target / MANIFEST_NAME, records)
+    stats = statistics(converter, results, split_of)
+    stats['split_lists'] = {name: len(members) for name, members in lists.items()}
+    _write_json(target / 'stats.json', stats)
+    return records, stats
+
+
+def resplit(converter: DatasetConverter, out: Path) -> dict:
+    """Rewrite only the split lists, ``splits.json``, manifest and statistics of a prepared ``out``.
+
+    The new files are written into a staging folder inside ``out`` and moved into place one by one;
+    the stamp is updated last, so an interrupted re-split is redone by the next run.
+    """
+    results = [CaseResult.from_json(read_case_geometry(out, p.stem)) for p in sorted((out / CASES_DIR).glob('*.json'))]
+    if not results:
+        raise MedSegError(out / CASES_DIR, 'no case records: prepare again with --overwrite')
+    staging = out / f'.resplit-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+    try:
+        _records, stats = write_splits(converter, out, results, target=staging)
+        old = out / f'.splits-old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        if (out / SPLITS_DIR).exists():
+            os.replace(out / SPLITS_DIR, old)
+        os.replace(staging / SPLITS_DIR, out / SPLITS_DIR)
+        for name in ('splits.json', MANIFEST_NAME, 'stats.json'):
+            os.replace(staging / name, out / name)
+        card = json.loads((out / 'dataset.json').read_text())
+        card['split_settings'] = converter.split_settings()
+        _write_json(staging / 'dataset.json', card)
+        os.replace(staging / 'dataset.json', out / 'dataset.json')
+        previous = _read_stamp(out) or {}
+        _write_json(staging / STAMP, {**previous, 'split_settings': converter.split_settings()})
+        os.replace(staging / STAMP, out / STAMP)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    stats['resplit'] = True
+    return stats
 
 
 def statistics(converter: DatasetConverter, results: Sequence[CaseResult], split_of: Dict[str, str]) -> dict:
@@ -267,10 +337,42 @@ def _read_stamp(out: Path) -> Optional[dict]:
         return None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _stale(path: Path) -> bool:
+    """A staging folder ``...-<pid>-<hex>`` whose process is gone (or of unknown owner)."""
+    parts = path.name.rsplit('-', 2)
+    return not (len(parts) == 3 and parts[1].isdigit() and _pid_alive(int(parts[1])))
+
+
+def clean_stale(out: Path) -> None:
+    """Remove what a killed run left beside / inside ``out``; restore ``out`` if a swap was cut short."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    olds = [p for p in out.parent.glob(f'.{out.name}.old-*') if _stale(p)]
+    if not out.exists() and olds:  # killed between the two renames of _swap_into_place
+        os.replace(olds.pop(), out)
+    for path in olds + [p for p in out.parent.glob(f'.{out.name}.tmp-*') if _stale(p)]:
+        shutil.rmtree(path, ignore_errors=True)
+    if out.is_dir():
+        for path in [*out.glob('.resplit-*'), *out.glob('.splits-old-*')]:
+            if _stale(path):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Atomically replace ``out`` by ``tmp`` (old output removed only after the new one is in place)."""
     if out.exists():
-        trash = out.parent / f'.{out.name}.old-{uuid.uuid4().hex[:8]}'
+        trash = out.parent / f'.{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
         os.replace(out, trash)
         os.replace(tmp, out)
         shutil.rmtree(trash, ignore_errors=True)

@@ -4,14 +4,17 @@
 
     <root>/<nest>/computed-tomography-images-for-intracranial-hemorrhage-detection-and-segmentation-1.0.0/
         hemorrhage_diagnosis.csv                one row per slice, 1-based SliceNumber
-        Patients_CT/<049..>/brain/<n>.jpg       brain window (40/80), 8-bit grayscale JPEG
+        Patients_CT/<049..>/brain/<n>.jpg       brain window (level 40 / width 120), 8-bit grayscale JPEG
         Patients_CT/<049..>/brain/<n>_HGE_Seg.jpg   mask 0/255 as JPEG, only slices with hemorrhage
-        Patients_CT/<049..>/bone/<n>.jpg        bone window (600/2800)
+        Patients_CT/<049..>/bone/<n>.jpg        bone window (700/3200)
         ct_scans/<049..>.nii                    HU, int16
         masks/<049..>.nii                       0/1, uint8
 
-JPG ``<n>`` is slice ``n - 1`` of the slice-major volume (rows = H, columns = W); the NIfTI data array
-is ``volume.transpose(2, 1, 0)`` with affine ``diag(spacing)`` (see :mod:`mmseg_medical.volume`).
+As in the real release (../shared/NOTES.md), the JPGs are frames in radiological display orientation
+(image top = anterior, image left = the patient's right) at the scanner export's windows, and the
+NIfTI files hold the same scan in their own voxel order: here RAS storage (affine ``diag(spacing)``,
+i.e. columns run to the patient's right and rows to anterior), so the JPG of slice ``n - 1`` is the NIfTI
+slice flipped in both in-plane axes. :func:`cranium_patient` returns the volumes in NIfTI storage order.
 """
 from __future__ import annotations
 
@@ -32,8 +35,8 @@ CSV_COLUMNS = ('PatientNumber', 'SliceNumber', 'Intraventricular', 'Intraparench
                'Epidural', 'Subdural', 'No_Hemorrhage', 'Fracture_Yes_No')
 LAYOUTS = ('jpg', 'nifti')
 FIRST_PATIENT = 49
-BRAIN_WINDOW = (40.0, 80.0)  # center, width
-BONE_WINDOW = (600.0, 2800.0)
+BRAIN_WINDOW = (40.0, 120.0)  # level, width of the release's syngo video export
+BONE_WINDOW = (700.0, 3200.0)
 JPEG_QUALITY = 90
 
 
@@ -49,7 +52,7 @@ def cranium_has_hemorrhage(index: int, no_bleed_every: int = 4) -> bool:
 
 def cranium_patient(index: int, num_slices: int = 24, size: int = 128, seed: int = 0,
                     no_bleed_every: int = 4) -> Tuple[Volume, Volume]:
-    """The ``(ct, mask)`` volumes of patient ``index``, as :func:`write_cranium_release` writes them.
+    """The ``(ct, mask)`` volumes of patient ``index`` as its NIfTI files store them (RAS, see above).
 
     A patient depends only on ``(seed, index)`` and the sizes, not on how many patients are written.
     """
@@ -60,6 +63,8 @@ def cranium_patient(index: int, num_slices: int = 24, size: int = 128, seed: int
     hu, label = head_ct_phantom(num_slices, size, gen, num_bleeds)
     spacing = phantom_spacing(size)
     source = f'synthetic cranium patient {cranium_patient_id(index)}'
+    # The phantom is drawn in display orientation; RAS storage reverses rows (P->A) and columns (L->R).
+    hu, label = np.ascontiguousarray(hu[:, ::-1, ::-1]), np.ascontiguousarray(label[:, ::-1, ::-1])
     return Volume(array=hu, spacing=spacing, source=source), Volume(array=label, spacing=spacing, source=source)
 
 
@@ -78,7 +83,11 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
 
 
 def _write_jpg_patient(folder: Path, hu: np.ndarray, label: np.ndarray, quality: int) -> None:
-    """``brain/<n>.jpg``, ``bone/<n>.jpg`` and, for slices with hemorrhage, ``brain/<n>_HGE_Seg.jpg``."""
+    """``brain/<n>.jpg``, ``bone/<n>.jpg`` and, for slices with hemorrhage, ``brain/<n>_HGE_Seg.jpg``.
+
+    ``hu``/``label`` in RAS storage order (as :func:`cranium_patient` gives them); frames in display order.
+    """
+    hu, label = hu[:, ::-1, ::-1], label[:, ::-1, ::-1]
     brain, bone = folder / 'brain', folder / 'bone'
     brain.mkdir(parents=True, exist_ok=True)
     bone.mkdir(parents=True, exist_ok=True)
