@@ -52,3 +52,27 @@ def test_config_builds_and_steps(path):
                                                    data_samples=[samples[0]]), False), mode='predict')
     assert out[0].pred_sem_seg.data.shape[-2:] == (32, 32)
     assert set(out[0].pred_sem_seg.data.unique().tolist()) <= {0, 1}
+
+
+def test_fold_2_of_5_by_cfg_options_alone(tmp_path):
+    """The documented switch: --cfg-options *.dataset.ann_file=splits/fold2_{train,val}.txt."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.synthetic import write_cranium_release
+
+    write_cranium_release(tmp_path / 'raw', num_patients=10, num_slices=3, size=32, seed=0, layouts=('nifti',))
+    prepare(CONVERTERS['cranium'](folds=5), tmp_path / 'raw', tmp_path / 'data', workers=1, previews=0)
+    cfg = Config.fromfile(str(REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'))
+    root = str(tmp_path / 'data') + '/'
+    cfg.merge_from_dict({f'{d}.dataset.data_root': root for d in ('train_dataloader', 'val_dataloader')})
+    cfg.merge_from_dict({'train_dataloader.dataset.ann_file': 'splits/fold2_train.txt',
+                         'val_dataloader.dataset.ann_file': 'splits/fold2_val.txt'})
+    init_default_scope('mmseg')
+    train, val = DATASETS.build(cfg.train_dataloader.dataset), DATASETS.build(cfg.val_dataloader.dataset)
+    listed = (tmp_path / 'data/splits/fold2_val.txt').read_text().split()
+    assert [Path(val.get_data_info(i)['img_path']).stem for i in range(len(val))] == listed
+    cases = lambda ds: {Path(ds.get_data_info(i)['img_path']).stem[:3] for i in range(len(ds))}  # noqa: E731
+    assert len(cases(val)) == 2 and not cases(train) & cases(val) and len(cases(train) | cases(val)) == 10
