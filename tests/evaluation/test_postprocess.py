@@ -6,8 +6,9 @@ import pytest
 from scipy import ndimage
 
 from mmseg_medical.errors import MedSegError
-from mmseg_medical.evaluation.postprocess import (LARGEST, choose_min_sizes, class_dice_by_rule, load_rules,
-                                                  min_voxels_from_mm3, remove_small_components, save_rules)
+from mmseg_medical.evaluation.postprocess import (LARGEST, apply_postprocessing, choose_min_sizes, class_dice_by_rule,
+                                                  load_rules, min_voxels_from_mm3, remove_small_components,
+                                                  save_rules)
 
 
 def three_blobs() -> np.ndarray:
@@ -92,6 +93,12 @@ def test_mm3_conversion_and_rule_files(tmp_path):
     assert min_voxels_from_mm3(21.0, (0.5, 0.5, 5.0)) == 17
     path = save_rules(tmp_path / 'pp.json', {1: 20, 2: None, 3: LARGEST}, connectivity=3, chosen_on=['a'])
     assert load_rules(path) == ({1: 20, 3: LARGEST}, 3)
+    # the inference hook: with connectivity 3 from the file the diagonal voxel joins the cube and stays
+    labels = three_blobs()
+    out = apply_postprocessing(labels, path)
+    assert out[4, 4, 4] == 1 and out[7, 7, 7] == 0 and (out == 2).sum() == 9  # class 2 has no rule
+    np.testing.assert_array_equal(apply_postprocessing(labels, {1: 20, 2: None}),
+                                  remove_small_components(labels, {1: 20}))
     (tmp_path / 'bad.json').write_text('{"min_size": {"1": -2}}')
     with pytest.raises(MedSegError, match='rule'):
         load_rules(tmp_path / 'bad.json')

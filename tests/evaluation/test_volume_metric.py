@@ -50,7 +50,8 @@ def test_n_bootstrap_zero_logs_no_ci(cranium_data, capsys):
 def test_empty_prediction_is_scored_not_dropped(cranium_data):
     res = evaluate(VolumeMetric(n_bootstrap=10), samples(cranium_data, transform=np.zeros_like))
     assert res['mDice'] == 0.0
-    geometry = read_case_geometry(cranium_data, next(r.case_id for r in read_manifest(cranium_data) if r.split == 'val'))
+    first_val = next(r.case_id for r in read_manifest(cranium_data) if r.split == 'val')
+    geometry = read_case_geometry(cranium_data, first_val)
     z, h, w = geometry['shape_zhw']
     sx, sy, sz = geometry['spacing']
     assert res['mHD95'] == pytest.approx(np.sqrt((z * sz) ** 2 + (h * sy) ** 2 + (w * sx) ** 2), rel=1e-4)
@@ -75,7 +76,8 @@ def test_uses_spacing_in_zyx_order_and_writes_volumes(cranium_data, tmp_path):
         gt = np.roll(pred, -3, axis=0)
         # the rolled-back volume is the case's ground truth: same voxel count per slice as the source mask
         source = nib.load(read_case_geometry(cranium_data, path.name[:-7])['label_source'])
-        np.testing.assert_array_equal(np.sort(gt.sum(axis=(0, 1))), np.sort(np.asarray(source.dataobj).sum(axis=(0, 1))))
+        per_slice = np.sort(np.asarray(source.dataobj).sum(axis=(0, 1)))
+        np.testing.assert_array_equal(np.sort(gt.sum(axis=(0, 1))), per_slice)
         expected.append(case_metrics(gt, pred, zooms, [1], 2.0)[0]['hd95'])
         wrong.append(case_metrics(gt, pred, zooms[::-1], [1], 2.0)[0]['hd95'])
     assert res['mHD95'] == pytest.approx(np.mean(expected), abs=1e-3)

@@ -15,7 +15,8 @@ without ``surface-distance`` installed. Non-finite values are stored as the stri
 surface-distance 0.1 uses ``np.Inf`` and ``np.NaN``, removed in NumPy 2: this script restores both aliases before
 importing it (here only; the project never imports surface-distance).
 
-Usage: python tools/benchmarks/surface_distance_reference.py [--out tests/evaluation/data/surface_distance_reference.json]
+Usage: python tools/benchmarks/surface_distance_reference.py [--out PATH]
+(default: tests/evaluation/data/surface_distance_reference.json)
 """
 from __future__ import annotations
 

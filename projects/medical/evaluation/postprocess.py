@@ -161,6 +161,19 @@ def describe_rules(rules: Mapping[int, Optional[Rule]]) -> str:
     return '; '.join(parts)
 
 
+def apply_postprocessing(labels: np.ndarray, rules: Union[str, Path, Mapping[int, Optional[Rule]]],
+                         connectivity: int = 1) -> np.ndarray:
+    """Post-process a predicted label volume with rules given as a mapping or a :func:`save_rules` file.
+
+    The hook for inference: ``labels = apply_postprocessing(labels, 'work_dirs/x/volumes/postprocessing.json')``
+    (the file's own connectivity then applies). Components are found in ``labels`` as given (3D for a
+    (Z, H, W) volume).
+    """
+    if isinstance(rules, (str, Path)):
+        rules, connectivity = load_rules(rules)
+    return remove_small_components(labels, active_rules(rules), connectivity)
+
+
 def save_rules(path: Union[str, Path], rules: Mapping[int, Optional[Rule]], connectivity: int = 1,
                **info) -> Path:
     """Write ``{"min_size": {class: rule}, "connectivity": c, ...info}`` as JSON (for inference)."""
