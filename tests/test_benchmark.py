@@ -1,8 +1,13 @@
-"""The benchmark runner on two tiny configs: table, csv, charts, and resuming without re-running."""
+"""The benchmark runner on two tiny configs: table, csv, charts, and resuming without re-running; resume
+keyed on config and --cfg-options with the mim calls replaced by fakes."""
 import csv
-import time
+import json
+import re
 from pathlib import Path
 
+import pytest
+
+from mmseg_medical import benchmark
 from mmseg_medical.benchmark import PRESETS, main, resolve_configs
 from mmseg_medical.runs import tiny_overrides
 
@@ -14,7 +19,7 @@ def test_presets_point_at_shipped_configs():
         assert len(resolve_configs(configs)) == 3, name
 
 
-def test_two_configs_then_resume(cranium_data, tmp_path, capsys):
+def test_two_configs_then_resume(cranium_data, tmp_path, capsys, monkeypatch):
     configs = [str(REPO / PRESETS['cranium-lr'][0]), str(REPO / PRESETS['cranium-heads'][1])]
     options = tiny_overrides(cranium_data, scale=32, iters=4, workers=0)
     argv = ['--configs', *configs, '--work-dir', str(tmp_path), '--cfg-options', *options]
@@ -27,17 +32,23 @@ def test_two_configs_then_resume(cranium_data, tmp_path, capsys):
     with open(tmp_path / 'results.csv') as f:
         data = list(csv.DictReader(f))
     assert len(data) == 2
-    for row in data:
-        assert 0 <= float(row['mIoU']) <= 100 and 0 <= float(row['volume/mDice']) <= 100
-        assert float(row['volume/mHD95']) >= 0
+    for row, log in zip(data, [sorted(tmp_path.glob(f'{Path(c).stem}-*/test/mim_test.log'))[0] for c in configs]):
+        # the numbers mmengine printed at the end of that run's mim test (read here from the text log)
+        printed = [ln for ln in log.read_text().splitlines() if 'Iter(test)' in ln and 'mIoU:' in ln][-1]
+        for key in ('mIoU', 'mDice', 'volume/mDice', 'volume/mHD95'):
+            assert float(row[key]) == pytest.approx(float(re.search(re.escape(key) + r': (\S+)', printed).group(1)),
+                                                    abs=1e-2), key
     for chart in ('mIoU.png', 'mDice.png', 'volume_mDice.png', 'volume_mNSD.png', 'volume_mHD95.png'):
         assert (tmp_path / chart).stat().st_size > 1000
     capsys.readouterr()
     logs = sorted(tmp_path.glob('*/train/mim_train.log'))
     stamps = [p.stat().st_mtime_ns for p in logs]
-    start = time.perf_counter()
+
+    def no_run(*args, **kwargs):
+        raise AssertionError('resume must not train or test again')
+
+    monkeypatch.setattr(benchmark, 'run', no_run)
     assert main(argv) == 0
-    assert time.perf_counter() - start < 20  # no training or testing again
     assert capsys.readouterr().out.count('skip ') == 2
     assert [p.stat().st_mtime_ns for p in logs] == stamps
 
@@ -45,3 +56,73 @@ def test_two_configs_then_resume(cranium_data, tmp_path, capsys):
 def test_unknown_config_is_one_error(tmp_path, capsys):
     assert main(['--configs', 'configs/nope/*.py', '--work-dir', str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip() == 'error: configs/nope/*.py: no config matches'
+
+
+class FakeMim:
+    """Stands in for the mim calls: records them, writes the logs and gives each test run its own mIoU."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        monkeypatch.setattr(benchmark, 'run', self.run)
+        monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+        monkeypatch.setattr(benchmark, 'read_test_metrics', self.read_test_metrics)
+        monkeypatch.setattr(benchmark, 'describe', lambda c, o: {
+            'config': c.name, 'method': c.stem.split('_')[0], 'backbone': 'unet', 'head': 'FCNHead',
+            'crop_size': '32x32', 'lr': 0.01})
+
+    def run(self, cmd, log=None, cwd=None):
+        options = cmd[cmd.index('--cfg-options') + 1:] if '--cfg-options' in cmd else []
+        self.calls.append((cmd[1], Path(cmd[3]).name, options))
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(' '.join(map(str, cmd)))
+
+    def read_test_metrics(self, test_dir):
+        return {'mIoU': float(len(self.calls)), 'mDice': 1.0}
+
+    def take(self):
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def test_resume_is_keyed_on_config_and_cfg_options(tmp_path, monkeypatch, capsys):
+    fake = FakeMim(monkeypatch)
+    configs = [str(REPO / PRESETS['cranium-lr'][0]), str(REPO / PRESETS['cranium-lr'][1])]
+    names = [Path(c).name for c in configs]
+    base = ['--configs', *configs, '--work-dir', str(tmp_path), '--gpus', '0']
+    opts_a, opts_b = ['train_cfg.max_iters=4'], ['train_cfg.max_iters=8']
+
+    assert main(base + ['--cfg-options', *opts_a]) == 0
+    assert fake.take() == [('train', names[0], opts_a), ('test', names[0], opts_a),
+                           ('train', names[1], opts_a), ('test', names[1], opts_a)]
+    assert main(base + ['--cfg-options', *opts_a]) == 0  # same config and options: nothing runs
+    assert fake.take() == [] and capsys.readouterr().out.count('skip ') == 2
+    assert main(base + ['--cfg-options', *opts_b]) == 0  # other options: a new run of each config
+    assert fake.take() == [('train', names[0], opts_b), ('test', names[0], opts_b),
+                           ('train', names[1], opts_b), ('test', names[1], opts_b)]
+    with open(tmp_path / 'results.csv') as f:
+        assert [float(r['mIoU']) for r in csv.DictReader(f)] == [2.0, 4.0]  # the option-B runs' own results
+    assert main(base) == 0  # no options at all is a third key
+    assert [c[0] for c in fake.take()] == ['train', 'test', 'train', 'test']
+
+    run_dirs = sorted(p.parent for p in tmp_path.glob('*/run_key.json'))
+    assert len(run_dirs) == 6
+    keys = [json.loads((d / 'run_key.json').read_text()) for d in run_dirs]
+    assert sorted((k['config'], tuple(k['cfg_options'])) for k in keys) == sorted(
+        (n, tuple(o)) for n in names for o in (opts_a, opts_b, []))
+
+
+def test_finished_training_is_not_repeated_and_foreign_dirs_refused(tmp_path, monkeypatch, capsys):
+    fake = FakeMim(monkeypatch)
+    config = str(REPO / PRESETS['cranium-lr'][0])
+    argv = ['--configs', config, '--work-dir', str(tmp_path), '--gpus', '0', '--cfg-options', 'x=1']
+    assert main(argv) == 0
+    (run_dir,) = [p.parent for p in tmp_path.glob('*/result.json')]
+    (run_dir / 'result.json').unlink()  # interrupted after training
+    fake.take()
+    assert main(argv) == 0
+    assert [c[0] for c in fake.take()] == ['test']
+    (run_dir / 'result.json').unlink()
+    (run_dir / 'run_key.json').write_text(json.dumps({'config': 'other.py', 'cfg_options': []}))
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert 'belongs to another run' in capsys.readouterr().err and fake.take() == []

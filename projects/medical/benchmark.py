@@ -1,8 +1,11 @@
 """Slice-level benchmark runner: train + test each config with mim, collect slice and volume metrics.
 
 ``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
-or ``--preset cranium-lr`` / ``--preset cranium-heads``. Runs are sequential and resumable: a config whose
-``<work-dir>/<config>/result.json`` exists is skipped, and a finished training is not repeated. Writes
+or ``--preset cranium-lr`` / ``--preset cranium-heads``. Runs are sequential and resumable. A run is keyed on
+the config file name *and* the ``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` =
+8 hex digits of the SHA-1 of both, written out in ``run_key.json``), so the same config with other
+overrides is a new run. A run whose ``result.json`` exists is skipped, and a finished training
+(``train.done``) is not repeated. Writes
 ``results.md`` (Method, Backbone, Crop Size, lr, mIoU, mDice, volume Dice/NSD/HD95), ``results.csv`` and
 one bar chart per metric (``<metric>.png``).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import hashlib
 import json
 import sys
 import time
@@ -63,13 +67,30 @@ def describe(config: Path, cfg_options: Sequence[str]) -> dict:
             'lr': cfg.optim_wrapper.optimizer.lr}
 
 
+def run_key(config: Path, cfg_options: Sequence[str]) -> dict:
+    """What identifies a run: the config file name and the overrides in the order given."""
+    return {'config': config.name, 'cfg_options': [str(o) for o in cfg_options]}
+
+
+def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Path:
+    """``<work_dir>/<config stem>-<8 hex digits of the SHA-1 of run_key>``."""
+    text = json.dumps(run_key(config, cfg_options), sort_keys=True)
+    return work_dir / f'{config.stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}'
+
+
 def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> dict:
-    """Train (unless done) and test one config; returns and stores ``result.json``."""
-    run_dir = work_dir / config.stem
+    """Train (unless done) and test one config with ``cfg_options``; returns and stores ``result.json``."""
+    run_dir = run_dir_for(work_dir, config, cfg_options)
+    key = run_key(config, cfg_options)
+    key_path = run_dir / 'run_key.json'
+    if key_path.is_file() and json.loads(key_path.read_text()) != key:
+        raise RuntimeError(f'{run_dir} belongs to another run ({key_path}); remove it or use another --work-dir')
     result_path = run_dir / 'result.json'
     if result_path.is_file():
-        print(f'skip {config.name}: {result_path} exists')
+        print(f'skip {config.name}: {result_path} exists (same config and --cfg-options)')
         return json.loads(result_path.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    key_path.write_text(json.dumps(key, indent=1) + '\n')
     info = describe(config, cfg_options)
     train_dir, test_dir = run_dir / 'train', run_dir / 'test'
     start = time.perf_counter()
