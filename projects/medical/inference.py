@@ -150,6 +150,18 @@ def converter_for(cfg) -> DatasetConverter:
         raise MedSegError(card, f'settings do not fit the {cls.name} converter ({exc})') from None
 
 
+def spatial_for(cfg) -> Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]]:
+    """The converter's in-plane resampling / cropping of a display-order scan (None if it has none)."""
+    converter = converter_for(cfg)
+    if type(converter).spatial_transform is DatasetConverter.spatial_transform:
+        return None
+
+    def apply(volume: Volume) -> Tuple[Volume, Optional[dict]]:
+        image, _, record = converter.spatial_transform(volume, None)
+        return image, record
+    return apply
+
+
 def intensity_for(cfg) -> Callable[[Volume], np.ndarray]:
     """The rule ``Volume → (Z, H, W) uint8`` that made the training slices of the config's dataset."""
     return converter_for(cfg).volume_intensity
@@ -211,35 +223,41 @@ def _array_pipeline(model) -> Tuple[Callable[[dict], dict], bool]:
 
 
 def predict_volume(model, volume_uint8: np.ndarray, batch_size: int = 8, desc: Optional[str] = None) -> np.ndarray:
-    """Labels ``(Z, H, W)`` uint8 of an 8-bit ``(Z, H, W)`` scan, ``batch_size`` slices per forward pass.
+    """Labels ``(Z, H, W)`` uint8 of an 8-bit ``(Z, H, W)`` or ``(Z, H, W, 3)`` scan, ``batch_size`` slices
+    per forward pass.
 
     Each slice goes in as ``LoadImageFromFile`` reads its PNG: a grayscale image replicated to
-    ``H x W x 3`` BGR (or left 2D when the pipeline loads grayscale).
+    ``H x W x 3`` BGR (or left 2D when the pipeline loads grayscale); a 3-channel slice as it is.
     """
     import torch
     from tqdm import tqdm
 
     volume_uint8 = np.asarray(volume_uint8)
-    if volume_uint8.ndim != 3 or volume_uint8.dtype != np.uint8:
-        raise ValueError(f'expected a (Z, H, W) uint8 array, got {volume_uint8.dtype} {volume_uint8.shape}')
+    channels = volume_uint8.ndim == 4 and volume_uint8.shape[3] == 3
+    if not (volume_uint8.ndim == 3 or channels) or volume_uint8.dtype != np.uint8:
+        raise ValueError(f'expected a (Z, H, W) or (Z, H, W, 3) uint8 array, got {volume_uint8.dtype} '
+                         f'{volume_uint8.shape}')
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     pipeline, two_d = _array_pipeline(model)
-    labels = np.zeros(volume_uint8.shape, np.uint8)
+    labels = np.zeros(volume_uint8.shape[:3], np.uint8)
     num_slices = volume_uint8.shape[0]
     with torch.no_grad(), tqdm(total=num_slices, desc=desc, unit='slice', disable=None, file=sys.stderr) as bar:
         for start in range(0, num_slices, batch_size):
             stop = min(start + batch_size, num_slices)
             data: Dict[str, list] = {'inputs': [], 'data_samples': []}
             for k in range(start, stop):
-                image = volume_uint8[k] if two_d else np.repeat(volume_uint8[k][:, :, None], 3, axis=2)
+                if channels:  # 3-channel PNGs (e.g. one HU window per channel), BGR as cv2 wrote them
+                    image = volume_uint8[k]
+                else:
+                    image = volume_uint8[k] if two_d else np.repeat(volume_uint8[k][:, :, None], 3, axis=2)
                 packed = pipeline({'img': image})
                 data['inputs'].append(packed['inputs'])
                 data['data_samples'].append(packed['data_samples'])
             for k, sample in zip(range(start, stop), model.test_step(data)):
                 pred = sample.pred_sem_seg.data[0].cpu().numpy()
-                if pred.shape != volume_uint8.shape[1:]:
-                    raise RuntimeError(f'prediction shape {pred.shape} != slice shape {volume_uint8.shape[1:]}')
+                if pred.shape != volume_uint8.shape[1:3]:
+                    raise RuntimeError(f'prediction shape {pred.shape} != slice shape {volume_uint8.shape[1:3]}')
                 if pred.size and (pred.min() < 0 or pred.max() > 255):
                     raise RuntimeError(f'label values {pred.min()}..{pred.max()} do not fit uint8')
                 labels[k] = pred
@@ -256,8 +274,12 @@ def write_prediction(labels: np.ndarray, volume: Volume, path: PathLike) -> Path
 
 
 def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray], model, out_dir: PathLike,
-          batch_size: int = 8) -> List[Path]:
+          batch_size: int = 8, spatial: Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]] = None
+          ) -> List[Path]:
     """Segment every input into ``out_dir/<case>.nii.gz``; all or nothing.
+
+    Each scan is put in the display slice convention, then through ``spatial`` (the converter's in-plane
+    resampling / cropping, :func:`spatial_for`) and ``intensity``; the labels go back the same way.
 
     Predictions are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written.
@@ -272,8 +294,12 @@ def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray]
         for case_id, kind, path in inputs:
             volume = load_input(kind, path)
             record = display_transform(volume)  # the slice convention the training PNGs were written in
-            pixels = intensity(to_display(volume, record))
-            labels = predict_volume(model, pixels, batch_size, desc=case_id)
+            display = to_display(volume, record)
+            grid, spatial_record = (spatial(display) if spatial else (display, None))
+            labels = predict_volume(model, intensity(grid), batch_size, desc=case_id)
+            if spatial_record:
+                from .spatial import invert_spatial
+                labels = invert_spatial(labels, spatial_record)
             name = f'{case_id}{PREDICTION_SUFFIX}'
             write_prediction(to_source(labels, record), volume, staging / name)
             names.append(name)

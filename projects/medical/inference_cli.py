@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .errors import MedSegError
-from .inference import find_inputs, infer, intensity_for, load_config, load_model
+from .inference import find_inputs, infer, intensity_for, load_config, load_model, spatial_for
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> List[Path]:
     cfg = load_config(args.config, args.cfg_options)
     intensity = intensity_for(cfg)
     model = load_model(cfg, args.checkpoint, device)
-    return infer(inputs, intensity, model, args.output, args.batch_size)
+    return infer(inputs, intensity, model, args.output, args.batch_size, spatial_for(cfg))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -57,3 +57,17 @@ def iter_case_volumes(root: PathLike, pred_dir: Optional[PathLike] = None, split
                 planes[r.slice_index] = read_mask_png(path)
             pred = restack(planes, geometry)
         yield case_id, gt, pred
+
+
+def to_source_grid(array_zhw: np.ndarray, geometry: dict) -> Volume:
+    """A prediction restacked on the slice grid of ``cases/<case>.json`` → the source scan's own voxel
+    grid: the converter's in-plane ``spatial`` transform undone (if any), then the display reorientation
+    (:func:`mmseg_medical.orientation.source_volume`), so it overlays the source file exactly."""
+    from .orientation import source_volume
+
+    if geometry.get('spatial'):
+        from .spatial import invert_spatial
+        array_zhw = invert_spatial(array_zhw, geometry['spatial'])
+    record = geometry.get('display_transform')
+    affine = geometry.get('affine') if record is None else None
+    return source_volume(array_zhw, record, affine)

@@ -142,6 +142,17 @@ class DatasetConverter:
         """Intensity rule: raw image → (Z, H, W) uint8."""
         raise NotImplementedError
 
+    def spatial_transform(self, image: Volume, label: Optional[Volume] = None
+                          ) -> Tuple[Volume, Optional[Volume], Optional[dict]]:
+        """Optional in-plane resampling / cropping of the display-order volumes (default: none).
+
+        Returns the new image and label and a JSON-serialisable record, stored as ``spatial`` in
+        ``cases/<case>.json``, from which :func:`mmseg_medical.spatial.invert_spatial` maps a prediction on
+        the new grid back onto the display grid (restacking, ``infer_volume``). Also applied, with
+        ``label=None``, to scans given to ``infer_volume``, so it must depend on the settings only.
+        """
+        return image, label, None
+
     def volume_intensity(self, volume: Volume) -> np.ndarray:
         """Intensity rule for a whole scan given at inference time (NIfTI / DICOM) → (Z, H, W) uint8.
 

@@ -104,11 +104,14 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
     # Sources already in display orientation (e.g. frames of a viewer's export) are kept as they are.
     record = None if image.meta.get('display_orientation') else display_transform(image)
     image = to_display(image, record)
+    if label is not None:
+        label = to_display(label, record)
+    image, label, spatial = converter.spatial_transform(image, label)
     pixels = converter.to_uint8(case, image)
     num_classes = converter.label_map.num_classes
     classes = None
     if label is not None:
-        classes = converter.label_map.remap(to_display(label, record).array, label.source)
+        classes = converter.label_map.remap(label.array, label.source)
     for k in range(pixels.shape[0]):
         stem = slice_stem(case.case_id, k)
         write_png(root / 'images' / f'{stem}.png', pixels[k])
@@ -116,7 +119,7 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
             write_png(root / 'masks' / f'{stem}.png', classes[k])
     geometry = image.geometry()
     geometry.update(image_source=image.source, label_source=None if label is None else label.source,
-                    display_transform=record)
+                    display_transform=record, spatial=spatial)
     result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry,
                         case.patient, case.split)
     if classes is not None:

@@ -22,6 +22,7 @@ from mmseg.registry import METRICS
 
 from ..errors import MedSegError
 from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_manifest, restack
+from ..restacking import to_source_grid
 from ..volume import save_nifti
 from .metrics import METRIC_NAMES, case_metrics
 from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules,
@@ -142,6 +143,8 @@ class VolumeMetric(BaseMetric):
         for root, case_id, index, pred, gt in results:
             cases[(root, case_id)][index] = (pred, gt)
         volumes = []
+        geometries: Dict[str, dict] = {}
+        self._voxel_units = False
         for (root, case_id), slices in sorted(cases.items()):
             geometry = read_case_geometry(root, case_id)
             expected = geometry['shape_zhw'][0]
@@ -154,14 +157,17 @@ class VolumeMetric(BaseMetric):
             if spacing is None:
                 print_log(f'VolumeMetric: case {case_id} has no spacing; distances are in voxels', logger, level=30)
                 spacing = (1.0, 1.0, 1.0)
+                self._voxel_units = True
             volumes.append((case_id, gt, pred, spacing))
+            geometries[case_id] = geometry
         self._postprocess(volumes, classes, logger)
         rows: List[dict] = []
         for case_id, gt, pred, (sx, sy, sz) in volumes:
             for row in case_metrics(gt.array, pred.array, (sz, sy, sx), classes, self.nsd_tolerance):
                 rows.append({'case': case_id, **row})
-            if self.output_dir:
-                save_nifti(pred, Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
+            if self.output_dir:  # on the source scan's own voxel grid and affine
+                save_nifti(to_source_grid(pred.array, geometries[case_id]),
+                           Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
         return self._summarise(rows, names, classes, logger)
 
     def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
@@ -193,7 +199,9 @@ class VolumeMetric(BaseMetric):
         for c in classes:
             table = table.replace(f'\n| {c} | ', f'\n| {label[c]} | ', 1)
         n_cases = len({r['case'] for r in rows})
-        print_log(f'volume metrics over {n_cases} cases (Dice/IoU/NSD as fractions, HD95/ASSD in mm):\n' + table,
+        units = ('HD95/ASSD and the NSD tolerance in VOXELS: some cases have no recorded spacing'
+                 if getattr(self, '_voxel_units', False) else 'HD95/ASSD in mm')
+        print_log(f'volume metrics over {n_cases} cases (Dice/IoU/NSD as fractions, {units}):\n' + table,
                   logger)
         out: Dict[str, float] = {}
         scale = {'dice': 100.0, 'iou': 100.0, 'nsd': 100.0, 'hd95': 1.0, 'assd': 1.0}
