@@ -184,3 +184,26 @@ def test_errors_one_line_exit_1_no_output(case, trained, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(expected), err
     assert not out.exists()
     assert not list(tmp_path.glob('.out*'))
+
+
+def test_postprocess_rules_remove_a_speck(trained, tmp_path, capsys):
+    """--postprocess: a class-1 component smaller than the rule is removed from the written labels."""
+    from mmseg_medical.evaluation.postprocess import save_rules
+    ct, mask = cranium_patient(8, num_slices=6, size=64, seed=0)
+    nib.save(nib.Nifti1Image(ct.nifti_array(), np.diag([*ct.spacing, 1.0])), str(tmp_path / 'head.nii.gz'))
+    options, checkpoint = trained
+    assert main(infer_argv(options, checkpoint, tmp_path / 'head.nii.gz', tmp_path / 'raw')) == 0
+    raw = np.asanyarray(nib.load(str(tmp_path / 'raw/head.nii.gz')).dataobj)
+    from scipy import ndimage
+    labelled, n = ndimage.label(raw == 1)
+    assert n >= 1
+    sizes = np.bincount(labelled.ravel())[1:]
+    rules = save_rules(tmp_path / 'pp.json', {1: int(sizes.max()) + 1})     # removes every component
+    argv = infer_argv(options, checkpoint, tmp_path / 'head.nii.gz', tmp_path / 'pp') + ['--postprocess', str(rules)]
+    assert main(argv) == 0
+    assert not np.asanyarray(nib.load(str(tmp_path / 'pp/head.nii.gz')).dataobj).any()
+    (tmp_path / 'bad.json').write_text('{}')
+    capsys.readouterr()
+    argv = infer_argv(options, checkpoint, tmp_path / 'head.nii.gz', tmp_path / 'x') + ['--postprocess', str(tmp_path / 'bad.json')]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith(f'error: {tmp_path / "bad.json"}: not a post-processing file')

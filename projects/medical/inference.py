@@ -274,12 +274,13 @@ def write_prediction(labels: np.ndarray, volume: Volume, path: PathLike) -> Path
 
 
 def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray], model, out_dir: PathLike,
-          batch_size: int = 8, spatial: Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]] = None
-          ) -> List[Path]:
+          batch_size: int = 8, spatial: Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]] = None,
+          postprocess: Optional[PathLike] = None) -> List[Path]:
     """Segment every input into ``out_dir/<case>.nii.gz``; all or nothing.
 
     Each scan is put in the display slice convention, then through ``spatial`` (the converter's in-plane
-    resampling / cropping, :func:`spatial_for`) and ``intensity``; the labels go back the same way.
+    resampling / cropping, :func:`spatial_for`) and ``intensity``; the labels go back the same way, after
+    the optional ``postprocess`` rules (a ``postprocessing.json`` written by ``VolumeMetric``).
 
     Predictions are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written.
@@ -300,6 +301,9 @@ def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray]
             if spatial_record:
                 from .spatial import invert_spatial
                 labels = invert_spatial(labels, spatial_record)
+            if postprocess is not None:  # nnU-Net-style component removal, rules chosen on validation
+                from .evaluation.postprocess import apply_postprocessing
+                labels = apply_postprocessing(labels, postprocess)
             name = f'{case_id}{PREDICTION_SUFFIX}'
             write_prediction(to_source(labels, record), volume, staging / name)
             names.append(name)

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='a .nii/.nii.gz file, a DICOM series folder, or a folder of them')
     parser.add_argument('--output', required=True, type=Path, help='folder for <case>.nii.gz predictions')
     parser.add_argument('--batch-size', type=int, default=8, help='slices per forward pass (default 8)')
+    parser.add_argument('--postprocess', type=Path, default=None,
+                        help='postprocessing.json (VolumeMetric postprocess=..., written under mim test --out DIR/volumes/): '
+                             'remove small connected components as chosen on validation')
     parser.add_argument('--device', default=None,
                         help='cpu or cuda[:N] (default: cuda if available, else cpu)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
@@ -48,7 +51,10 @@ def run(args: argparse.Namespace) -> List[Path]:
     cfg = load_config(args.config, args.cfg_options)
     intensity = intensity_for(cfg)
     model = load_model(cfg, args.checkpoint, device)
-    return infer(inputs, intensity, model, args.output, args.batch_size, spatial_for(cfg))
+    if args.postprocess is not None:
+        from .evaluation.postprocess import load_rules
+        load_rules(args.postprocess)  # a bad file is an error before any scan is read
+    return infer(inputs, intensity, model, args.output, args.batch_size, spatial_for(cfg), args.postprocess)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

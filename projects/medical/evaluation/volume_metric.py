@@ -25,7 +25,7 @@ from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_mani
 from ..restacking import to_source_grid
 from ..volume import save_nifti
 from .metrics import METRIC_NAMES, case_metrics
-from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules,
+from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules, load_rules,
                           remove_small_components, save_rules)
 from .summary import format_summary_markdown, summarize
 from .surface import EMPTY_CATEGORIES
@@ -62,7 +62,8 @@ class VolumeMetric(BaseMetric):
         nsd_tolerance: NSD tolerance in mm, one value or ``{class: mm}``.
         n_bootstrap: resamples for the 95% CI of each mean logged in the table (0: no CI).
         postprocess: connected-component post-processing of the restacked predictions before scoring
-            (3D components, :mod:`.postprocess`): ``None`` (off); ``dict(min_size={1: 20})`` removes class-1
+            (3D components, :mod:`.postprocess`): ``None`` (off); a ``postprocessing.json`` path (rules
+            chosen on another set, e.g. validation); ``dict(min_size={1: 20})`` removes class-1
             components under 20 voxels (``'largest'`` keeps only the largest); ``'auto'`` or
             ``dict(candidates=[...])`` chooses per class, on the evaluated cases, the rule that raises the
             mean Dice the most (none if no rule does; nnU-Net's ``determine_postprocessing``) and logs it.
@@ -106,6 +107,9 @@ class VolumeMetric(BaseMetric):
             return None
         if postprocess == 'auto':
             return {'candidates': list(DEFAULT_CANDIDATES), 'connectivity': 1}
+        if isinstance(postprocess, (str, Path)):  # rules chosen earlier (postprocessing.json)
+            rules, connectivity = load_rules(postprocess)
+            return {'min_size': rules, 'connectivity': connectivity}
         if not isinstance(postprocess, Mapping) or set(postprocess) - {'min_size', 'candidates', 'connectivity'} \
                 or ('min_size' in postprocess) == ('candidates' in postprocess):
             raise MedSegError(None, "VolumeMetric: postprocess must be None, 'auto', dict(min_size={class: voxels "
@@ -213,7 +217,8 @@ class VolumeMetric(BaseMetric):
             for metric in ('dice', 'nsd', 'hd95'):
                 out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
         for category in EMPTY_CATEGORIES:
-            out[f'n_{category}'] = sum(summary[c]['empty'][category] for c in classes)
+            # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
+            out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
             for c in classes:
-                out[f'n_{category}.{label[c]}'] = summary[c]['empty'][category]
+                out[f'n_{category}.{label[c]}'] = float(summary[c]['empty'][category])
         return out
