@@ -1,6 +1,7 @@
 """Synthetic raw data in the on-disk formats of the real releases (no downloads in tests or demos)."""
 from .cranium import (CSV_COLUMNS, CSV_NAME, RELEASE_DIR, cranium_has_hemorrhage, cranium_patient,
                       cranium_patient_id, write_cranium_release)
+from .covid19 import write_covid19_release  # noqa: F401
 from .dicom import write_dicom_series
 from .phantom import BLEED_HU, FOV_MM, HEMORRHAGE, head_ct_phantom, phantom_spacing
 

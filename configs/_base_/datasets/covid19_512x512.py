@@ -1,0 +1,61 @@
+# COVID-19-CT-Seg slices written by `python tools/prepare_dataset.py covid19 --src RAW --out data/covid19`
+# (subtask lung_infection: background, left_lung, right_lung, infection). Every slice is stored once; a split is
+# a list of slice stems (mmseg's `ann_file`). The benchmark's Task 1 protocol: train on the 4 cases of
+# splits/task1_fold{k}_train.txt, test on the other 16 (splits/task1_fold{k}_test.txt). Fold 0 here; fold 2:
+#   --cfg-options train_dataloader.dataset.ann_file=splits/task1_fold2_train.txt \
+#                 val_dataloader.dataset.ann_file=splits/task1_fold2_test.txt \
+#                 test_dataloader.dataset.ann_file=splits/task1_fold2_test.txt
+custom_imports = dict(imports=['mmseg_medical'], allow_failed_imports=False)
+
+dataset_type = 'Covid19Dataset'
+data_root = 'data/covid19/'
+subtask = 'lung_infection'
+img_scale = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.0),  # no flips: left and right lung are different classes
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        subtask=subtask,
+        data_root=data_root,
+        ann_file='splits/task1_fold0_train.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        subtask=subtask,
+        data_root=data_root,
+        ann_file='splits/task1_fold0_test.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# The benchmark's metrics: per case DSC and NSD, tolerance 1 mm for the lungs and 3 mm for the infection,
+# spacing from the NIfTI header (restacked with manifest.csv); mean ± std over cases in the log.
+val_evaluator = dict(
+    type='SegEvaluator',
+    metrics=[
+        dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
+        dict(type='VolumeMetric', nsd_tolerance={1: 1.0, 2: 1.0, 3: 3.0}),
+    ])
+test_evaluator = val_evaluator

@@ -1,0 +1,238 @@
+"""COVID-19-CT-Seg (Zenodo 3757476): 20 chest CTs with lung and infection masks, and its Task 1 folds.
+
+Two layouts of the same 20 cases, found at any depth under ``--src`` (``--layout auto`` takes the first
+one found, Zenodo before Kaggle at the same depth):
+
+* Zenodo: ``COVID-19-CT-Seg_20cases/<case>.nii.gz`` with masks of the same name in ``Lung_Mask/``,
+  ``Infection_Mask/`` and ``Lung_and_Infection_Mask/`` (also accepted gunzipped, ``.nii``).
+* Kaggle re-upload: ``ct_scans/coronacases_org_001.nii``,
+  ``ct_scans/radiopaedia_org_covid-19-pneumonia-4_85506_1-dcm.nii``; masks ``lung_mask/``,
+  ``infection_mask/``, ``lung_and_infection_mask/`` named ``coronacases_001.nii``,
+  ``radiopaedia_4_85506_1.nii``. The case id is the Zenodo stem in both layouts.
+
+``--subtask`` picks the mask folder and classes: ``lung_infection`` (default; background, left lung,
+right lung, infection from the combined masks), ``lung`` or ``infection``.
+
+Intensity (:class:`ValueRangeRule`, decided by each volume's value range, never by its name): a volume
+whose values lie in [0, 255] is already windowed to [-1250, 250] HU and scaled (the ``radiopaedia_*``
+cases) and is kept; a volume in Hounsfield units (the ``coronacases_*``) goes through the lung window
+[-1250, 250] → [0, 255]; anything else is an error.
+
+Splits: every case once in the manifest (seeded hold-out ``train``/``val`` over patients, where the two
+series of one Radiopaedia case are one patient), plus the benchmark's official Task 1 folds as split lists
+``task1_fold{k}_train`` (4 cases) / ``task1_fold{k}_test`` (the other 16) and ``splits/task1_folds.json``.
+The official folds are kept as published, although they put two series of Radiopaedia cases 10 and 29
+(same patient) into the train and test lists of one fold.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from ..errors import MedSegError
+from ..intensity import WINDOWS, KeepUint8, Window
+from ..io.nifti import NIFTI_SUFFIXES, nifti_stem, read_nifti
+from ..labels import LabelMap
+from ..volume import Volume
+from .base import CaseInfo, CaseSource, DatasetConverter, find_release_dir, register_converter
+
+CORONACASES = tuple(f'coronacases_{i:03d}' for i in range(1, 11))
+RADIOPAEDIA = ('radiopaedia_4_85506_1', 'radiopaedia_7_85703_0', 'radiopaedia_10_85902_1',
+               'radiopaedia_10_85902_3', 'radiopaedia_14_85914_0', 'radiopaedia_27_86410_0',
+               'radiopaedia_29_86490_1', 'radiopaedia_29_86491_1', 'radiopaedia_36_86526_0',
+               'radiopaedia_40_86625_0')
+#: The 20 case ids (Zenodo file stems), in the release's order.
+CASES = CORONACASES + RADIOPAEDIA
+
+#: Official Task 1 folds: the 4 training cases of fold k (its test cases are the other 16), as published.
+TASK1_TRAIN: Tuple[Tuple[str, ...], ...] = (
+    ('coronacases_008', 'coronacases_007', 'radiopaedia_36_86526_0', 'radiopaedia_4_85506_1'),
+    ('coronacases_009', 'coronacases_004', 'radiopaedia_14_85914_0', 'radiopaedia_7_85703_0'),
+    ('coronacases_010', 'coronacases_001', 'radiopaedia_10_85902_1', 'radiopaedia_29_86491_1'),
+    ('coronacases_003', 'coronacases_005', 'radiopaedia_40_86625_0', 'radiopaedia_27_86410_0'),
+    ('coronacases_002', 'radiopaedia_10_85902_3', 'coronacases_006', 'radiopaedia_29_86490_1'),
+)
+
+#: subtask → (classes, Zenodo mask folder, Kaggle mask folder). Raw label i is class i.
+SUBTASKS: Dict[str, Tuple[Tuple[str, ...], str, str]] = {
+    'lung_infection': (('background', 'left_lung', 'right_lung', 'infection'),
+                       'Lung_and_Infection_Mask', 'lung_and_infection_mask'),
+    'lung': (('background', 'left_lung', 'right_lung'), 'Lung_Mask', 'lung_mask'),
+    'infection': (('background', 'infection'), 'Infection_Mask', 'infection_mask'),
+}
+DEFAULT_SUBTASK = 'lung_infection'
+#: NSD tolerance of the benchmark per class name, in mm (lungs 1 mm, lesion 3 mm).
+NSD_TOLERANCE_MM = {'left_lung': 1.0, 'right_lung': 1.0, 'infection': 3.0}
+
+ZENODO_IMAGES, KAGGLE_IMAGES = 'COVID-19-CT-Seg_20cases', 'ct_scans'
+_KAGGLE_NAMES = (re.compile(r'coronacases_org_(\d{3})'), re.compile(r'radiopaedia_org_covid-19-pneumonia-(\d+_\d+_\d+)-dcm'))
+
+
+def subtask_classes(subtask: str) -> Tuple[str, ...]:
+    """Class names of a subtask (index = mask value)."""
+    if subtask not in SUBTASKS:
+        raise ValueError(f'unknown subtask {subtask!r}; choose from {sorted(SUBTASKS)}')
+    return SUBTASKS[subtask][0]
+
+
+def nsd_tolerance(subtask: str) -> Dict[int, float]:
+    """``{class index: mm}`` for :class:`~mmseg_medical.evaluation.VolumeMetric` (background excluded)."""
+    return {i: NSD_TOLERANCE_MM[c] for i, c in enumerate(subtask_classes(subtask)) if i}
+
+
+def task1_folds() -> List[Dict[str, List[str]]]:
+    """The benchmark's 5 Task 1 folds: ``{'train': 4 case ids, 'test': the other 16 in release order}``."""
+    return [{'train': list(train), 'test': [c for c in CASES if c not in train]} for train in TASK1_TRAIN]
+
+
+def patient_of(case_id: str) -> str:
+    """The patient of a case: the Radiopaedia case number groups its series (``radiopaedia_10_*``)."""
+    parts = case_id.split('_')
+    return '_'.join(parts[:2]) if parts[0] == 'radiopaedia' else case_id
+
+
+def kaggle_case_id(path: Path) -> str:
+    """Zenodo case id of a Kaggle scan name (``coronacases_org_001`` → ``coronacases_001``, ...)."""
+    stem = nifti_stem(path)
+    for prefix, pattern in zip(('coronacases_', 'radiopaedia_'), _KAGGLE_NAMES):
+        match = pattern.fullmatch(stem)
+        if match:
+            return prefix + match.group(1)
+    raise MedSegError(path, 'not a COVID-19-CT-Seg scan name of the Kaggle layout (expected '
+                            'coronacases_org_<nnn> or radiopaedia_org_covid-19-pneumonia-<a>_<b>_<c>-dcm)')
+
+
+@dataclass(frozen=True)
+class ValueRangeRule:
+    """Intensity by value range: [0, 255] → kept (already windowed); Hounsfield units → ``window``.
+
+    HU: the minimum is at most ``air_hu`` (a chest CT always holds air) and the values lie within
+    [``hu_min``, ``hu_max``]. 8-bit: the values lie within [0, 255]. A volume that is neither is refused.
+    """
+
+    window: Window = WINDOWS['lung']
+    air_hu: float = -500.0
+    hu_min: float = -4096.0
+    hu_max: float = 32767.0
+
+    def describe(self) -> str:
+        return (f'values within [0, 255]: already windowed to [{self.window.lower:g}, {self.window.upper:g}] HU and '
+                f'scaled, kept; minimum <= {self.air_hu:g} and values within [{self.hu_min:g}, {self.hu_max:g}]: '
+                f'Hounsfield units, window [{self.window.lower:g}, {self.window.upper:g}] -> [0, 255]; '
+                'any other range is an error')
+
+    def convention(self, array: np.ndarray, source: Optional[str] = None) -> str:
+        """``'8bit'`` or ``'hu'`` for ``array``; raises :class:`MedSegError` naming ``source`` otherwise."""
+        lo, hi = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise MedSegError(source, 'image contains NaN or infinite values')
+        if 0.0 <= lo and hi <= 255.0:
+            return '8bit'
+        if self.hu_min <= lo <= self.air_hu and hi <= self.hu_max:
+            return 'hu'
+        raise MedSegError(source, f'value range [{lo:g}, {hi:g}] fits neither Hounsfield units (minimum <= '
+                                  f'{self.air_hu:g}, within [{self.hu_min:g}, {self.hu_max:g}]) nor 8-bit [0, 255]')
+
+    def __call__(self, array: np.ndarray, source: Optional[str] = None) -> np.ndarray:
+        if self.convention(array, source) == '8bit':
+            return KeepUint8()(array)
+        return self.window(array)
+
+
+INTENSITY = ValueRangeRule()
+
+
+def _marker(layout: str):
+    def zenodo(d: Path) -> bool:
+        return (d / ZENODO_IMAGES).is_dir()
+
+    def kaggle(d: Path) -> bool:
+        return (d / KAGGLE_IMAGES).is_dir() and any((d / SUBTASKS[s][2]).is_dir() for s in SUBTASKS)
+
+    return {'zenodo': zenodo, 'kaggle': kaggle}.get(layout, lambda d: zenodo(d) or kaggle(d))
+
+
+@register_converter
+class Covid19Converter(DatasetConverter):
+    name = 'covid19'
+    description = 'COVID-19-CT-Seg 20 chest CTs, lung + infection masks, official Task 1 folds (Zenodo or Kaggle layout)'
+    expected_layout = (f'{ZENODO_IMAGES}/<case>.nii.gz + Lung_and_Infection_Mask/ (Zenodo) or {KAGGLE_IMAGES}/'
+                       'coronacases_org_001.nii + lung_and_infection_mask/ (Kaggle), at any depth')
+    dataset_type = 'Covid19Dataset'
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--layout', choices=('auto', 'zenodo', 'kaggle'), default='auto',
+                            help='release layout (auto: the first found, Zenodo first)')
+        parser.add_argument('--subtask', choices=sorted(SUBTASKS), default=DEFAULT_SUBTASK,
+                            help='lung_infection (default): left lung, right lung, infection; lung: left, right; '
+                                 'infection: infection only')
+
+    @property
+    def subtask(self) -> str:
+        return self.options.get('subtask') or DEFAULT_SUBTASK
+
+    @property
+    def label_map(self) -> LabelMap:  # type: ignore[override]
+        return LabelMap(subtask_classes(self.subtask))
+
+    def settings(self) -> dict:
+        # The layout is not a setting: both layouts give the same slices.
+        return {'subtask': self.subtask, 'intensity_rule': INTENSITY.describe()}
+
+    # ---- cases -----------------------------------------------------------------------------------
+    def find_cases(self, src: Path) -> List[CaseSource]:
+        layout = self.options.get('layout') or 'auto'
+        release = find_release_dir(src, _marker(layout), self.expected_layout)
+        kaggle = layout == 'kaggle' or (layout == 'auto' and not _marker('zenodo')(release))
+        _, zenodo_masks, kaggle_masks = SUBTASKS[self.subtask]
+        image_dir = release / (KAGGLE_IMAGES if kaggle else ZENODO_IMAGES)
+        mask_dir = release / (kaggle_masks if kaggle else zenodo_masks)
+        if not mask_dir.is_dir():
+            raise MedSegError(mask_dir, f'mask folder of subtask {self.subtask!r} not found')
+        cases: Dict[str, CaseSource] = {}
+        for scan in sorted(p for p in image_dir.iterdir() if p.name.endswith(NIFTI_SUFFIXES)):
+            if scan.name.startswith('.'):  # macOS resource forks (._<name>) of re-zipped releases
+                continue
+            case_id = kaggle_case_id(scan) if kaggle else nifti_stem(scan)
+            if case_id not in CASES:
+                raise MedSegError(scan, f'not one of the 20 COVID-19-CT-Seg cases ({", ".join(CASES[:2])}, ...)')
+            if case_id in cases:
+                raise MedSegError(scan, f'case {case_id} occurs twice (also {cases[case_id].image})')
+            mask = next((m for m in (mask_dir / f'{case_id}{e}' for e in ('.nii.gz', '.nii')) if m.is_file()), None)
+            if mask is None:
+                raise MedSegError(scan, f'no mask {mask_dir.name}/{case_id}.nii[.gz] for this scan')
+            cases[case_id] = CaseSource(case_id, scan, mask, group=patient_of(case_id))
+        missing = [c for c in CASES if c not in cases]
+        if missing:
+            raise MedSegError(image_dir, f'{len(missing)} of the 20 cases missing ({", ".join(missing[:4])}'
+                                         f'{", ..." if len(missing) > 4 else ""}): the Task 1 folds need all 20')
+        return [cases[c] for c in CASES]
+
+    def read_image(self, case: CaseSource) -> Volume:
+        return read_nifti(case.image)
+
+    def read_label(self, case: CaseSource) -> Optional[Volume]:
+        return read_nifti(case.label)
+
+    def to_uint8(self, case: CaseSource, image: Volume) -> np.ndarray:
+        return INTENSITY(image.array, image.source or str(case.image))
+
+    def volume_intensity(self, volume: Volume) -> np.ndarray:
+        """The same value-range rule for a scan given at inference time."""
+        return INTENSITY(volume.array, volume.source)
+
+    # ---- splits ----------------------------------------------------------------------------------
+    def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
+        lists = {}
+        for k, fold in enumerate(task1_folds()):
+            lists[f'task1_fold{k}_train'], lists[f'task1_fold{k}_test'] = fold['train'], fold['test']
+        return lists
+
+    def split_files(self, lists: Mapping[str, List[str]]) -> Dict[str, Any]:
+        return {**super().split_files(lists), 'task1_folds.json': task1_folds()}

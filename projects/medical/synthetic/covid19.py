@@ -1,0 +1,167 @@
+"""Synthetic chest CTs in the on-disk layouts of COVID-19-CT-Seg (Zenodo and Kaggle), MosMed, MSD Task06
+Lung and StructSeg 2019 lung OARs (tiny volumes, for tests and demos).
+
+:func:`chest_phantom` draws a body, two lungs and an infection blob in HU with its combined label map
+(1 left lung, 2 right lung, 3 infection). Volumes are stored in LPS order (affine ``diag(-sx, -sy, sz)``):
+column index grows to the patient's left, so the left lung lies at high columns, and the display slice
+convention is the stored order. As in the real release (../shared/NOTES.md), the ``coronacases_*`` are
+int16 HU and the ``radiopaedia_*`` are already windowed to [-1250, 250] and scaled to [0, 255] (float32).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, Tuple, Union
+
+import numpy as np
+
+from ..conversion.covid19 import CASES, SUBTASKS, ZENODO_IMAGES, KAGGLE_IMAGES
+from ..intensity import WINDOWS
+from ..volume import Volume, save_nifti
+
+PathLike = Union[str, Path]
+AIR_HU, BODY_HU, LUNG_HU, INFECTION_HU = -1024, 40, -850, -250
+LAYOUTS = ('zenodo', 'kaggle')
+#: StructSeg 2019 Thoracic OAR raw labels besides the lungs (1 left, 2 right): mapped to background.
+STRUCTSEG_OTHERS = {3: 'heart', 4: 'esophagus', 5: 'trachea', 6: 'spinal cord'}
+
+
+def case_spacing(index: int) -> Tuple[float, float, float]:
+    """(sx, sy, sz) in mm of the ``index``-th phantom: differs per case so that distances use it."""
+    return 0.7 + 0.05 * (index % 4), 0.7 + 0.05 * (index % 4), 2.5 + 2.5 * (index % 2)
+
+
+def chest_phantom(index: int, num_slices: int = 4, size: int = 32, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """``(hu, labels)``, both (Z, H, W) in LPS storage: int16 HU and uint8 0 / 1 left / 2 right / 3 infection.
+
+    Every case has infection in the right lung on its middle slices; the case depends on (seed, index) only.
+    """
+    rng = np.random.default_rng([seed, index])
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    body = ((xx - 0.5) / 0.45) ** 2 + ((yy - 0.5) / 0.35) ** 2 <= 1
+    dx = 0.18 + 0.02 * rng.random()
+    left = ((xx - 0.5 - dx) / 0.14) ** 2 + ((yy - 0.5) / 0.22) ** 2 <= 1    # high columns = patient's left
+    right = ((xx - 0.5 + dx) / 0.14) ** 2 + ((yy - 0.5) / 0.22) ** 2 <= 1
+    cy, cx = 0.45 + 0.1 * rng.random(), 0.5 - dx
+    blob = ((xx - cx) / 0.07) ** 2 + ((yy - cy) / 0.08) ** 2 <= 1
+    hu = np.full((num_slices, size, size), AIR_HU, np.int16)
+    labels = np.zeros((num_slices, size, size), np.uint8)
+    for z in range(num_slices):
+        noise = rng.integers(-20, 21, size=(size, size))
+        hu[z][body] = BODY_HU + noise[body]
+        for value, mask in ((1, left), (2, right)):
+            hu[z][mask] = LUNG_HU + noise[mask]
+            labels[z][mask] = value
+        if 0 < z < num_slices - 1 or num_slices < 3:
+            infected = blob & right
+            hu[z][infected] = INFECTION_HU + noise[infected]
+            labels[z][infected] = 3
+    return hu, labels
+
+
+def subtask_masks(labels: np.ndarray) -> Dict[str, np.ndarray]:
+    """The release's three masks of one combined label map, keyed by subtask."""
+    lung = np.where(labels == 3, 2, labels).astype(np.uint8)  # the blob lies in the right lung
+    return {'lung_infection': labels.astype(np.uint8), 'lung': lung, 'infection': (labels == 3).astype(np.uint8)}
+
+
+def _save(array: np.ndarray, spacing: Tuple[float, float, float], path: Path, dtype) -> None:
+    sx, sy, sz = spacing
+    save_nifti(Volume(array, affine=np.diag([-sx, -sy, sz, 1.0])), path, dtype)
+
+
+def kaggle_scan_name(case_id: str) -> str:
+    """The Kaggle file stem of a case id (the inverse of the converter's name mapping)."""
+    if case_id.startswith('coronacases_'):
+        return 'coronacases_org_' + case_id.split('_')[1]
+    return 'radiopaedia_org_covid-19-pneumonia-' + case_id[len('radiopaedia_'):] + '-dcm'
+
+
+def covid19_case(case_id: str, num_slices: int = 4, size: int = 32, seed: int = 0
+                 ) -> Tuple[np.ndarray, Dict[str, np.ndarray], Tuple[float, float, float]]:
+    """``(stored image, masks by subtask, spacing)`` of a case as both layouts store it (Z, H, W)."""
+    index = CASES.index(case_id)
+    hu, labels = chest_phantom(index, num_slices, size, seed)
+    image = hu if case_id.startswith('coronacases_') else WINDOWS['lung'](hu).astype(np.float32)
+    return image, subtask_masks(labels), case_spacing(index)
+
+
+def write_covid19_release(root: PathLike, layout: str = 'zenodo', num_slices: int = 4, size: int = 32,
+                          seed: int = 0, nest: str = 'downloads') -> Path:
+    """Write the 20 cases in ``layout`` (``zenodo``: ``.nii.gz``; ``kaggle``: ``.nii`` + ``metadata.csv``)
+    under ``root/nest``; returns the folder holding the image and mask folders."""
+    if layout not in LAYOUTS:
+        raise ValueError(f'unknown layout {layout!r}; choose from {LAYOUTS}')
+    release = Path(root) / nest
+    rows = []
+    for case_id in CASES:
+        image, masks, spacing = covid19_case(case_id, num_slices, size, seed)
+        if layout == 'zenodo':
+            _save(image, spacing, release / ZENODO_IMAGES / f'{case_id}.nii.gz', image.dtype)
+            for subtask, (_, folder, _) in SUBTASKS.items():
+                _save(masks[subtask], spacing, release / folder / f'{case_id}.nii.gz', np.uint8)
+            continue
+        scan = release / KAGGLE_IMAGES / f'{kaggle_scan_name(case_id)}.nii'
+        _save(image, spacing, scan, image.dtype)
+        row = [f'../input/covid19-ct-scans/{KAGGLE_IMAGES}/{scan.name}']
+        for subtask in ('lung', 'infection', 'lung_infection'):
+            folder = SUBTASKS[subtask][2]
+            _save(masks[subtask], spacing, release / folder / f'{case_id}.nii', np.uint8)
+            row.append(f'../input/covid19-ct-scans/{folder}/{case_id}.nii')
+        rows.append(row)
+    if layout == 'kaggle':
+        with open(release / 'metadata.csv', 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(['ct_scan', 'lung_mask', 'infection_mask', 'lung_and_infection_mask'])
+            writer.writerows(rows)
+    return release
+
+
+def write_mosmed_release(root: PathLike, num_labelled: int = 3, num_unlabelled: int = 2, num_slices: int = 4,
+                         size: int = 32, seed: int = 1) -> Path:
+    """MosMed: ``studies/CT-1/study_<n>.nii.gz`` (HU) with ``masks/study_<n>_mask.nii.gz`` (1 = infection)
+    for the first ``num_labelled`` studies (from 0255 on), plus unlabelled ``studies/CT-0`` studies."""
+    root = Path(root)
+    for i in range(num_labelled + num_unlabelled):
+        hu, labels = chest_phantom(i, num_slices, size, seed)
+        spacing = case_spacing(i)
+        if i < num_labelled:
+            study = f'study_{255 + i:04d}'
+            _save(hu, spacing, root / 'studies' / 'CT-1' / f'{study}.nii.gz', np.int16)
+            _save((labels == 3).astype(np.uint8), spacing, root / 'masks' / f'{study}_mask.nii.gz', np.uint8)
+        else:
+            _save(hu, spacing, root / 'studies' / 'CT-0' / f'study_{i + 1:04d}.nii.gz', np.int16)
+    return root
+
+
+def write_msd_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
+                           seed: int = 2) -> Path:
+    """MSD Task06 Lung: ``Task06_Lung/imagesTr/lung_<nnn>.nii.gz`` (HU) + ``labelsTr/`` (1 = tumour, here
+    the phantom's infection blob), unlabelled ``imagesTs/`` and the ``._`` resource forks of the tarball."""
+    task = Path(root) / 'Task06_Lung'
+    for i in range(num_cases):
+        hu, labels = chest_phantom(i, num_slices, size, seed)
+        name = f'lung_{2 * i + 1:03d}.nii.gz'
+        _save(hu, case_spacing(i), task / 'imagesTr' / name, np.int16)
+        _save((labels == 3).astype(np.uint8), case_spacing(i), task / 'labelsTr' / name, np.uint8)
+        (task / 'imagesTr' / f'._{name}').write_bytes(b'\x00\x05\x16\x07')
+    hu, _ = chest_phantom(num_cases, num_slices, size, seed)
+    _save(hu, case_spacing(0), task / 'imagesTs' / 'lung_100.nii.gz', np.int16)
+    return task
+
+
+def write_structseg_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
+                                 seed: int = 3) -> Path:
+    """StructSeg 2019 Thoracic OAR: ``Thoracic_OAR/<n>/data.nii.gz`` (HU) + ``<n>/label.nii.gz`` with
+    1 left lung, 2 right lung and the other organs 3..6 (:data:`STRUCTSEG_OTHERS`)."""
+    release = Path(root) / 'Thoracic_OAR'
+    for i in range(num_cases):
+        hu, labels = chest_phantom(i, num_slices, size, seed)
+        oars = np.where(labels == 3, 2, labels).astype(np.uint8)
+        half = size // 2
+        for value in STRUCTSEG_OTHERS:  # small squares of the other organs, in the mediastinum
+            r = 2 + 2 * (value - 3)
+            oars[:, r:r + 2, half - 1:half + 1] = value
+        _save(hu, case_spacing(i), release / str(i + 1) / 'data.nii.gz', np.int16)
+        _save(oars, case_spacing(i), release / str(i + 1) / 'label.nii.gz', np.uint8)
+    return release
