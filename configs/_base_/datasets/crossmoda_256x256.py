@@ -1,0 +1,56 @@
+# CrossMoDA slices written by
+#   python tools/prepare_dataset.py crossmoda --src RAW --out data/crossmoda --spacing 0.41 --crop 256
+# Every slice is stored once (images/, masks/ for the labelled ceT1 source cases); a split is a list of slice
+# stems (mmseg's ann_file): splits/train.txt, splits/val.txt (source patients, hold-out), splits/target.txt and
+# splits/target_val.txt (hrT2, image-only: no masks), splits/target_pseudo.txt (tools/pseudo_label.py).
+custom_imports = dict(imports=['mmseg_medical'], allow_failed_imports=False)
+
+dataset_type = 'CrossMoDADataset'
+data_root = 'data/crossmoda/'
+img_scale = (256, 256)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='splits/train.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='splits/val.txt',
+        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# Slice-pooled mIoU/mDice plus per-case volume metrics: Dice, NSD, HD95 and ASSD per structure (mm, on the
+# prepared grid; `mim test --out DIR` also writes the predictions on the source scans' grid).
+val_evaluator = dict(
+    type='SegEvaluator',
+    metrics=[
+        dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
+        dict(type='VolumeMetric', nsd_tolerance=1.0),
+    ])
+test_evaluator = val_evaluator

@@ -1,0 +1,14 @@
+# Source-domain (ceT1) baseline: UNet-S5-D16 + FCN head, the Cranium project's recipe at 256 x 256.
+_base_ = [
+    'mmseg::_base_/models/fcn_unet_s5-d16.py', '../_base_/datasets/crossmoda_256x256.py',
+    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
+]
+img_scale = (256, 256)
+data_preprocessor = dict(size=img_scale)
+optimizer = dict(lr=0.01)
+optim_wrapper = dict(optimizer=optimizer)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    decode_head=dict(num_classes=3),
+    auxiliary_head=None,
+    test_cfg=dict(mode='whole', _delete_=True))

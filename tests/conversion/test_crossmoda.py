@@ -1,0 +1,190 @@
+"""CrossMoDA converter on the synthetic release: both namings, float labels, geometry check, image-only
+target splits, and the resample/crop round trip back onto the source files (read with nibabel)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mmseg_medical.conversion import CONVERTERS, prepare
+from mmseg_medical.conversion.cli import main as prepare_main
+from mmseg_medical.errors import MedSegError
+from mmseg_medical.manifest import read_case_geometry, read_manifest
+from mmseg_medical.restacking import iter_case_volumes, to_source_grid
+from mmseg_medical.synthetic.crossmoda import write_crossmoda_release
+
+SLICES = 6
+
+
+def _convert(raw: Path, out: Path, **options) -> dict:
+    return prepare(CONVERTERS['crossmoda'](**options), raw, out, workers=1, previews=0)
+
+
+def _nifti_zhw(path: Path) -> np.ndarray:
+    return np.asanyarray(nib.load(str(path)).dataobj).transpose(2, 1, 0)  # L,P,S files: display order
+
+
+@pytest.fixture(scope='module')
+def releases(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp('crossmoda')
+    return {naming: write_crossmoda_release(root / naming / 'download', naming=naming, num_source=5,
+                                            num_target=2, num_val=2, size=48, num_slices=SLICES)
+            for naming in ('2021', '2022')}
+
+
+def test_2021_layout(releases, tmp_path):
+    raw, out = releases['2021'], tmp_path / 'out'
+    _convert(raw, out)
+    splits = json.loads((out / 'splits.json').read_text())
+    assert sorted(splits['train'] + splits['val']) == [f'crossmoda_{n}' for n in (1, 2, 3, 4, 5)]
+    assert splits['target'] == ['crossmoda_6', 'crossmoda_7']
+    assert splits['target_val'] == ['crossmoda_8', 'crossmoda_9']
+    rows = {r.stem: r for r in read_manifest(out)}
+    for case in splits['target'] + splits['target_val']:                  # image-only: no masks anywhere
+        for k in range(SLICES):
+            assert rows[f'{case}_{k:04d}'].mask == '' and (out / 'images' / f'{case}_{k:04d}.png').is_file()
+            assert not (out / 'masks' / f'{case}_{k:04d}.png').exists()
+    lists = {p.stem: p.read_text().split() for p in (out / 'splits').glob('*.txt')}
+    assert lists['target'] == [f'{c}_{k:04d}' for c in splits['target'] for k in range(SLICES)]
+    # masks = the float64 label file's values; images = 0.5/99.5 percentiles of the volume onto 0..255
+    src = raw / 'crossmoda_training' / 'source_training'
+    label = _nifti_zhw(src / 'crossmoda_3_Label.nii.gz')
+    image = _nifti_zhw(src / 'crossmoda_3_ceT1.nii.gz').astype(np.float64)
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    for k in range(SLICES):
+        mask = cv2.imread(str(out / 'masks' / f'crossmoda_3_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(mask, label[k].astype(np.uint8))
+        png = cv2.imread(str(out / 'images' / f'crossmoda_3_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+        expected = np.clip(np.rint((image[k] - lo) * 255 / (hi - lo)), 0, 255)
+        assert np.abs(png.astype(int) - expected).max() <= 1
+    assert set(np.unique(label)) == {0.0, 1.0, 2.0} and label.dtype == np.float64
+    meta = json.loads((out / 'splits' / 'crossmoda_cases.json').read_text())
+    assert meta['crossmoda_3'] == {'domain': 'source', 'modality': 'ceT1', 'site': None, 'year': None}
+    assert meta['crossmoda_8']['domain'] == 'target'
+
+
+def test_2022_naming_sites_and_label_pairing(releases, tmp_path):
+    raw, out = releases['2022'], tmp_path / 'out'
+    assert (raw / 'crossmoda2022_training' / 'crossmoda2021_ldn_2_Label.nii.gz').is_file()
+    _convert(raw, out, percentiles=[1.0, 99.0])
+    splits = json.loads((out / 'splits.json').read_text())
+    source = ['crossmoda2022_etz_1', 'crossmoda2022_ldn_2', 'crossmoda2022_etz_3', 'crossmoda2022_ldn_4',
+              'crossmoda2022_etz_5']
+    assert sorted(splits['train'] + splits['val']) == sorted(source)
+    assert splits['target'] == ['crossmoda2022_etz_7', 'crossmoda2022_ldn_6']
+    assert splits['target_val'] == ['crossmoda2022_etz_9', 'crossmoda2022_ldn_8']
+    # the London label (crossmoda2021_ldn_2_Label) went with crossmoda2022_ldn_2_ceT1
+    label = _nifti_zhw(raw / 'crossmoda2022_training' / 'crossmoda2021_ldn_2_Label.nii.gz')
+    mask = cv2.imread(str(out / 'masks' / 'crossmoda2022_ldn_2_0002.png'), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(mask, label[2])
+    meta = json.loads((out / 'splits' / 'crossmoda_cases.json').read_text())
+    assert {c: meta[c]['site'] for c in source} == {c: c.split('_')[1] for c in source}
+    assert {meta[c]['site'] for c in splits['val']} <= {'ldn', 'etz'}
+    card = json.loads((out / 'dataset.json').read_text())
+    assert card['classes'] == ['background', 'vestibular_schwannoma', 'cochlea']
+    assert card['settings'] == {'percentiles': [1.0, 99.0], 'spacing': None, 'crop': None}
+
+
+def _copy_release(raw: Path, dst: Path) -> Path:
+    shutil.copytree(raw, dst)
+    return dst
+
+
+@pytest.mark.parametrize('value, problem', [
+    (1.5, 'label values must be whole numbers, found e.g. 1.5'),
+    (np.nan, 'label volume contains NaN or infinite values'),
+    (3.0, r'label values \[3\] are outside the label map \[0, 1, 2\]'),
+])
+def test_bad_label_values_are_one_error_line(releases, tmp_path, capsys, value, problem):
+    raw = _copy_release(releases['2021'], tmp_path / 'raw')
+    path = raw / 'crossmoda_training' / 'source_training' / 'crossmoda_2_Label.nii.gz'
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj).astype(np.float64)
+    data[0, 0, 0] = value                       # a corner voxel: a --crop would cut it, validation must not
+    nib.save(nib.Nifti1Image(data, img.affine), str(path))
+    code = prepare_main(['crossmoda', '--src', str(raw), '--out', str(tmp_path / 'out'), '--workers', '1',
+                         '--crop', '32'])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count('\n') == 1
+    assert re.match(rf'^error: {re.escape(str(path))}: {problem}$', err.strip())
+    assert not (tmp_path / 'out').exists()
+
+
+def test_whole_number_float_labels_are_accepted_in_any_float_type(releases, tmp_path):
+    raw = _copy_release(releases['2021'], tmp_path / 'raw')
+    path = raw / 'crossmoda_training' / 'source_training' / 'crossmoda_2_Label.nii.gz'
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj).astype(np.float32) + np.float32(1e-5)   # float noise of a resampler
+    nib.save(nib.Nifti1Image(data, img.affine), str(path))
+    _convert(raw, tmp_path / 'out')
+    mask = cv2.imread(str(tmp_path / 'out' / 'masks' / 'crossmoda_2_0003.png'), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(mask, np.rint(data[:, :, 3].T).astype(np.uint8))
+
+
+def test_image_label_mismatch_and_orphan_label(releases, tmp_path):
+    raw = _copy_release(releases['2021'], tmp_path / 'raw')
+    folder = raw / 'crossmoda_training' / 'source_training'
+    label = folder / 'crossmoda_4_Label.nii.gz'
+    img = nib.load(str(label))
+    shifted = img.affine.copy()
+    shifted[:3, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), shifted), str(label))
+    with pytest.raises(MedSegError) as info:
+        _convert(raw, tmp_path / 'out')
+    assert str(info.value).startswith(f'{label}: label does not match image {folder / "crossmoda_4_ceT1.nii.gz"}')
+    assert 'origin' in str(info.value)
+    (folder / 'crossmoda_4_ceT1.nii.gz').unlink()
+    with pytest.raises(MedSegError, match=r'crossmoda_4_Label.nii.gz: no ceT1 scan for this label'):
+        _convert(raw, tmp_path / 'out')
+    (folder / 'crossmoda_5_Label.nii.gz').unlink()
+    label.unlink()
+    with pytest.raises(MedSegError, match=r'crossmoda_5_ceT1.nii.gz: no label crossmoda_5_Label.nii.gz'):
+        _convert(raw, tmp_path / 'out')
+
+
+@pytest.mark.parametrize('spacing, crop, exact', [(2.5, 64, True), (6.0, 40, False), (None, 40, True)])
+def test_resampled_and_cropped_labels_restack_onto_the_source_files(releases, tmp_path, spacing, crop, exact):
+    """A perfect prediction on the prepared grid (its own mask slices) goes back onto the source label file:
+    same shape and affine as nibabel reads them; upsampling + a crop holding the head is exact (Dice 1)."""
+    raw, out = releases['2021'], tmp_path / 'out'
+    _convert(raw, out, spacing=spacing, crop=crop)
+    folder = raw / 'crossmoda_training' / 'source_training'
+    seen = 0
+    for case_id, gt, _ in iter_case_volumes(out):
+        geometry = read_case_geometry(out, case_id)
+        assert list(gt.array.shape) == [SLICES, crop, crop] == geometry['shape_zhw']
+        back = to_source_grid(gt.array, geometry)
+        source = nib.load(str(folder / f'{case_id}_Label.nii.gz'))
+        assert back.array.shape == source.shape[::-1]
+        np.testing.assert_allclose(back.affine, source.affine, atol=1e-5)
+        truth = np.asanyarray(source.dataobj).transpose(2, 1, 0).astype(np.uint8)
+        for c in (1, 2):
+            dice = 2 * np.sum((back.array == c) & (truth == c)) / (np.sum(back.array == c) + np.sum(truth == c))
+            if exact:
+                assert dice == 1.0
+            elif c == 1:                     # downsampled: the tumour survives, the cochlea may not
+                assert dice > 0.7
+        if exact:
+            np.testing.assert_array_equal(back.array, truth)
+        seen += 1
+    assert seen == 5
+    if spacing:
+        sx = read_case_geometry(out, 'crossmoda_1')['spacing']
+        assert sx[:2] == pytest.approx([spacing, spacing])
+
+
+def test_option_errors(releases, tmp_path, capsys):
+    for args in (['--crop', '0'], ['--spacing', '-1'], ['--percentiles', '5', '101']):
+        with pytest.raises(SystemExit) as info:
+            prepare_main(['crossmoda', '--src', str(releases['2021']), '--out', str(tmp_path / 'o'), *args])
+        assert info.value.code == 2
+    code = prepare_main(['crossmoda', '--src', str(releases['2021']), '--out', str(tmp_path / 'o'),
+                         '--percentiles', '99', '1'])
+    assert code == 1 and 'LOW must be below HIGH' in capsys.readouterr().err
+
