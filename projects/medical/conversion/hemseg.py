@@ -1,0 +1,317 @@
+"""HemSeg-200 / HemSeg-500: intracranial hemorrhage (IPH + IVH) masks on RSNA head CT series.
+
+Inputs (found under ``--src`` at any depth, or given one by one):
+
+* ``--dicom-dir``: the RSNA folder ``stage_2_train/`` of single-slice files ``ID_<9 hex>.dcm`` (flat;
+  names say nothing of the order);
+* ``--scan-list``: ``annotion_file_info.jsonl`` (HemSeg-200: ``patient``, ``scan_``, ``slice_list`` list)
+  or ``annotion_file_info_500.jsonl`` (HemSeg-500: ``patient_name``, ``scan_name``, ``slice_list`` keyed
+  by index strings); when both are there the 500 list (a superset) is used;
+* ``--labels``: ``IPH_IVH_label.zip`` (read in place) or its folder, ``{train,val,test}/label/<scan>.nii.gz``.
+
+Each labelled scan's slices are read with :func:`~mmseg_medical.io.dicom.read_dicom_series` (ordered along
+the slice normal, gantry tilt kept: SimpleITK's geometry, on which the labels were drawn); the label must
+match that volume in shape and affine. Case = scan, group = patient. Split ``official`` (default): the
+label folders (checked against ``{train,val,test}_set.csv`` when present), kept as published although 8
+patients have scans in two splits (warned, recorded in dataset.json); ``patient``: a seeded
+patient-disjoint train/val re-split (``--val-fraction``, ``--folds``). Intensity: ``--windows brain``
+(40/80) or three windows as the channels of colour PNGs (e.g. ``brain,subdural,bone``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing as mp
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import MedSegError
+from ..intensity import WINDOWS
+from ..io.dicom import read_dicom_series
+from ..io.nifti import read_nifti
+from ..io.sources import ZipMember, zip_members
+from ..labels import LabelMap
+from ..volume import Volume, check_same_geometry, save_nifti
+from .base import CaseSource, DatasetConverter, register_converter
+
+CLASSES = ('background', 'hemorrhage')
+DICOM_DIR = 'stage_2_train'
+SCAN_LISTS = ('annotion_file_info_500.jsonl', 'annotion_file_info.jsonl')  # preferred first
+LABEL_ZIP, LABEL_DIR = 'IPH_IVH_label.zip', 'IPH_IVH_label'
+SPLITS = ('train', 'val', 'test')
+SPLIT_CSV = '{}_set.csv'
+DEFAULT_WINDOWS = 'brain'
+#: ``<...>/{train,val,test}/label/<scan>.nii[.gz]`` inside the label zip or folder.
+LABEL_RE = re.compile(r'(?:^|/)(train|val|test)/label/([0-9A-Za-z_]+)\.nii(?:\.gz)?$')
+SEARCH_DEPTH = 4
+
+
+def _find(src: Path, name: str, is_dir: bool) -> Optional[Path]:
+    """The first ``name`` at or below ``src`` (breadth-first, up to :data:`SEARCH_DEPTH` levels)."""
+    level = [src]
+    for _ in range(SEARCH_DEPTH + 1):
+        for d in level:
+            p = d / name
+            if p.is_dir() if is_dir else p.is_file():
+                return p
+        level = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith('.'))
+    return None
+
+
+def read_scan_list(path: Path) -> Dict[str, Tuple[str, List[str]]]:
+    """scan → (patient, slice IDs) from either jsonl variant; an unknown line shape is one error."""
+    scans: Dict[str, Tuple[str, List[str]]] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise MedSegError(path, f'cannot read scan list ({exc.strerror or exc})') from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise MedSegError(path, f'line {n}: not JSON ({exc})') from None
+        if isinstance(item, dict) and {'patient', 'scan_', 'slice_list'} <= set(item) \
+                and isinstance(item['slice_list'], list):
+            patient, scan, slices = item['patient'], item['scan_'], list(item['slice_list'])
+        elif isinstance(item, dict) and {'patient_name', 'scan_name', 'slice_list'} <= set(item) \
+                and isinstance(item['slice_list'], dict):
+            patient, scan = item['patient_name'], item['scan_name']
+            try:
+                slices = [item['slice_list'][k] for k in sorted(item['slice_list'], key=int)]
+            except ValueError:
+                raise MedSegError(path, f'line {n}: slice_list keys must be slice indices') from None
+        else:
+            raise MedSegError(path, f'line {n}: unknown scan-list shape (expected keys patient, scan_, '
+                                    'slice_list [list] or patient_name, scan_name, slice_list {index: id})')
+        if not slices or not all(isinstance(s, str) for s in slices):
+            raise MedSegError(path, f'line {n}: scan {scan}: slice_list must be a non-empty list of slice IDs')
+        if scan in scans:
+            raise MedSegError(path, f'line {n}: scan {scan} listed twice')
+        scans[str(scan)] = (str(patient), slices)
+    return scans
+
+
+def find_labels(labels: Path) -> Dict[str, Tuple[str, object]]:
+    """scan → (official split, label source) of a label zip (members read in place) or folder."""
+    if labels.is_file():
+        items = [(m.member, m) for m in zip_members(labels, ('.nii', '.nii.gz'))]
+    elif labels.is_dir():
+        items = [(p.relative_to(labels).as_posix(), p) for p in sorted(labels.rglob('*.nii*')) if p.is_file()]
+    else:
+        raise MedSegError(labels, 'labels not found (expected IPH_IVH_label.zip or its extracted folder)')
+    found: Dict[str, Tuple[str, object]] = {}
+    for name, source in items:
+        match = LABEL_RE.search(name)
+        if match is None:
+            continue
+        split, scan = match.groups()
+        if scan in found:
+            raise MedSegError(source, f'scan {scan}: a second label (first: {found[scan][1]})')
+        found[scan] = (split, source)
+    if not found:
+        raise MedSegError(labels, 'no labels {train,val,test}/label/<scan>.nii.gz found')
+    return found
+
+
+def read_split_csvs(folder: Path) -> Dict[str, str]:
+    """scan → split from ``{train,val,test}_set.csv`` (column ``filename``) in ``folder``, if present."""
+    split_of: Dict[str, str] = {}
+    for split in SPLITS:
+        path = folder / SPLIT_CSV.format(split)
+        if not path.is_file():
+            continue
+        with open(path, newline='') as f:
+            for row in csv.DictReader(f):
+                name = (row.get('filename') or '').strip()
+                if name:
+                    split_of[name.split('.')[0]] = split
+    return split_of
+
+
+def _check_case(args: Tuple['HemSegConverter', CaseSource]) -> Tuple[str, Optional[str]]:
+    """(scan, None) when the scan converts, else (scan, the error line): the ``--skip-bad`` check."""
+    converter, case = args
+    try:
+        image = converter.build_volume(case)
+        label = converter.read_label(case)
+        check_same_geometry(image, label)
+    except MedSegError as exc:
+        return case.case_id, str(exc)
+    return case.case_id, None
+
+
+def _windows_arg(text: str) -> str:
+    try:
+        return ','.join(HemSegConverter._parse_windows(text))
+    except MedSegError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
+@register_converter
+class HemSegConverter(DatasetConverter):
+    name = 'hemseg'
+    description = 'HemSeg-200/500 hemorrhage masks on RSNA head CT DICOM series (official split)'
+    label_map = LabelMap(CLASSES)
+    expected_layout = (f'{DICOM_DIR}/ID_<id>.dcm, {" or ".join(SCAN_LISTS)} and {LABEL_ZIP} (or its '
+                       f'{LABEL_DIR}/ folder) at any depth, or --dicom-dir, --scan-list and --labels')
+    dataset_type = 'HemSegDataset'
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument('--dicom-dir', type=Path, default=None, help=f'RSNA {DICOM_DIR}/ folder')
+        parser.add_argument('--scan-list', type=Path, default=None, help='annotion_file_info[_500].jsonl')
+        parser.add_argument('--labels', type=Path, default=None, help=f'{LABEL_ZIP} or its {LABEL_DIR}/ folder')
+        parser.add_argument('--split', choices=('official', 'patient'), default='official',
+                            help='official: the published train/val/test (not patient-disjoint); patient: a '
+                                 'seeded patient-disjoint train/val re-split (--val-fraction, --folds)')
+        parser.add_argument('--windows', default=DEFAULT_WINDOWS, type=_windows_arg,
+                            help=f'one HU window, or three as PNG channels, from {sorted(WINDOWS)} '
+                                 f'(default {DEFAULT_WINDOWS} = 40/80; e.g. brain,subdural,bone)')
+        parser.add_argument('--skip-bad', action='store_true',
+                            help='skip scans that cannot be converted and list them in splits/skipped_scans.json')
+        parser.add_argument('--nifti-out', type=Path, default=None,
+                            help='also write each built image volume as DIR/<scan>.nii.gz')
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.windows = self._parse_windows(self.options.get('windows') or DEFAULT_WINDOWS)
+        self.skipped: Dict[str, str] = {}
+        self.shared_patients: List[str] = []
+
+    @staticmethod
+    def _parse_windows(text: str) -> List[str]:
+        names = [w.strip() for w in str(text).split(',') if w.strip()]
+        unknown = [w for w in names if w not in WINDOWS]
+        if unknown or len(names) not in (1, 3):
+            raise MedSegError('--windows', f'expected one or three HU windows from {sorted(WINDOWS)}, got {text!r}')
+        return names
+
+    def settings(self) -> dict:
+        out = {'windows': ','.join(self.windows), 'split': self.options.get('split') or 'official',
+               'nifti_out': None if self.options.get('nifti_out') is None else str(self.options['nifti_out'])}
+        if self.skipped:
+            out['skipped_scans'] = dict(sorted(self.skipped.items()))
+        if self.shared_patients:
+            out['official_split_shared_patients'] = self.shared_patients
+        return out
+
+    # ---- inputs ----------------------------------------------------------------------------------
+    def _inputs(self, src: Path) -> Tuple[Path, Path, Path]:
+        dicom_dir = self.options.get('dicom_dir') or _find(src, DICOM_DIR, True)
+        scan_list = self.options.get('scan_list') or next(
+            (p for p in (_find(src, n, False) for n in SCAN_LISTS) if p is not None), None)
+        labels = self.options.get('labels') or _find(src, LABEL_ZIP, False) or _find(src, LABEL_DIR, True)
+        for value, what in ((dicom_dir, f'{DICOM_DIR}/ (--dicom-dir)'), (scan_list, f'{SCAN_LISTS[1]} (--scan-list)'),
+                            (labels, f'{LABEL_ZIP} (--labels)')):
+            if value is None:
+                raise MedSegError(src, f'no {what} found here; expected {self.expected_layout}')
+        if not Path(dicom_dir).is_dir():
+            raise MedSegError(dicom_dir, 'DICOM folder not found')
+        return Path(dicom_dir), Path(scan_list), Path(labels)
+
+    def find_cases(self, src: Path) -> List[CaseSource]:
+        dicom_dir, scan_list, labels = self._inputs(Path(src))
+        scans = read_scan_list(scan_list)
+        label_of = find_labels(labels)
+        csv_split = read_split_csvs(scan_list.parent)
+        official = (self.options.get('split') or 'official') == 'official'
+        self.skipped, cases = {}, []
+        for scan, (split, label) in sorted(label_of.items()):
+            try:
+                if scan not in scans:
+                    raise MedSegError(label, f'scan {scan}: label for a scan not in {scan_list}')
+                if scan in csv_split and csv_split[scan] != split:
+                    raise MedSegError(label, f'scan {scan}: label in {split}/ but {SPLIT_CSV.format(csv_split[scan])} '
+                                             f'lists it')
+                patient, slice_ids = scans[scan]
+                files = [dicom_dir / f'ID_{s}.dcm' for s in slice_ids]
+                missing = next((f for f in files if not f.is_file()), None)
+                if missing is not None:
+                    raise MedSegError(missing, f'scan {scan}: DICOM file of slice {missing.stem[3:]} not found '
+                                               f'({sum(not f.is_file() for f in files)} of {len(files)} missing)')
+            except MedSegError as exc:
+                if not self.options.get('skip_bad'):
+                    raise
+                self.skipped[scan] = str(exc)
+                continue
+            cases.append(CaseSource(scan, files, label, split=split if official else None, group=patient,
+                                    aux=scan_list, extra={'official_split': split}))
+        if self.options.get('skip_bad'):
+            cases = self._drop_bad(cases)
+        if official:
+            self.shared_patients = self._patients_in_two_splits(cases)
+            if self.shared_patients:
+                print(f'warning: the official split is kept as published, but {len(self.shared_patients)} '
+                      f'patient(s) have scans in two splits: {", ".join(self.shared_patients)} '
+                      '(use --split patient for a patient-disjoint split)', file=sys.stderr)
+        if self.skipped:
+            print(f'warning: --skip-bad: skipped {len(self.skipped)} scan(s), listed with the reason in '
+                  'splits/skipped_scans.json and dataset.json:\n' + '\n'.join(
+                      f'  {scan}: {why}' for scan, why in sorted(self.skipped.items())), file=sys.stderr)
+        return cases
+
+    def _drop_bad(self, cases: List[CaseSource]) -> List[CaseSource]:
+        """Read every scan once (in parallel) and drop those that fail, recording why."""
+        from .engine import default_workers
+
+        tasks = [(self, case) for case in cases]
+        if len(tasks) > 1 and default_workers() > 1:
+            with mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn').Pool(
+                    min(default_workers(), len(tasks))) as pool:
+                results = dict(pool.map(_check_case, tasks))
+        else:
+            results = dict(map(_check_case, tasks))
+        self.skipped.update({scan: why for scan, why in results.items() if why})
+        return [c for c in cases if not results[c.case_id]]
+
+    @staticmethod
+    def _patients_in_two_splits(cases: Sequence[CaseSource]) -> List[str]:
+        splits: Dict[str, set] = {}
+        for case in cases:
+            splits.setdefault(case.patient, set()).add(case.extra['official_split'])
+        return sorted(p for p, s in splits.items() if len(s) > 1)
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def build_volume(self, case: CaseSource) -> Volume:
+        """The scan's HU volume along the slice normal (SimpleITK geometry); errors name the scan."""
+        try:
+            volume = read_dicom_series(case.image)
+        except MedSegError as exc:
+            raise MedSegError(exc.path, f'scan {case.case_id}: {exc.problem}') from None
+        volume.source = volume.meta['files'][0]  # first file in slice order: named by geometry errors
+        return volume
+
+    def read_image(self, case: CaseSource) -> Volume:
+        """:meth:`build_volume`, also written to ``--nifti-out`` when given."""
+        volume = self.build_volume(case)
+        if self.options.get('nifti_out') is not None:
+            out = Path(self.options['nifti_out']) / f'{case.case_id}.nii.gz'
+            tmp = out.with_name(f'.{out.name}.tmp.nii.gz')
+            save_nifti(volume, tmp)
+            tmp.replace(out)
+        return volume
+
+    def read_label(self, case: CaseSource) -> Optional[Volume]:
+        return read_nifti(case.label)
+
+    def to_uint8(self, case: CaseSource, image: Volume) -> np.ndarray:
+        return self.volume_intensity(image)
+
+    def volume_intensity(self, volume: Volume) -> np.ndarray:
+        """HU → (Z, H, W) with one window, or (Z, H, W, 3) with one window per channel (in order)."""
+        planes = [WINDOWS[w](volume.array) for w in self.windows]
+        return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)
+
+    # ---- splits ----------------------------------------------------------------------------------
+    def split_files(self, lists):
+        files = super().split_files(lists)
+        if self.skipped:
+            files['skipped_scans.json'] = dict(sorted(self.skipped.items()))
+        return files
