@@ -106,6 +106,10 @@ class NiftiPairConverter(DatasetConverter):
     def settings(self) -> dict:
         return {'window': self.spec.window, 'others': self.spec.others}
 
+    def __reduce__(self):
+        # The class is made at run time: workers rebuild it from the (picklable) spec.
+        return _rebuild, (self.spec, self.seed, self.val_fraction, self.folds, self.options)
+
     def _images(self, release: Path) -> List[Tuple[str, Path]]:
         found = []
         for path in sorted(release.glob(self.spec.image_glob)):
@@ -157,6 +161,11 @@ def nifti_pair_converter(spec: NiftiPairSpec) -> Type[NiftiPairConverter]:
                                  f'{"; others background" if spec.others else ""}), at any depth',
                  __doc__=f'{spec.description}.\n\nImages {spec.image}, labels {spec.label}; window {spec.window}.')
     return type(f'{spec.dataset_type.replace("Dataset", "")}Converter', (NiftiPairConverter,), attrs)
+
+
+def _rebuild(spec: NiftiPairSpec, seed: int, val_fraction: float, folds: Optional[int],
+             options: dict) -> NiftiPairConverter:
+    return nifti_pair_converter(spec)(seed=seed, val_fraction=val_fraction, folds=folds, **options)
 
 
 def register_nifti_pairs(spec: NiftiPairSpec) -> NiftiPairSpec:
