@@ -12,8 +12,10 @@ Inputs (found under ``--src`` at any depth, or given one by one):
 Each labelled scan's slices are read with :func:`~mmseg_medical.io.dicom.read_dicom_series` (ordered along
 the slice normal, gantry tilt kept: SimpleITK's geometry, on which the labels were drawn); the label must
 match that volume in shape and affine. Case = scan, group = patient. Split ``official`` (default): the
-label folders (checked against ``{train,val,test}_set.csv`` when present), kept as published although 8
-patients have scans in two splits (warned, recorded in dataset.json); ``patient``: a seeded
+label archive's train/val/test folders, the split the paper's code trains and tests on; ``csv``: the
+``{train,val,test}_set.csv`` lists published with HemSeg-500 (they disagree with the HemSeg-200 label
+folders for many scans: 4 of the 6 real sample labels); both are kept as published although patients
+have scans in two splits (8 in the CSVs; warned, recorded in dataset.json); ``patient``: a seeded
 patient-disjoint train/val re-split (``--val-fraction``, ``--folds``). Intensity: ``--windows brain``
 (40/80) or three windows as the channels of colour PNGs (e.g. ``brain,subdural,bone``).
 """
@@ -49,6 +51,7 @@ DEFAULT_WINDOWS = 'brain'
 #: ``<...>/{train,val,test}/label/<scan>.nii[.gz]`` inside the label zip or folder.
 LABEL_RE = re.compile(r'(?:^|/)(train|val|test)/label/([0-9A-Za-z_]+)\.nii(?:\.gz)?$')
 SEARCH_DEPTH = 4
+SPLIT_RULES = ('official', 'csv', 'patient')
 
 
 def _find(src: Path, name: str, is_dir: bool) -> Optional[Path]:
@@ -168,9 +171,10 @@ class HemSegConverter(DatasetConverter):
         parser.add_argument('--dicom-dir', type=Path, default=None, help=f'RSNA {DICOM_DIR}/ folder')
         parser.add_argument('--scan-list', type=Path, default=None, help='annotion_file_info[_500].jsonl')
         parser.add_argument('--labels', type=Path, default=None, help=f'{LABEL_ZIP} or its {LABEL_DIR}/ folder')
-        parser.add_argument('--split', choices=('official', 'patient'), default='official',
-                            help='official: the published train/val/test (not patient-disjoint); patient: a '
-                                 'seeded patient-disjoint train/val re-split (--val-fraction, --folds)')
+        parser.add_argument('--split', choices=SPLIT_RULES, default='official',
+                            help="official: the label archive's train/val/test folders (the paper's split); csv: "
+                                 'the {train,val,test}_set.csv lists (HemSeg-500); neither is patient-disjoint; '
+                                 'patient: a seeded patient-disjoint train/val re-split (--val-fraction, --folds)')
         parser.add_argument('--windows', default=DEFAULT_WINDOWS, type=_windows_arg,
                             help=f'one HU window, or three as PNG channels, from {sorted(WINDOWS)} '
                                  f'(default {DEFAULT_WINDOWS} = 40/80; e.g. brain,subdural,bone)')
@@ -221,15 +225,18 @@ class HemSegConverter(DatasetConverter):
         scans = read_scan_list(scan_list)
         label_of = find_labels(labels)
         csv_split = read_split_csvs(scan_list.parent)
-        official = (self.options.get('split') or 'official') == 'official'
+        split_csvs = sorted(p for p in (scan_list.parent / SPLIT_CSV.format(k) for k in SPLITS) if p.is_file())
+        rule = self.options.get('split') or 'official'
+        if rule == 'csv' and not csv_split:
+            raise MedSegError(scan_list.parent, f'--split csv: no {SPLIT_CSV.format("{train,val,test}")} here')
         self.skipped, cases = {}, []
-        for scan, (split, label) in sorted(label_of.items()):
+        for scan, (folder_split, label) in sorted(label_of.items()):
             try:
                 if scan not in scans:
                     raise MedSegError(label, f'scan {scan}: label for a scan not in {scan_list}')
-                if scan in csv_split and csv_split[scan] != split:
-                    raise MedSegError(label, f'scan {scan}: label in {split}/ but {SPLIT_CSV.format(csv_split[scan])} '
-                                             f'lists it')
+                if rule == 'csv' and scan not in csv_split:
+                    raise MedSegError(label, f'scan {scan}: not listed by the split CSVs in {scan_list.parent}')
+                split = csv_split[scan] if rule == 'csv' else folder_split
                 patient, slice_ids = scans[scan]
                 files = [dicom_dir / f'ID_{s}.dcm' for s in slice_ids]
                 missing = next((f for f in files if not f.is_file()), None)
@@ -241,16 +248,20 @@ class HemSegConverter(DatasetConverter):
                     raise
                 self.skipped[scan] = str(exc)
                 continue
-            cases.append(CaseSource(scan, files, label, split=split if official else None, group=patient,
-                                    aux=scan_list, extra={'official_split': split}))
+            cases.append(CaseSource(scan, files, label, split=None if rule == 'patient' else split,
+                                    group=patient, aux=[scan_list, *split_csvs], extra={'official_split': split}))
         if self.options.get('skip_bad'):
             cases = self._drop_bad(cases)
-        if official:
+        if rule != 'patient':
             self.shared_patients = self._patients_in_two_splits(cases)
             if self.shared_patients:
                 print(f'warning: the official split is kept as published, but {len(self.shared_patients)} '
                       f'patient(s) have scans in two splits: {", ".join(self.shared_patients)} '
                       '(use --split patient for a patient-disjoint split)', file=sys.stderr)
+            differ = sum(1 for c in cases if csv_split.get(c.case_id, c.split) != c.split)
+            if differ:
+                print(f'warning: {differ} scan(s) are in another split in the split CSVs than in the label archive '
+                      '(--split csv uses the CSVs)', file=sys.stderr)
         if self.skipped:
             print(f'warning: --skip-bad: skipped {len(self.skipped)} scan(s), listed with the reason in '
                   'splits/skipped_scans.json and dataset.json:\n' + '\n'.join(
