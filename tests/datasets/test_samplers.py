@@ -66,3 +66,11 @@ def test_ranks_take_disjoint_positions_of_one_stream(dataset, monkeypatch):
 def test_bad_fraction_is_rejected(dataset):
     with pytest.raises(ValueError, match='fg_fraction'):
         ForegroundOversamplingSampler(dataset, fg_fraction=1.5)
+
+
+def test_recorded_counts_are_used_and_agree_with_the_masks(dataset, monkeypatch):
+    """The converter's per-slice counts stand in for mask reads; they must say what the masks say."""
+    from mmseg_medical.datasets import samplers
+    expected = [i for i in range(len(dataset)) if _has_foreground(dataset, i)]
+    monkeypatch.setattr(samplers, 'read_mask_png', lambda path: pytest.fail(f'mask read: {path}'))
+    assert foreground_indices(dataset) == expected

@@ -1,23 +1,53 @@
 """Data samplers for datasets where the structure of interest is on few slices."""
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sized
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sized
 
 import numpy as np
 import torch
 from mmengine.dataset import InfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 
+from ..manifest import CASES_DIR, MANIFEST_NAME, slice_stem
 from ..restacking import read_mask_png
 
 
+def _recorded_slice_pixels(img_path: str) -> Optional[Dict[str, int]]:
+    """Slice stem → foreground pixels, from the statistics ``prepare`` stored in ``cases/<case>.json``."""
+    for parent in Path(img_path).resolve().parents:
+        cases = parent / CASES_DIR
+        if (parent / MANIFEST_NAME).is_file() and cases.is_dir():
+            found: Dict[str, int] = {}
+            for path in cases.glob('*.json'):
+                info = json.loads(path.read_text())
+                pixels = (info.get('statistics') or {}).get('slice_pixels')
+                if info.get('labelled') and pixels is not None:
+                    found.update({slice_stem(info['case_id'], k): int(n) for k, n in enumerate(pixels)})
+            return found
+    return None
+
+
 def foreground_indices(dataset: Sized) -> List[int]:
-    """Indices of the samples whose segmentation map has a non-background, non-ignored pixel."""
+    """Indices of the samples whose segmentation map has a non-background, non-ignored pixel.
+
+    Read from the per-slice foreground counts ``prepare`` records in ``cases/<case>.json`` (no mask is
+    opened); slices not recorded there (other datasets, pseudo-label masks) are read from their mask.
+    """
     found = []
+    recorded: Optional[Dict[str, int]] = None
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)  # type: ignore[attr-defined]
         path = info.get('seg_map_path')
         if not path:
+            continue
+        if recorded is None:
+            recorded = _recorded_slice_pixels(info['img_path']) or {}
+        stem = Path(path).stem
+        if stem in recorded and Path(path).parent.name == 'masks':
+            if recorded[stem] > 0:
+                found.append(index)
             continue
         mask = read_mask_png(path)
         ignore = info.get('ignore_index', 255)
@@ -36,7 +66,8 @@ class ForegroundOversamplingSampler(InfiniteSampler):
     the time. Drop-in replacement for ``InfiniteSampler`` (same ``shuffle``/``seed``, split over ranks).
 
     Args:
-        dataset: the training dataset (its ``seg_map_path`` files are read once, at construction).
+        dataset: the training dataset (foreground slices found once, at construction, from the counts
+            ``prepare`` recorded; masks are read only for slices it did not record).
         fg_fraction: share of draws forced onto foreground slices (0 = plain uniform sampling).
         shuffle: kept for ``InfiniteSampler`` compatibility; sampling is random either way.
         seed: random seed (synchronised over ranks when None).
