@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import MedSegError
-from .metrics import METRIC_NAMES, case_metrics
+from .metrics import METRIC_NAMES, PROTOCOLS, case_metrics
 from .summary import format_summary_markdown, summarize
 
 #: Columns of the per-case CSV, in order.
@@ -201,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--classes', default=None,
                         help='comma-separated labels to evaluate (default: every non-zero label in any GT)')
     parser.add_argument('--bootstrap', type=int, default=5000, help='bootstrap resamples for the 95%% CIs (0: no CI)')
-    parser.add_argument('--seed', type=int, default=0, help='bootstrap seed')
+    parser.add_argument('--seed', type=int, default=0, help='bootstrap seed (unused by --protocol hemseg)')
+    parser.add_argument('--protocol', choices=PROTOCOLS, default='default',
+                        help="hemseg: the HemSeg paper's Table 1 protocol: HD95 by MONAI's HausdorffDistanceMetric"
+                             '(percentile=95) rule (boundary voxels; in mm), CI from RandomState(47) resamples')
     return parser
 
 
@@ -221,6 +224,7 @@ def run(args: argparse.Namespace) -> str:
     if args.seed < 0:
         raise MedSegError('--seed', f'must be >= 0, got {args.seed}')
     default, per_class = parse_tolerances(args.nsd_tolerance)
+    protocol = getattr(args, 'protocol', 'default')
     pairs = pair_cases(args.gt, args.pred)
     if args.classes is not None:
         classes = parse_classes(args.classes)
@@ -238,13 +242,14 @@ def run(args: argparse.Namespace) -> str:
         gt, spacing, gt_affine = load_labels(gt_path)
         pred, _, pred_affine = load_labels(pred_path)
         _check_geometry(gt_path, pred_path, gt, pred, gt_affine, pred_affine)
-        for row in case_metrics(gt, pred, spacing, classes, tolerances):
+        for row in case_metrics(gt, pred, spacing, classes, tolerances, protocol):
             rows.append({'case': case, **row})
 
-    summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed)
+    summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=protocol)
     tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items())
     report = (f'# Volume metrics ({len(pairs)} cases)\n\n'
-              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
+              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}. '
+              f'Protocol: {protocol}.\n'
               'Empty classes: both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> dice=iou=nsd=0, '
               'hd95=assd=volume diagonal (mm).\n\n' + format_summary_markdown(summary))
     out.parent.mkdir(parents=True, exist_ok=True)

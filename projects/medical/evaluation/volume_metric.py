@@ -24,7 +24,7 @@ from ..errors import MedSegError
 from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_manifest, restack
 from ..restacking import to_source_grid
 from ..volume import save_nifti
-from .metrics import METRIC_NAMES, case_metrics
+from .metrics import METRIC_NAMES, case_metrics, check_protocol
 from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules, load_rules,
                           remove_small_components, save_rules)
 from .summary import format_summary_markdown, summarize
@@ -69,6 +69,10 @@ class VolumeMetric(BaseMetric):
             mean Dice the most (none if no rule does; nnU-Net's ``determine_postprocessing``) and logs it.
             Optional ``connectivity`` (1: faces, 3: also edges and corners). Choosing on the cases being
             scored is optimistic: choose on validation, then pass the fixed ``min_size`` for the test set.
+        protocol: ``'default'``, or ``'hemseg'`` for the HemSeg paper's Table 1 protocol: HD95 with MONAI's
+            ``HausdorffDistanceMetric(percentile=95)`` rule (boundary voxels, not surfel-weighted; in mm here,
+            the paper's code passes no spacing) and the CI of ``RandomState(47)`` resamples
+            (:func:`~mmseg_medical.evaluation.summary.hemseg_bootstrap_ci`). Empty masks keep the policy.
         output_dir: if set, write each restacked (post-processed) prediction as ``<case>.nii.gz`` with the
             source affine, and the post-processing rules as ``postprocessing.json`` for inference.
         collect_device, prefix: as in :class:`mmengine.evaluator.BaseMetric` (keys are ``volume/…``).
@@ -86,7 +90,7 @@ class VolumeMetric(BaseMetric):
     def __init__(self, data_root: Optional[str] = None, classes: Optional[Sequence[int]] = None,
                  nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 5000,
                  postprocess: Union[None, str, Mapping] = None, output_dir: Optional[str] = None,
-                 collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
+                 protocol: str = 'default', collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = data_root
         self.classes = None if classes is None else [int(c) for c in classes]
@@ -98,6 +102,7 @@ class VolumeMetric(BaseMetric):
         self.postprocess = self._check_postprocess(postprocess)
         self.postprocess_rules: Dict[int, object] = {}
         self.output_dir = output_dir
+        self.protocol = check_protocol(protocol)
         self._index: Dict[Path, Dict[str, SliceRecord]] = {}
 
     @staticmethod
@@ -167,7 +172,8 @@ class VolumeMetric(BaseMetric):
         self._postprocess(volumes, classes, logger)
         rows: List[dict] = []
         for case_id, gt, pred, (sx, sy, sz) in volumes:
-            for row in case_metrics(gt.array, pred.array, (sz, sy, sx), classes, self.nsd_tolerance):
+            for row in case_metrics(gt.array, pred.array, (sz, sy, sx), classes, self.nsd_tolerance,
+                                    self.protocol):
                 rows.append({'case': case_id, **row})
             if self.output_dir:  # on the source scan's own voxel grid and affine
                 save_nifti(to_source_grid(pred.array, geometries[case_id]),
@@ -197,7 +203,7 @@ class VolumeMetric(BaseMetric):
             save_rules(Path(self.output_dir) / POSTPROCESS_FILE, rules, connectivity, how=how)
 
     def _summarise(self, rows: List[dict], names: List[str], classes: List[int], logger) -> Dict[str, float]:
-        summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0)
+        summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0, protocol=self.protocol)
         label = {c: names[c] if c < len(names) else str(c) for c in classes}
         table = format_summary_markdown(summary)
         for c in classes:
@@ -214,8 +220,11 @@ class VolumeMetric(BaseMetric):
             out[f'm{key[metric]}'] = round(float(np.mean([summary[c][metric]['mean'] for c in classes]))
                                           * scale[metric], 4)
         for c in classes:
-            for metric in ('dice', 'nsd', 'hd95'):
+            for metric in ('dice', 'nsd', 'hd95') + (('iou',) if self.protocol == 'hemseg' else ()):
                 out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
+                if self.protocol == 'hemseg' and metric != 'nsd' and summary[c][metric]['ci_low'] is not None:
+                    for end in ('ci_low', 'ci_high'):
+                        out[f'{key[metric]}.{label[c]}.{end}'] = round(summary[c][metric][end] * scale[metric], 4)
         for category in EMPTY_CATEGORIES:
             # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
             out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
