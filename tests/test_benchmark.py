@@ -126,3 +126,76 @@ def test_finished_training_is_not_repeated_and_foreign_dirs_refused(tmp_path, mo
     capsys.readouterr()
     assert main(argv) == 1
     assert 'belongs to another run' in capsys.readouterr().err and fake.take() == []
+
+
+# ---- covid19-task1: one config on the five official folds, table next to the published row ----------------
+# ../shared/NOTES.md: the 2D U-Net baseline, Task 1 mean (DSC / NSD, %).
+PUBLISHED = {'left_lung': (95.1, 84.6), 'right_lung': (95.6, 85.5), 'infection': (60.9, 61.5)}
+
+
+def _volume_log(fold: int) -> str:
+    """A test log with VolumeMetric's table: 16 cases, per class half at dice a, half at a + 0.2."""
+    from mmseg_medical.evaluation.summary import format_summary_markdown, summarize
+
+    rows = []
+    for c, base in ((1, 0.70), (2, 0.50), (3, 0.30)):
+        for case in range(16):
+            dice = base + 0.02 * fold + (0.2 if case % 2 else 0.0)
+            rows.append({'class': c, 'dice': dice, 'iou': dice / 2, 'nsd': dice - 0.1, 'hd95': 1.0, 'assd': 0.5,
+                         'empty': ''})
+    table = format_summary_markdown(summarize(rows, n_bootstrap=100))
+    for c, name in ((1, 'left_lung'), (2, 'right_lung'), (3, 'infection')):
+        table = table.replace(f'\n| {c} | ', f'\n| {name} | ', 1)
+    return f'2024/01/01 00:00:00 - mmengine - INFO - volume metrics over 16 cases (...):\n{table}\nafter\n'
+
+
+def test_covid19_task1_preset_runs_five_folds_and_writes_the_table(tmp_path, monkeypatch, capsys):
+    preset = benchmark.FOLD_PRESETS['covid19-task1']
+    assert resolve_configs([preset.config])[0].name == \
+        'fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py'
+    calls = []
+
+    def fake_run(cmd, log=None, cwd=None):
+        options = cmd[cmd.index('--cfg-options') + 1:]
+        calls.append((cmd[1], options))
+        fold = int(re.search(r'task1_fold(\d)_test', ' '.join(options)).group(1))
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(_volume_log(fold) if cmd[1] == 'test' else 'trained')
+
+    monkeypatch.setattr(benchmark, 'run', fake_run)
+    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+    monkeypatch.setattr(benchmark, 'read_test_metrics', lambda d: {'mIoU': 1.0})
+    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
+                 '--cfg-options', 'train_cfg.max_iters=4']) == 0
+    assert [c[0] for c in calls] == ['train', 'test'] * 5
+    for k in range(5):
+        assert calls[2 * k][1] == ['train_cfg.max_iters=4', f'train_dataloader.dataset.ann_file=splits/task1_fold{k}_train.txt',
+                                   f'val_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt',
+                                   f'test_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt']
+    lines = (tmp_path / 'fold_table.md').read_text().splitlines()
+    assert lines[0] == ('| fold | left_lung DSC | left_lung NSD | right_lung DSC | right_lung NSD | infection DSC '
+                        '| infection NSD |')
+    # fold 0, left lung: dice 0.7 / 0.9 on 8 cases each → mean 80.0, std sqrt(16 · 0.01 / 15) = 10.33 %
+    assert lines[2] == '| 0 | 80.0 ± 10.3 | 70.0 ± 10.3 | 60.0 ± 10.3 | 50.0 ± 10.3 | 40.0 ± 10.3 | 30.0 ± 10.3 |'
+    # mean over folds: 80 + 2 · (0 + 1 + 2 + 3 + 4) / 5 = 84.0; std of the fold means sqrt(10) = 3.16
+    assert lines[7] == ('| **mean** | **84.0** ± 3.2 | **74.0** ± 3.2 | **64.0** ± 3.2 | **54.0** ± 3.2 | '
+                        '**44.0** ± 3.2 | **34.0** ± 3.2 |')
+    published = [f'{v:.1f}' for c in ('left_lung', 'right_lung', 'infection') for v in PUBLISHED[c]]
+    assert lines[8] == '| 2D U-Net (published, Task 1 mean) | ' + ' | '.join(published) + ' |'
+    with open(tmp_path / 'fold_table.csv') as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['fold', 'class', 'metric', 'mean', 'std'] and len(rows) == 1 + 5 * 6 + 6 + 6
+    assert rows[1] == ['0', 'left_lung', 'DSC', '80.0', '10.33']  # the log's 4 digits: 0.1033
+    assert (tmp_path / 'fold_table.png').stat().st_size > 0
+    # resumed: nothing is run again, the same table is written
+    calls.clear()
+    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
+                 '--cfg-options', 'train_cfg.max_iters=4']) == 0
+    assert calls == [] and (tmp_path / 'fold_table.md').read_text().splitlines()[2] == lines[2]
+
+
+def test_missing_volume_table_is_one_error(tmp_path):
+    log = tmp_path / 'mim_test.log'
+    log.write_text('no metrics here\n')
+    with pytest.raises(RuntimeError, match='no VolumeMetric table'):
+        benchmark.volume_summary_from_log(log)

@@ -1,8 +1,9 @@
 """Slice-level benchmark runner: train + test each config with mim, collect slice and volume metrics.
 
 ``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
-or ``--preset cranium-lr`` / ``--preset cranium-heads``. Runs are sequential and resumable. A run is keyed on
-the config file name *and* the ``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` =
+or ``--preset cranium-lr`` / ``--preset cranium-heads``; ``--preset covid19-task1`` runs one config on the
+five official COVID-19-CT-Seg Task 1 folds and writes ``fold_table.{md,csv,png}`` next to the published row.
+Runs are sequential and resumable. A run is keyed on the config file name *and* the ``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` =
 8 hex digits of the SHA-1 of both, written out in ``run_key.json``), so the same config with other
 overrides is a new run. A run whose ``result.json`` exists is skipped, and a finished training
 (``train.done``) is not repeated. Writes
@@ -18,8 +19,10 @@ import hashlib
 import json
 import sys
 import time
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run
 
@@ -30,6 +33,36 @@ PRESETS: Dict[str, List[str]] = {
     'cranium-heads': [f'configs/cranium/{head}-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
                       for head in ('fcn', 'pspnet', 'deeplabv3')],
 }
+
+
+@dataclass(frozen=True)
+class FoldPreset:
+    """One config run on each official fold (its split lists chosen by ``--cfg-options``), compared with a
+    published row: ``reference`` = {class: {metric: value in %}} for metrics ``dice`` and ``nsd``."""
+
+    config: str
+    folds: int
+    train_list: str  # split list names with {k}
+    test_list: str
+    reference_name: str
+    reference: Dict[str, Dict[str, float]]
+
+    def fold_options(self, k: int) -> List[str]:
+        train, test = self.train_list.format(k=k), self.test_list.format(k=k)
+        return [f'train_dataloader.dataset.ann_file=splits/{train}.txt',
+                f'val_dataloader.dataset.ann_file=splits/{test}.txt',
+                f'test_dataloader.dataset.ann_file=splits/{test}.txt']
+
+
+FOLD_PRESETS: Dict[str, FoldPreset] = {
+    # COVID-19-CT-Seg Task 1: train on 4 cases, test on 16, five official folds; 2D U-Net row as published.
+    'covid19-task1': FoldPreset(
+        'configs/covid19/fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py', 5,
+        'task1_fold{k}_train', 'task1_fold{k}_test', '2D U-Net (published, Task 1 mean)',
+        {'left_lung': {'dice': 95.1, 'nsd': 84.6}, 'right_lung': {'dice': 95.6, 'nsd': 85.5},
+         'infection': {'dice': 60.9, 'nsd': 61.5}}),
+}
+FOLD_METRICS = (('dice', 'DSC'), ('nsd', 'NSD'))
 #: (column title, key in the test metrics, digits)
 COLUMNS = [('mIoU', 'mIoU', 2), ('mDice', 'mDice', 2), ('vol. Dice', 'volume/mDice', 2),
            ('vol. NSD', 'volume/mNSD', 2), ('vol. HD95 (mm)', 'volume/mHD95', 2)]
@@ -161,16 +194,111 @@ def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
     return paths
 
 
+_CELL = re.compile(r'^\s*(-?[\d.]+) ± (-?[\d.]+)')
+
+
+def volume_summary_from_log(log: Path) -> Dict[str, Dict[str, Tuple[float, float]]]:
+    """The last per-class table VolumeMetric logged in ``log``: {class: {metric: (mean, std)}} in %
+    (Dice/IoU/NSD; logged as fractions, mean ± std over the cases)."""
+    lines = log.read_text().splitlines()
+    starts = [i for i, line in enumerate(lines) if 'volume metrics over' in line]
+    if not starts:
+        raise RuntimeError(f'{log}: no VolumeMetric table (is VolumeMetric in the test_evaluator?)')
+    header = next(i for i in range(starts[-1], len(lines)) if lines[i].startswith('| class |'))
+    names = [c.strip() for c in lines[header].strip('|').split('|')]
+    summary: Dict[str, Dict[str, Tuple[float, float]]] = {}
+    for line in lines[header + 2:]:
+        if not line.startswith('|'):
+            break
+        cells = dict(zip(names, (c.strip() for c in line.strip('|').split('|'))))
+        summary[cells['class']] = {}
+        for metric in ('dice', 'iou', 'nsd'):
+            match = _CELL.match(cells.get(metric, ''))
+            if match:
+                summary[cells['class']][metric] = (100.0 * float(match.group(1)), 100.0 * float(match.group(2)))
+    return summary
+
+
+def write_fold_table(preset: FoldPreset, summaries: Sequence[Dict[str, Dict[str, Tuple[float, float]]]],
+                     work_dir: Path) -> List[Path]:
+    """``fold_table.md`` / ``.csv`` / ``.png`` in the benchmark's layout: per class DSC and NSD mean ± std over
+    each fold's test cases, the mean over folds (± std of the fold means) and the published row."""
+    import numpy as np
+
+    classes = list(preset.reference)
+    cols = [(c, m, t) for c in classes for m, t in FOLD_METRICS]
+    head = ['fold'] + [f'{c} {t}' for c, _, t in cols]
+    md = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * len(cols)]
+    rows = [['fold', 'class', 'metric', 'mean', 'std']]
+    for k, summary in enumerate(summaries):
+        md.append(f'| {k} | ' + ' | '.join('{:.1f} ± {:.1f}'.format(*summary[c][m]) for c, m, _ in cols) + ' |')
+        rows += [[k, c, t, round(summary[c][m][0], 4), round(summary[c][m][1], 4)] for c, m, t in cols]
+    means = {(c, m): [s[c][m][0] for s in summaries] for c, m, _ in cols}
+    spread = {key: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for key, v in means.items()}
+    md.append('| **mean** | ' + ' | '.join(f'**{np.mean(means[c, m]):.1f}** ± {spread[c, m]:.1f}' for c, m, _ in cols)
+              + ' |')
+    md.append(f'| {preset.reference_name} | ' + ' | '.join(f'{preset.reference[c][m]:.1f}' for c, m, _ in cols) + ' |')
+    rows += [['mean', c, t, round(float(np.mean(means[c, m])), 4), ''] for c, m, t in cols]
+    rows += [[preset.reference_name, c, t, preset.reference[c][m], ''] for c, m, t in cols]
+    note = (f'\nPer fold: mean ± std over its test cases (VolumeMetric, per case in 3D, NSD tolerance as in the '
+            f'config); mean: over the {len(summaries)} folds ± std of the fold means. `{Path(preset.config).name}`\n')
+    paths = [work_dir / 'fold_table.md', work_dir / 'fold_table.csv', work_dir / 'fold_table.png']
+    paths[0].write_text('\n'.join(md) + '\n' + note)
+    with open(paths[1], 'w', newline='') as f:
+        csv.writer(f).writerows(rows)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cols), 3.6))
+    x = np.arange(len(cols))
+    ax.bar(x - 0.2, [np.mean(means[c, m]) for c, m, _ in cols], 0.4, label='this run (mean over folds)',
+           yerr=[spread[c, m] for c, m, _ in cols], capsize=3)
+    ax.bar(x + 0.2, [preset.reference[c][m] for c, m, _ in cols], 0.4, label=preset.reference_name)
+    ax.set_xticks(x, [f'{c}\n{t}' for c, _, t in cols], fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc='lower left')
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> List[Path]:
+    """Train and test ``preset.config`` on every fold (resumable like any run), then write the fold table."""
+    config = resolve_configs([preset.config])[0]
+    summaries = []
+    for k in range(preset.folds):
+        options = [*cfg_options, *preset.fold_options(k)]
+        run_one(config, work_dir, options, gpus)
+        summaries.append(volume_summary_from_log(run_dir_for(work_dir, config, options) / 'test' / 'mim_test.log'))
+    return write_fold_table(preset, summaries, work_dir)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='benchmark.py', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--configs', nargs='+', help='config files or globs')
-    group.add_argument('--preset', choices=sorted(PRESETS), help='a shipped list of configs')
+    group.add_argument('--preset', choices=sorted(PRESETS) + sorted(FOLD_PRESETS),
+                       help='a shipped list of configs, or a config on every official fold (covid19-task1)')
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
     parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')
     args = parser.parse_args(argv)
+    if args.preset in FOLD_PRESETS:
+        if args.gpus is None:
+            import torch
+            args.gpus = 1 if torch.cuda.is_available() else 0
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            paths = run_fold_preset(FOLD_PRESETS[args.preset], args.work_dir, args.cfg_options, args.gpus)
+        except RuntimeError as exc:
+            print(f'error: {args.preset}: {exc}', file=sys.stderr)
+            return 1
+        for path in paths:
+            print(f'wrote {path}')
+        print(paths[0].read_text())
+        return 0
     try:
         configs = resolve_configs(args.configs or PRESETS[args.preset])
     except FileNotFoundError as exc:
