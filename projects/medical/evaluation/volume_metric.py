@@ -112,7 +112,8 @@ class VolumeMetric(BaseMetric):
             return None
         if postprocess == 'auto':
             return {'candidates': list(DEFAULT_CANDIDATES), 'connectivity': 1}
-        if isinstance(postprocess, (str, Path)):  # rules chosen earlier (postprocessing.json)
+        if isinstance(postprocess, Path) or (isinstance(postprocess, str) and postprocess.endswith('.json')):
+            # rules chosen earlier (a postprocessing.json written with --out)
             rules, connectivity = load_rules(postprocess)
             return {'min_size': rules, 'connectivity': connectivity}
         if not isinstance(postprocess, Mapping) or set(postprocess) - {'min_size', 'candidates', 'connectivity'} \
