@@ -209,6 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     shares = ', '.join('–' if s is None else f'{100 * s:.1f}%' for s in kept_share(record))
     print(f'{args.data}: {record["slices"]} slices of {args.split} pseudo-labelled as {args.out_split} '
-          f'(kept per class: {shares}); train on splits/{args.mix_with}+{args.out_split}.txt with '
-          f'seg_map_path={PSEUDO_DIR}/{args.out_split}/' if args.mix_with else '')
+          f'(kept per class: {shares})')
+    if args.mix_with:
+        print(f'train on splits/{args.mix_with}+{args.out_split}.txt with seg_map_path={PSEUDO_DIR}/{args.out_split}/')
     return 0
