@@ -90,7 +90,7 @@ def group_by_case(records: Iterable[SliceRecord]) -> Dict[str, List[SliceRecord]
 def write_case_geometry(root: Path, case_id: str, info: Mapping) -> None:
     (root / CASES_DIR).mkdir(exist_ok=True)
     with open(root / CASES_DIR / f'{case_id}.json', 'w') as f:
-        json.dump(dict(info), f, indent=1)
+        json.dump(dict(info), f, indent=1, default=str)
 
 
 def read_case_geometry(root: Union[str, Path], case_id: str) -> dict:

@@ -69,7 +69,7 @@ def test_official_split_patient_groups_and_card(raw, out):
         listed = [r.split(',')[0] for r in (raw / f'{split}_set.csv').read_text().split()[1:]]
         assert splits[split] == sorted(listed)
     card = json.loads((out / 'dataset.json').read_text())
-    assert card['settings']['official_split_shared_patients'] == [LAYOUT[0]['patient']]  # scans 0 (train), 3 (test)
+    assert card['official_split_shared_patients'] == [LAYOUT[0]['patient']]  # scans 0 (train), 3 (test)
     assert card['settings']['windows'] == 'brain'
     for s in LAYOUT:
         assert json.loads((out / 'cases' / f"{s['scan']}.json").read_text())['group'] == s['patient']
@@ -134,8 +134,9 @@ def test_patient_split_never_separates_a_patient(raw, tmp_path):
 
 def test_nifti_out_keeps_the_label_geometry(raw, tmp_path):
     conv = hemseg(nifti_out=tmp_path / 'nii')
+    prepare(conv, raw, tmp_path / 'out', workers=2, previews=0)
     case = next(c for c in conv.find_cases(raw) if c.case_id == SCANS[TILTED_SCAN])
-    conv.read_image(case)
+    assert sorted(p.name for p in (tmp_path / 'nii').iterdir()) == sorted(f'{s}.nii.gz' for s in SCANS)
     written = nib.load(str(tmp_path / 'nii' / f'{case.case_id}.nii.gz'))
     ref = _sitk_series(raw, case.case_id)
     np.testing.assert_array_equal(np.asarray(written.dataobj).transpose(2, 1, 0), sitk.GetArrayFromImage(ref))
@@ -212,11 +213,11 @@ def test_skip_bad_converts_the_rest_and_reports_every_skipped_scan(raw, tmp_path
     bad = dict(_break(src, k) for k in ('missing_file', 'gap', 'label_affine'))
     out = tmp_path / 'out'
     prepare(hemseg(skip_bad=True), src, out, workers=2, previews=0)
-    report = json.loads((out / 'splits' / 'skipped_scans.json').read_text())
+    report = json.loads((out / 'skipped.json').read_text())
     assert sorted(report) == sorted(bad)
     for scan, what in bad.items():
         assert scan in report[scan] and what in report[scan]
-    assert json.loads((out / 'dataset.json').read_text())['settings']['skipped_scans'] == report
+    assert json.loads((out / 'dataset.json').read_text())['skipped'] == report
     converted = sorted(p.stem for p in (out / 'cases').glob('*.json'))
     assert converted == sorted(set(SCANS) - set(bad))
 

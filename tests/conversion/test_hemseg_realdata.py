@@ -100,6 +100,6 @@ def test_gantry_tilted_label_geometry_is_rebuilt(hemseg, tmp_path):
     case = next(c for c in conv.find_cases(hemseg) if c.case_id == TILTED)
     np.testing.assert_allclose(conv.build_volume(case).affine, label.affine, atol=1e-3)
     assert json.loads((out / 'splits.json').read_text()) == {'val': [TILTED]}
-    skipped = json.loads((out / 'splits' / 'skipped_scans.json').read_text())
+    skipped = json.loads((out / 'skipped.json').read_text())
     assert sorted(skipped) == sorted(set(find_labels(hemseg / 'IPH_IVH_label')) - {TILTED})
     assert all('DICOM file' in why and 'not found' in why for why in skipped.values())

@@ -260,3 +260,55 @@ def test_more_folds_than_patient_groups_is_refused_before_converting(src, tmp_pa
     with pytest.raises(MedSegError, match='6 patient groups cannot fill 7 folds'):
         prepare(PairSpec(group_of=GROUPS, folds=7), src, tmp_path / 'out', workers=1)
     assert not (tmp_path / 'out').exists() and list(tmp_path.iterdir()) == []
+
+
+def test_skip_bad_leaves_out_failing_cases_and_reports_them(src, tmp_path):
+    raw = tmp_path / 'raw'
+    import shutil
+    shutil.copytree(src, raw)
+    bad = raw / 'labels' / 'c03.nii.gz'
+    nib.save(nib.Nifti1Image(np.zeros((SIZE, SIZE, SLICES + 1), np.uint8), AFFINE), str(bad))   # wrong shape
+    with pytest.raises(MedSegError, match='c03.nii.gz: label does not match image'):
+        prepare(PairSpec(), raw, tmp_path / 'strict', workers=1)
+    out = tmp_path / 'out'
+    stats = prepare(PairSpec(skip_bad=True), raw, out, workers=2, previews=0)
+    report = json.loads((out / 'skipped.json').read_text())
+    assert list(report) == ['c03'] and str(bad) in report['c03'] and stats['skipped'] == report
+    assert json.loads((out / 'dataset.json').read_text())['skipped'] == report
+    assert not list((out / 'images').glob('c03_*')) and 'c03' not in json.loads((out / 'splits.json').read_text())['train']
+    assert len(read_manifest(out)) == (len(CASES) - 1) * SLICES
+
+
+def test_nifti_out_is_written_only_when_the_run_succeeds(src, tmp_path):
+    import shutil
+    prepare(PairSpec(nifti_out=tmp_path / 'nii'), src, tmp_path / 'out', workers=2, previews=0)
+    for case in CASES:  # the volumes as read: the source files' data and affine
+        written, source = nib.load(str(tmp_path / 'nii' / f'{case}.nii.gz')), nib.load(str(src / 'images' / f'{case}.nii.gz'))
+        np.testing.assert_array_equal(np.asanyarray(written.dataobj), np.asanyarray(source.dataobj))
+        np.testing.assert_allclose(written.affine, source.affine)
+    raw = tmp_path / 'raw'
+    shutil.copytree(src, raw)
+    (raw / 'labels' / 'c11.nii.gz').write_bytes(b'not a nifti')
+    with pytest.raises(MedSegError, match='cannot read NIfTI'):
+        prepare(PairSpec(nifti_out=tmp_path / 'nii2'), raw, tmp_path / 'out2', workers=2, previews=0)
+    assert not (tmp_path / 'nii2').exists() and not (tmp_path / 'out2').exists()
+
+
+def test_src_is_required_unless_the_spec_names_its_inputs(tmp_path):
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(repo / 'tools/prepare_dataset.py'), 'cranium', '--out', str(tmp_path / 'o')],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'required: --src' in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_resplit_keeps_lists_written_by_other_tools_and_case_meta_is_stored(src, tmp_path):
+    out = tmp_path / 'out'
+    prepare(PairSpec(), src, out, workers=1, previews=0)
+    (out / 'splits' / 'target_pseudo.txt').write_text('c00_0000\n')        # e.g. tools/pseudo_label.py
+    prepare(PairSpec(seed=3), src, out, workers=1, previews=0)
+    assert (out / 'splits' / 'target_pseudo.txt').read_text() == 'c00_0000\n'
+    assert 'target_pseudo' not in json.loads((out / 'splits.json').read_text())
+    info = json.loads((out / 'cases' / 'c00.json').read_text())
+    assert info['meta'] == {} and info['group'] == 'c00' and info['labelled'] is True

@@ -1,7 +1,7 @@
 """Raw releases → 2D PNG slices. One spec module per dataset over a shared engine."""
 from . import cranium  # noqa: F401  (registers the converter)
-from . import hemseg  # noqa: F401,E402  (registers hemseg)
 from . import crossmoda  # noqa: F401,E402  (registers crossmoda)
+from . import hemseg  # noqa: F401,E402  (registers hemseg)
 from . import covid19, mosmed, nifti_pairs  # noqa: F401,E402  (register covid19, mosmed, msd-lung, structseg-lung)
 from .base import CONVERTERS, CaseSource, DatasetConverter, register_converter
 from .engine import format_statistics, prepare

@@ -89,6 +89,10 @@ class CaseInfo:
 class DatasetConverter:
     """Base class of dataset specs. Subclasses set the class attributes and implement ``find_cases``.
 
+    Converters are pickled to the worker processes, so a class made at run time needs a ``__reduce__``
+    that rebuilds it (see :mod:`.nifti_pairs`). ``CaseSource.extra`` is stored as ``meta`` in
+    ``cases/<case>.json`` (domain, site, ...; anything JSON can hold, paths as text).
+
     Splits are lists of cases over one slice store (``OUT/splits/<name>.txt``): the default is a seeded,
     foreground-stratified, patient-group hold-out ``train``/``val`` (``--val-fraction``); ``--folds K``
     adds ``fold{k}_train``/``fold{k}_val``; cases pinned by ``CaseSource.split`` get their own lists and
@@ -106,12 +110,29 @@ class DatasetConverter:
     #: The mmseg dataset type (``dataset=dict(type=...)`` in configs) that reads this converter's output.
     dataset_type: ClassVar[Optional[str]] = None
 
+    #: True when the spec's own options can name every input, so ``--src`` may be left out.
+    src_optional: ClassVar[bool] = False
+
     def __init__(self, seed: int = 0, val_fraction: float = 0.2, folds: Optional[int] = None,
-                 **options: Any) -> None:
+                 skip_bad: bool = False, nifti_out: Optional[Path] = None, **options: Any) -> None:
         self.seed = seed
         self.val_fraction = val_fraction
         self.folds = folds
+        self.skip_bad = bool(skip_bad)
+        self.nifti_out = None if nifti_out is None else Path(nifti_out)
         self.options = options
+        #: case → why it was skipped (``--skip-bad``), filled by :meth:`skip_or_raise` and the engine.
+        self.skipped: Dict[str, str] = {}
+
+    def skip_or_raise(self, case_id: str, error: MedSegError) -> None:
+        """In ``find_cases``: with ``--skip-bad`` record why ``case_id`` is left out, else raise ``error``."""
+        if not self.skip_bad:
+            raise error
+        self.skipped[case_id] = str(error)
+
+    def card(self) -> dict:
+        """Extra facts for ``dataset.json`` found while reading the release (default none)."""
+        return {}
 
     # ---- CLI -------------------------------------------------------------------------------------
     @classmethod
@@ -254,7 +275,7 @@ def _folds(text: str) -> int:
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every dataset takes."""
-    parser.add_argument('--src', type=Path, required=True, help='folder holding the raw release (any depth)')
+    parser.add_argument('--src', type=Path, default=None, help='folder holding the raw release (any depth)')
     parser.add_argument('--out', type=Path, required=True, help='output dataset root, e.g. data/<name>')
     parser.add_argument('--workers', type=int, default=None, help='processes (default: CPU count)')
     parser.add_argument('--overwrite', action='store_true', help='rebuild even if OUT is up to date')
@@ -263,6 +284,10 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
                         help='share of patient groups in val, in (0, 1) (default 0.2)')
     parser.add_argument('--folds', type=_folds, default=None,
                         help='also write K stratified patient-group folds as split lists fold{k}_train / fold{k}_val')
+    parser.add_argument('--skip-bad', action='store_true',
+                        help='convert the cases that can be converted; list every skipped case and why in OUT/skipped.json')
+    parser.add_argument('--nifti-out', type=Path, default=None,
+                        help='also write each image volume as read (source voxel order) to DIR/<case>.nii.gz')
     parser.add_argument('--previews', type=int, default=4,
                         help='overlay PNGs of the slices with most foreground under OUT/previews (0: none)')
 
@@ -270,4 +295,5 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
 def build_converter(name: str, args: argparse.Namespace, extra: Sequence[str]) -> DatasetConverter:
     cls = CONVERTERS[name]
     options = {k: v for k, v in vars(args).items() if k in extra}
-    return cls(seed=args.seed, val_fraction=args.val_fraction, folds=args.folds, **options)
+    return cls(seed=args.seed, val_fraction=args.val_fraction, folds=args.folds, skip_bad=args.skip_bad,
+               nifti_out=args.nifti_out, **options)

@@ -37,6 +37,8 @@ def build_parser() -> tuple:
 def main(argv: Optional[List[str]] = None) -> int:
     parser, extras = build_parser()
     args = parser.parse_args(argv)
+    if args.src is None and not CONVERTERS[args.dataset].src_optional:
+        parser.error(f'{args.dataset}: the following arguments are required: --src')
     converter = build_converter(args.dataset, args, extras[args.dataset])
     start = time.perf_counter()
     try:
@@ -49,6 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print('error: interrupted; nothing was written', file=sys.stderr)
         return 130
     state = 'up to date, nothing to do' if stats.get('up_to_date') else f'written in {time.perf_counter() - start:.1f} s'
+    if stats.get('skipped'):
+        print(f'warning: --skip-bad: skipped {len(stats["skipped"])} case(s), listed with the reason in '
+              f'{args.out / "skipped.json"}:', file=sys.stderr)
+        for case, why in stats['skipped'].items():
+            print(f'  {case}: {why}', file=sys.stderr)
     print(format_statistics(stats))
     print(f'\n{args.out}: {state}')
     return 0

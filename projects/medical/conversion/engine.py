@@ -13,6 +13,7 @@ over that store (``splits/<name>.txt``, one slice stem per line: mmseg's ``ann_f
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import multiprocessing as mp
@@ -20,9 +21,9 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -34,13 +35,15 @@ from ..manifest import (CASES_DIR, MANIFEST_NAME, SliceRecord, read_case_geometr
                         write_manifest)
 from ..orientation import DISPLAY_CONVENTION, display_transform, to_display
 from ..version import __version__
-from ..volume import check_same_geometry
+from ..volume import check_same_geometry, save_nifti
 from .base import CaseInfo, CaseSource, DatasetConverter
 
 #: PNG encoder settings used for every slice (zlib level 1: fast, ~lossless size within a few %).
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 STAMP = '.prepare.json'
 SPLITS_DIR = 'splits'
+SKIPPED = 'skipped.json'
+NIFTI_STAGING = '_nifti'
 
 
 @dataclass
@@ -101,17 +104,19 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
     label = converter.read_label(case)
     if label is not None:
         check_same_geometry(image, label)
+    if converter.nifti_out is not None:  # the volume as read, moved to --nifti-out only if the run succeeds
+        save_nifti(image, root / NIFTI_STAGING / f'{case.case_id}.nii.gz')
     # Sources already in display orientation (e.g. frames of a viewer's export) are kept as they are.
     record = None if image.meta.get('display_orientation') else display_transform(image)
     image = to_display(image, record)
     if label is not None:
         label = to_display(label, record)
+    if label is not None:  # validated and mapped to class indices on the source grid, before any crop
+        label = replace(label, array=converter.label_map.remap(label.array, label.source))
     image, label, spatial = converter.spatial_transform(image, label)
     pixels = converter.to_uint8(case, image)
     num_classes = converter.label_map.num_classes
-    classes = None
-    if label is not None:
-        classes = converter.label_map.remap(label.array, label.source)
+    classes = None if label is None else label.array
     for k in range(pixels.shape[0]):
         stem = slice_stem(case.case_id, k)
         write_png(root / 'images' / f'{stem}.png', pixels[k])
@@ -119,7 +124,7 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
             write_png(root / 'masks' / f'{stem}.png', classes[k])
     geometry = image.geometry()
     geometry.update(image_source=image.source, label_source=None if label is None else label.source,
-                    display_transform=record, spatial=spatial)
+                    display_transform=record, spatial=spatial, meta=case.extra)
     result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry,
                         case.patient, case.split)
     if classes is not None:
@@ -129,17 +134,28 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
     return result
 
 
-def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> CaseResult:
-    return convert_case(*args)
+def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> Union[CaseResult, Tuple[str, str]]:
+    """One case; with ``--skip-bad`` a failing case gives ``(case_id, error line)`` and leaves no file."""
+    converter, case, root = args
+    try:
+        return convert_case(converter, case, root)
+    except MedSegError as exc:
+        if not converter.skip_bad:
+            raise
+        for folder in ('images', 'masks'):
+            for path in (root / folder).glob(f'{glob.escape(case.case_id)}_[0-9][0-9][0-9][0-9].png'):
+                path.unlink()
+        (root / NIFTI_STAGING / f'{case.case_id}.nii.gz').unlink(missing_ok=True)
+        return case.case_id, str(exc)
 
 
 def _map_cases(converter: DatasetConverter, cases: Sequence[CaseSource], staging: Path,
-               workers: int) -> List[CaseResult]:
+               workers: int) -> List[Union[CaseResult, Tuple[str, str]]]:
     tasks = [(converter, case, staging) for case in cases]
     bar = dict(total=len(tasks), desc=f'{converter.name}: converting cases', unit='case',
                disable=None, file=sys.stderr)
     if workers <= 1 or len(tasks) == 1:
-        return [convert_case(*t) for t in tqdm(tasks, **bar)]
+        return [_worker(t) for t in tqdm(tasks, **bar)]
     # Workers are forked (no re-import of torch/mmseg). OpenCV's thread pool does not survive a fork: a
     # child that inherits its threads hangs in the next parallel cv2 call, so cv2 runs single-threaded
     # while the pool lives (one case per process is the parallelism anyway).
@@ -157,7 +173,9 @@ def fingerprint(converter: DatasetConverter, cases: Sequence[CaseSource]) -> str
     """Hash of the converter, its slice settings, this package's version and every byte source (file
     size/mtime; zip archive size/mtime + member name, size, CRC). Split settings are not part of it."""
     h = hashlib.sha256()
-    h.update(json.dumps([converter.name, __version__, converter.settings()], sort_keys=True, default=str).encode())
+    h.update(json.dumps([converter.name, __version__, converter.settings(), converter.skip_bad,
+                         None if converter.nifti_out is None else str(converter.nifti_out.resolve())],
+                        sort_keys=True, default=str).encode())
     for case in sorted(cases, key=lambda c: c.case_id):
         h.update(f'{case.case_id}|{case.split}|{case.patient}'.encode())
         for line in case.fingerprint_lines():
@@ -175,7 +193,7 @@ def default_workers() -> int:
 def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional[int] = None,
             overwrite: bool = False, previews: int = 4) -> dict:
     """Convert the release under ``src`` into ``out``; returns the statistics (also ``out/stats.json``)."""
-    src, out = Path(src), Path(out)
+    src, out = (None if src is None else Path(src)), Path(out)
     clean_stale(out)
     cases = converter.find_cases(src)
     if not cases:
@@ -206,8 +224,16 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
     try:
         (tmp / 'images').mkdir(parents=True)
         (tmp / 'masks').mkdir()
-        results = _map_cases(converter, cases, tmp, workers or default_workers())
-        results.sort(key=lambda r: r.case_id)
+        if converter.nifti_out is not None:
+            (tmp / NIFTI_STAGING).mkdir()
+        outcomes = _map_cases(converter, cases, tmp, workers or default_workers())
+        results = sorted((r for r in outcomes if isinstance(r, CaseResult)), key=lambda r: r.case_id)
+        skipped = {**converter.skipped, **{r[0]: r[1] for r in outcomes if not isinstance(r, CaseResult)}}
+        if not results:
+            raise MedSegError(src, f'no case could be converted ({len(skipped)} skipped; first: '
+                                   f'{next(iter(sorted(skipped.items())), ("", ""))[1]})')
+        if skipped:
+            _write_json(tmp / SKIPPED, dict(sorted(skipped.items())))
         for r in results:
             write_case_geometry(tmp, r.case_id, r.to_json())
         records, stats = write_splits(converter, tmp, results)
@@ -217,17 +243,30 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             'raw_label_values': {str(k): v for k, v in converter.label_map.mapping.items()},
             'file_ending': '.png', 'slice_convention': DISPLAY_CONVENTION,
             'settings': converter.settings(), 'split_settings': converter.split_settings(),
-            'source': str(src.resolve()), 'numTraining': sum(1 for r in results if r.labelled),
-            'version': __version__})
+            'source': None if src is None else str(src.resolve()),
+            'numTraining': sum(1 for r in results if r.labelled), 'skipped': dict(sorted(skipped.items())),
+            **converter.card(), 'version': __version__})
         if previews:
             from ..visualization import write_previews
             write_previews(tmp, records, results, previews)
         _write_json(tmp / STAMP, {'fingerprint': stamp, 'split_settings': converter.split_settings()})
+        if converter.nifti_out is not None:
+            _export(tmp / NIFTI_STAGING, converter.nifti_out)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    stats['skipped'] = dict(sorted(skipped.items()))
     return stats
+
+
+def _export(staged: Path, target: Path) -> None:
+    """Move the staged ``--nifti-out`` volumes into ``target`` (each file replaced atomically)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(staged.iterdir()):
+        shutil.move(str(path), str(target / f'.{path.name}.part'))
+        os.replace(target / f'.{path.name}.part', target / path.name)
+    staged.rmdir()
 
 
 def write_splits(converter: DatasetConverter, root: Path, results: Sequence[CaseResult],
@@ -273,6 +312,13 @@ def resplit(converter: DatasetConverter, out: Path) -> dict:
     try:
         _records, stats = write_splits(converter, out, results, target=staging)
         old = out / f'.splits-old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
+        ours = set(json.loads((out / 'splits.json').read_text())) if (out / 'splits.json').is_file() else set()
+        ours |= {p.stem for p in (staging / SPLITS_DIR).glob('*.txt')}
+        ours_files = {p.name for p in (staging / SPLITS_DIR).iterdir()}
+        for path in sorted((out / SPLITS_DIR).glob('*')) if (out / SPLITS_DIR).is_dir() else []:
+            # lists written by other tools (e.g. pseudo_label.py's target_pseudo.txt) are kept
+            if path.is_file() and path.name not in ours_files and not (path.suffix == '.txt' and path.stem in ours):
+                shutil.copy2(path, staging / SPLITS_DIR / path.name)
         if (out / SPLITS_DIR).exists():
             os.replace(out / SPLITS_DIR, old)
         os.replace(staging / SPLITS_DIR, out / SPLITS_DIR)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing as mp
 import re
 import sys
 from pathlib import Path
@@ -36,9 +35,9 @@ from ..errors import MedSegError
 from ..intensity import WINDOWS
 from ..io.dicom import read_dicom_series
 from ..io.nifti import read_nifti
-from ..io.sources import ZipMember, zip_members
+from ..io.sources import zip_members
 from ..labels import LabelMap
-from ..volume import Volume, check_same_geometry, save_nifti
+from ..volume import Volume
 from .base import CaseSource, DatasetConverter, register_converter
 
 CLASSES = ('background', 'hemorrhage')
@@ -138,18 +137,6 @@ def read_split_csvs(folder: Path) -> Dict[str, str]:
     return split_of
 
 
-def _check_case(args: Tuple['HemSegConverter', CaseSource]) -> Tuple[str, Optional[str]]:
-    """(scan, None) when the scan converts, else (scan, the error line): the ``--skip-bad`` check."""
-    converter, case = args
-    try:
-        image = converter.build_volume(case)
-        label = converter.read_label(case)
-        check_same_geometry(image, label)
-    except MedSegError as exc:
-        return case.case_id, str(exc)
-    return case.case_id, None
-
-
 def _windows_arg(text: str) -> str:
     try:
         return ','.join(HemSegConverter._parse_windows(text))
@@ -165,6 +152,7 @@ class HemSegConverter(DatasetConverter):
     expected_layout = (f'{DICOM_DIR}/ID_<id>.dcm, {" or ".join(SCAN_LISTS)} and {LABEL_ZIP} (or its '
                        f'{LABEL_DIR}/ folder) at any depth, or --dicom-dir, --scan-list and --labels')
     dataset_type = 'HemSegDataset'
+    src_optional = True  # --dicom-dir, --scan-list and --labels can name every input
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -178,15 +166,10 @@ class HemSegConverter(DatasetConverter):
         parser.add_argument('--windows', default=DEFAULT_WINDOWS, type=_windows_arg,
                             help=f'one HU window, or three as PNG channels, from {sorted(WINDOWS)} '
                                  f'(default {DEFAULT_WINDOWS} = 40/80; e.g. brain,subdural,bone)')
-        parser.add_argument('--skip-bad', action='store_true',
-                            help='skip scans that cannot be converted and list them in splits/skipped_scans.json')
-        parser.add_argument('--nifti-out', type=Path, default=None,
-                            help='also write each built image volume as DIR/<scan>.nii.gz')
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.windows = self._parse_windows(self.options.get('windows') or DEFAULT_WINDOWS)
-        self.skipped: Dict[str, str] = {}
         self.shared_patients: List[str] = []
 
     @staticmethod
@@ -198,16 +181,15 @@ class HemSegConverter(DatasetConverter):
         return names
 
     def settings(self) -> dict:
-        out = {'windows': ','.join(self.windows), 'split': self.options.get('split') or 'official',
-               'nifti_out': None if self.options.get('nifti_out') is None else str(self.options['nifti_out'])}
-        if self.skipped:
-            out['skipped_scans'] = dict(sorted(self.skipped.items()))
-        if self.shared_patients:
-            out['official_split_shared_patients'] = self.shared_patients
-        return out
+        return {'windows': ','.join(self.windows), 'split': self.options.get('split') or 'official'}
+
+    def card(self) -> dict:
+        return {'official_split_shared_patients': self.shared_patients} if self.shared_patients else {}
 
     # ---- inputs ----------------------------------------------------------------------------------
-    def _inputs(self, src: Path) -> Tuple[Path, Path, Path]:
+    def _inputs(self, src: Optional[Path]) -> Tuple[Path, Path, Path]:
+        if src is None and not all(self.options.get(k) for k in ('dicom_dir', 'scan_list', 'labels')):
+            raise MedSegError(None, 'give --src, or all of --dicom-dir, --scan-list and --labels')
         dicom_dir = self.options.get('dicom_dir') or _find(src, DICOM_DIR, True)
         scan_list = self.options.get('scan_list') or next(
             (p for p in (_find(src, n, False) for n in SCAN_LISTS) if p is not None), None)
@@ -221,7 +203,7 @@ class HemSegConverter(DatasetConverter):
         return Path(dicom_dir), Path(scan_list), Path(labels)
 
     def find_cases(self, src: Path) -> List[CaseSource]:
-        dicom_dir, scan_list, labels = self._inputs(Path(src))
+        dicom_dir, scan_list, labels = self._inputs(None if src is None else Path(src))
         scans = read_scan_list(scan_list)
         label_of = find_labels(labels)
         csv_split = read_split_csvs(scan_list.parent)
@@ -244,14 +226,10 @@ class HemSegConverter(DatasetConverter):
                     raise MedSegError(missing, f'scan {scan}: DICOM file of slice {missing.stem[3:]} not found '
                                                f'({sum(not f.is_file() for f in files)} of {len(files)} missing)')
             except MedSegError as exc:
-                if not self.options.get('skip_bad'):
-                    raise
-                self.skipped[scan] = str(exc)
+                self.skip_or_raise(scan, exc)
                 continue
             cases.append(CaseSource(scan, files, label, split=None if rule == 'patient' else split,
                                     group=patient, aux=[scan_list, *split_csvs], extra={'official_split': split}))
-        if self.options.get('skip_bad'):
-            cases = self._drop_bad(cases)
         if rule != 'patient':
             self.shared_patients = self._patients_in_two_splits(cases)
             if self.shared_patients:
@@ -262,25 +240,7 @@ class HemSegConverter(DatasetConverter):
             if differ:
                 print(f'warning: {differ} scan(s) are in another split in the split CSVs than in the label archive '
                       '(--split csv uses the CSVs)', file=sys.stderr)
-        if self.skipped:
-            print(f'warning: --skip-bad: skipped {len(self.skipped)} scan(s), listed with the reason in '
-                  'splits/skipped_scans.json and dataset.json:\n' + '\n'.join(
-                      f'  {scan}: {why}' for scan, why in sorted(self.skipped.items())), file=sys.stderr)
         return cases
-
-    def _drop_bad(self, cases: List[CaseSource]) -> List[CaseSource]:
-        """Read every scan once (in parallel) and drop those that fail, recording why."""
-        from .engine import default_workers
-
-        tasks = [(self, case) for case in cases]
-        if len(tasks) > 1 and default_workers() > 1:
-            with mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn').Pool(
-                    min(default_workers(), len(tasks))) as pool:
-                results = dict(pool.map(_check_case, tasks))
-        else:
-            results = dict(map(_check_case, tasks))
-        self.skipped.update({scan: why for scan, why in results.items() if why})
-        return [c for c in cases if not results[c.case_id]]
 
     @staticmethod
     def _patients_in_two_splits(cases: Sequence[CaseSource]) -> List[str]:
@@ -300,14 +260,7 @@ class HemSegConverter(DatasetConverter):
         return volume
 
     def read_image(self, case: CaseSource) -> Volume:
-        """:meth:`build_volume`, also written to ``--nifti-out`` when given."""
-        volume = self.build_volume(case)
-        if self.options.get('nifti_out') is not None:
-            out = Path(self.options['nifti_out']) / f'{case.case_id}.nii.gz'
-            tmp = out.with_name(f'.{out.name}.tmp.nii.gz')
-            save_nifti(volume, tmp)
-            tmp.replace(out)
-        return volume
+        return self.build_volume(case)
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
         return read_nifti(case.label)
@@ -319,10 +272,3 @@ class HemSegConverter(DatasetConverter):
         """HU → (Z, H, W) with one window, or (Z, H, W, 3) with one window per channel (in order)."""
         planes = [WINDOWS[w](volume.array) for w in self.windows]
         return planes[0] if len(planes) == 1 else np.stack(planes, axis=-1)
-
-    # ---- splits ----------------------------------------------------------------------------------
-    def split_files(self, lists):
-        files = super().split_files(lists)
-        if self.skipped:
-            files['skipped_scans.json'] = dict(sorted(self.skipped.items()))
-        return files
