@@ -156,3 +156,56 @@ def test_seg_evaluator_forwards_out(tmp_path):
                               output_dir=str(tmp_path / 'pred'), keep_results=True))
     assert ev.metrics[0].output_dir == str(tmp_path / 'pred') and ev.metrics[0].keep_results
     assert ev.metrics[1].output_dir == str(tmp_path / 'pred' / 'volumes')
+
+
+def test_std_keys_and_metrics_csv_against_hand_computed(cranium_data, tmp_path):
+    """All six cases (train + val): cases 051 and 054 get an empty prediction, the other four a perfect one.
+
+    By hand, per case: perfect → dice = iou = nsd = 1, hd95 = assd = 0 (case 052 has no foreground: both
+    empty, also 1 / 0); empty prediction → 0 and the volume diagonal D = sqrt((6·5)² + 2·(64·3.5938)²) mm
+    (6 × 64² voxels of 3.5938 × 3.5938 × 5 mm, as recorded in cases/<case>.json). Over the six cases
+    [1, 1, 1, 1, 0, 0]: mean 2/3, sample std sqrt((4·(1/3)² + 2·(2/3)²) / 5) = sqrt(4/15); the distances
+    [0, 0, 0, 0, D, D]: mean D/3, std D·sqrt(4/15).
+    """
+    import csv
+    empty_pred = {'051', '054'}
+    data = []
+    for split in ('train', 'val'):
+        records = [r for r in read_manifest(cranium_data) if r.split == split]
+        for r, s in zip(records, samples(cranium_data, split)):
+            if r.case_id in empty_pred:
+                s['pred_sem_seg']['data'] = torch.zeros_like(s['pred_sem_seg']['data'])
+            data.append(s)
+    assert {r.case_id for r in read_manifest(cranium_data)} == {'049', '050', '051', '052', '053', '054'}
+    diagonal = np.sqrt((6 * 5.0) ** 2 + 2 * (64 * 3.5938000679016113) ** 2)  # 325.6 mm
+    res = evaluate(VolumeMetric(n_bootstrap=0, output_dir=str(tmp_path)), data)
+    share = np.sqrt(4 / 15)
+    for name in ('Dice', 'IoU', 'NSD'):
+        assert res[f'{name}_std.hemorrhage'] == pytest.approx(100 * share, abs=1e-4)  # 51.6398 %
+    assert res['Dice.hemorrhage'] == pytest.approx(200 / 3, abs=1e-4)
+    for name in ('HD95', 'ASSD'):
+        assert res[f'{name}_std.hemorrhage'] == pytest.approx(diagonal * share, abs=1e-3)  # 168.2 mm
+    assert res['HD95.hemorrhage'] == pytest.approx(diagonal / 3, abs=1e-3)
+    assert all(type(v) is float for v in res.values())  # mmengine's JSON dump writes other numbers as null
+    with open(tmp_path / 'metrics.csv', newline='') as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['case', 'class', 'dice', 'iou', 'nsd', 'hd95', 'assd', 'empty']
+    by_case = {row[0]: row for row in rows[1:]}
+    assert len(rows) == 7 and set(by_case) == {'049', '050', '051', '052', '053', '054'}
+    for case, row in by_case.items():
+        assert row[1] == '1'
+        if case in empty_pred:
+            assert [float(v) for v in row[2:5]] == [0.0, 0.0, 0.0] and row[7] == 'pred_empty'
+            assert [float(v) for v in row[5:7]] == pytest.approx([diagonal, diagonal], abs=1e-3)
+        else:
+            assert [float(v) for v in row[2:7]] == [1.0, 1.0, 1.0, 0.0, 0.0]
+            assert row[7] == ('both_empty' if case == '052' else '')
+
+
+def test_single_case_std_is_zero(cranium_data):
+    """One case: no spread (std 0 by the summary's convention), still Python floats."""
+    records = [r for r in read_manifest(cranium_data) if r.split == 'val']
+    one = [s for r, s in zip(records, samples(cranium_data)) if r.case_id == '051']
+    assert len(one) == 6
+    res = evaluate(VolumeMetric(n_bootstrap=0), one)
+    assert res['Dice_std.hemorrhage'] == 0.0 and type(res['HD95_std.hemorrhage']) is float

@@ -24,6 +24,7 @@ from ..errors import MedSegError
 from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_manifest, restack
 from ..restacking import to_source_grid
 from ..volume import save_nifti
+from .cli import _write_atomic, rows_to_csv
 from .metrics import METRIC_NAMES, case_metrics, check_protocol
 from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules, load_rules,
                           remove_small_components, save_rules)
@@ -33,6 +34,8 @@ from .surface import EMPTY_CATEGORIES
 Tolerance = Union[float, Mapping[int, float]]
 #: File written next to the volumes (``output_dir``) when post-processing is on: the rules, for inference.
 POSTPROCESS_FILE = 'postprocessing.json'
+#: Per-case rows written to ``output_dir`` (the columns of ``tools/evaluate_volumes.py``'s CSV).
+METRICS_CSV = 'metrics.csv'
 
 
 def _encode(mask: np.ndarray) -> bytes:
@@ -74,15 +77,20 @@ class VolumeMetric(BaseMetric):
             the paper's code passes no spacing) and the CI of ``RandomState(47)`` resamples
             (:func:`~mmseg_medical.evaluation.summary.hemseg_bootstrap_ci`). Empty masks keep the policy.
         output_dir: if set, write each restacked (post-processed) prediction as ``<case>.nii.gz`` with the
-            source affine, and the post-processing rules as ``postprocessing.json`` for inference.
+            source affine, the per-case rows as ``metrics.csv`` (``case,class,dice,iou,nsd,hd95,assd,empty``
+            as ``tools/evaluate_volumes.py``: class index, fractions and mm at full precision) and the
+            post-processing rules as ``postprocessing.json`` for inference.
         collect_device, prefix: as in :class:`mmengine.evaluator.BaseMetric` (keys are ``volume/…``).
 
     Returned keys: ``mDice``, ``mIoU``, ``mNSD``, ``mHD95``, ``mASSD`` (mean over cases and the scored
-    classes; Dice/IoU/NSD in %, distances in mm), ``Dice.<class>``, ``NSD.<class>``, ``HD95.<class>``, and
+    classes; Dice/IoU/NSD in %, distances in mm), ``Dice.<class>``, ``NSD.<class>``, ``HD95.<class>``, the
+    sample standard deviation over cases (ddof=1, 0 for one case; same units) ``Dice_std.<class>``,
+    ``IoU_std.<class>``, ``NSD_std.<class>``, ``HD95_std.<class>``, ``ASSD_std.<class>``, and
     the empty-mask counts behind those means: ``n_both_empty``, ``n_gt_empty``, ``n_pred_empty`` (cases x
     classes) and per class ``n_<category>.<class>``. The empty-mask policy of
     :mod:`mmseg_medical.evaluation.surface` applies (no case is dropped); a case without recorded spacing
-    is scored with 1 mm voxels and a warning. ``self.postprocess_rules`` holds the rules last applied.
+    is scored with 1 mm voxels and a warning. All values are Python floats, rounded to 4 decimals.
+    ``self.postprocess_rules`` holds the rules last applied.
     """
 
     default_prefix: Optional[str] = 'volume'
@@ -179,6 +187,10 @@ class VolumeMetric(BaseMetric):
             if self.output_dir:  # on the source scan's own voxel grid and affine
                 save_nifti(to_source_grid(pred.array, geometries[case_id]),
                            Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
+        if self.output_dir:
+            out_dir = Path(self.output_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows))
         return self._summarise(rows, names, classes, logger)
 
     def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
@@ -226,6 +238,8 @@ class VolumeMetric(BaseMetric):
                 if self.protocol == 'hemseg' and metric != 'nsd' and summary[c][metric]['ci_low'] is not None:
                     for end in ('ci_low', 'ci_high'):
                         out[f'{key[metric]}.{label[c]}.{end}'] = round(summary[c][metric][end] * scale[metric], 4)
+            for metric in METRIC_NAMES:  # spread over the cases, same units as the means
+                out[f'{key[metric]}_std.{label[c]}'] = round(float(summary[c][metric]['std']) * scale[metric], 4)
         for category in EMPTY_CATEGORIES:
             # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
             out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
