@@ -133,20 +133,21 @@ def test_finished_training_is_not_repeated_and_foreign_dirs_refused(tmp_path, mo
 PUBLISHED = {'left_lung': (95.1, 84.6), 'right_lung': (95.6, 85.5), 'infection': (60.9, 61.5)}
 
 
-def _volume_log(fold: int) -> str:
-    """A test log with VolumeMetric's table: 16 cases, per class half at dice a, half at a + 0.2."""
-    from mmseg_medical.evaluation.summary import format_summary_markdown, summarize
+CLASSES = ('left_lung', 'right_lung', 'infection')
 
-    rows = []
-    for c, base in ((1, 0.70), (2, 0.50), (3, 0.30)):
-        for case in range(16):
-            dice = base + 0.02 * fold + (0.2 if case % 2 else 0.0)
-            rows.append({'class': c, 'dice': dice, 'iou': dice / 2, 'nsd': dice - 0.1, 'hd95': 1.0, 'assd': 0.5,
-                         'empty': ''})
-    table = format_summary_markdown(summarize(rows, n_bootstrap=100))
-    for c, name in ((1, 'left_lung'), (2, 'right_lung'), (3, 'infection')):
-        table = table.replace(f'\n| {c} | ', f'\n| {name} | ', 1)
-    return f'2024/01/01 00:00:00 - mmengine - INFO - volume metrics over 16 cases (...):\n{table}\nafter\n'
+
+def _fold_metrics(fold: int) -> dict:
+    """What read_test_metrics gives for a fold's test run: VolumeMetric's keys (%), written by hand.
+
+    Class i (0, 1, 2): DSC mean 80 - 20 i + 2 fold, std 10.328 + i; NSD mean 10 below, std 5.164 + i.
+    """
+    out = {'mIoU': 1.0, 'volume/mDice': 0.0}
+    for i, c in enumerate(CLASSES):
+        out[f'volume/Dice.{c}'] = 80.0 - 20 * i + 2 * fold
+        out[f'volume/Dice_std.{c}'] = 10.328 + i
+        out[f'volume/NSD.{c}'] = 70.0 - 20 * i + 2 * fold
+        out[f'volume/NSD_std.{c}'] = 5.164 + i
+    return out
 
 
 def test_covid19_task1_preset_runs_five_folds_and_writes_the_table(tmp_path, monkeypatch, capsys):
@@ -158,13 +159,15 @@ def test_covid19_task1_preset_runs_five_folds_and_writes_the_table(tmp_path, mon
     def fake_run(cmd, log=None, cwd=None):
         options = cmd[cmd.index('--cfg-options') + 1:]
         calls.append((cmd[1], options))
-        fold = int(re.search(r'task1_fold(\d)_test', ' '.join(options)).group(1))
         Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text(_volume_log(fold) if cmd[1] == 'test' else 'trained')
+        Path(log).write_text('no VolumeMetric table in this log: the table comes from the returned keys')
+
+    def fake_metrics(test_dir):  # the fold of the test run just made
+        return _fold_metrics(int(re.search(r'task1_fold(\d)_test', ' '.join(calls[-1][1])).group(1)))
 
     monkeypatch.setattr(benchmark, 'run', fake_run)
     monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
-    monkeypatch.setattr(benchmark, 'read_test_metrics', lambda d: {'mIoU': 1.0})
+    monkeypatch.setattr(benchmark, 'read_test_metrics', fake_metrics)
     assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
                  '--cfg-options', 'train_cfg.max_iters=4']) == 0
     assert [c[0] for c in calls] == ['train', 'test'] * 5
@@ -175,27 +178,39 @@ def test_covid19_task1_preset_runs_five_folds_and_writes_the_table(tmp_path, mon
     lines = (tmp_path / 'fold_table.md').read_text().splitlines()
     assert lines[0] == ('| fold | left_lung DSC | left_lung NSD | right_lung DSC | right_lung NSD | infection DSC '
                         '| infection NSD |')
-    # fold 0, left lung: dice 0.7 / 0.9 on 8 cases each → mean 80.0, std sqrt(16 · 0.01 / 15) = 10.33 %
-    assert lines[2] == '| 0 | 80.0 ± 10.3 | 70.0 ± 10.3 | 60.0 ± 10.3 | 50.0 ± 10.3 | 40.0 ± 10.3 | 30.0 ± 10.3 |'
-    # mean over folds: 80 + 2 · (0 + 1 + 2 + 3 + 4) / 5 = 84.0; std of the fold means sqrt(10) = 3.16
+    assert lines[2] == '| 0 | 80.0 ± 10.3 | 70.0 ± 5.2 | 60.0 ± 11.3 | 50.0 ± 6.2 | 40.0 ± 12.3 | 30.0 ± 7.2 |'
+    assert lines[6] == '| 4 | 88.0 ± 10.3 | 78.0 ± 5.2 | 68.0 ± 11.3 | 58.0 ± 6.2 | 48.0 ± 12.3 | 38.0 ± 7.2 |'
+    # mean over folds: 80 + 2 · (0 + 1 + 2 + 3 + 4) / 5 = 84.0; std of the fold means 2 · sqrt(10 / 4) = 3.16
     assert lines[7] == ('| **mean** | **84.0** ± 3.2 | **74.0** ± 3.2 | **64.0** ± 3.2 | **54.0** ± 3.2 | '
                         '**44.0** ± 3.2 | **34.0** ± 3.2 |')
-    published = [f'{v:.1f}' for c in ('left_lung', 'right_lung', 'infection') for v in PUBLISHED[c]]
+    published = [f'{v:.1f}' for c in CLASSES for v in PUBLISHED[c]]
     assert lines[8] == '| 2D U-Net (published, Task 1 mean) | ' + ' | '.join(published) + ' |'
     with open(tmp_path / 'fold_table.csv') as f:
         rows = list(csv.reader(f))
     assert rows[0] == ['fold', 'class', 'metric', 'mean', 'std'] and len(rows) == 1 + 5 * 6 + 6 + 6
-    assert rows[1] == ['0', 'left_lung', 'DSC', '80.0', '10.33']  # the log's 4 digits: 0.1033
+    assert rows[1] == ['0', 'left_lung', 'DSC', '80.0', '10.328']
+    assert rows[6] == ['0', 'infection', 'NSD', '30.0', '7.164']
+    assert rows[31] == ['mean', 'left_lung', 'DSC', '84.0', '']
     assert (tmp_path / 'fold_table.png').stat().st_size > 0
-    # resumed: nothing is run again, the same table is written
+    # resumed: nothing is run again, the same table is written from the stored result.json
     calls.clear()
     assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
                  '--cfg-options', 'train_cfg.max_iters=4']) == 0
     assert calls == [] and (tmp_path / 'fold_table.md').read_text().splitlines()[2] == lines[2]
 
 
-def test_missing_volume_table_is_one_error(tmp_path):
-    log = tmp_path / 'mim_test.log'
-    log.write_text('no metrics here\n')
-    with pytest.raises(RuntimeError, match='no VolumeMetric table'):
-        benchmark.volume_summary_from_log(log)
+def test_missing_volume_keys_are_one_error(tmp_path, monkeypatch, capsys):
+    """A run without VolumeMetric's std keys (or with a null from the JSON dump) is one error line."""
+    metrics = _fold_metrics(0)
+    del metrics['volume/Dice_std.right_lung']
+    with pytest.raises(RuntimeError, match=r'no volume/Dice_std\.right_lung in the test metrics'):
+        benchmark.fold_summary(metrics, CLASSES, tmp_path / 'result.json')
+    metrics = {**_fold_metrics(0), 'volume/NSD.infection': None}
+    with pytest.raises(RuntimeError, match=r'no volume/NSD\.infection'):
+        benchmark.fold_summary(metrics, CLASSES, tmp_path / 'result.json')
+    monkeypatch.setattr(benchmark, 'run', lambda cmd, log=None, cwd=None: None)
+    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+    monkeypatch.setattr(benchmark, 'read_test_metrics', lambda d: {'mIoU': 1.0})
+    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: covid19-task1: ') and 'no volume/Dice.left_lung' in err[0]

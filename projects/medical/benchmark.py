@@ -19,7 +19,6 @@ import hashlib
 import json
 import sys
 import time
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -194,28 +193,26 @@ def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
     return paths
 
 
-_CELL = re.compile(r'^\s*(-?[\d.]+) ± (-?[\d.]+)')
+#: VolumeMetric's returned keys read per fold: metric → (mean key, std key), ``{}`` = the class name.
+FOLD_KEYS = {'dice': ('volume/Dice.{}', 'volume/Dice_std.{}'), 'nsd': ('volume/NSD.{}', 'volume/NSD_std.{}')}
 
 
-def volume_summary_from_log(log: Path) -> Dict[str, Dict[str, Tuple[float, float]]]:
-    """The last per-class table VolumeMetric logged in ``log``: {class: {metric: (mean, std)}} in %
-    (Dice/IoU/NSD; logged as fractions, mean ± std over the cases)."""
-    lines = log.read_text().splitlines()
-    starts = [i for i, line in enumerate(lines) if 'volume metrics over' in line]
-    if not starts:
-        raise RuntimeError(f'{log}: no VolumeMetric table (is VolumeMetric in the test_evaluator?)')
-    header = next(i for i in range(starts[-1], len(lines)) if lines[i].startswith('| class |'))
-    names = [c.strip() for c in lines[header].strip('|').split('|')]
+def fold_summary(metrics: Dict[str, float], classes: Sequence[str],
+                 source: Path) -> Dict[str, Dict[str, Tuple[float, float]]]:
+    """{class: {metric: (mean, std)}} in % from one run's test metrics (``read_test_metrics``): VolumeMetric's
+    ``volume/Dice.<class>``, ``volume/Dice_std.<class>``, ``volume/NSD.<class>``, ``volume/NSD_std.<class>``
+    (mean and sample std over the test cases). A missing key is a ``RuntimeError`` naming ``source``."""
     summary: Dict[str, Dict[str, Tuple[float, float]]] = {}
-    for line in lines[header + 2:]:
-        if not line.startswith('|'):
-            break
-        cells = dict(zip(names, (c.strip() for c in line.strip('|').split('|'))))
-        summary[cells['class']] = {}
-        for metric in ('dice', 'iou', 'nsd'):
-            match = _CELL.match(cells.get(metric, ''))
-            if match:
-                summary[cells['class']][metric] = (100.0 * float(match.group(1)), 100.0 * float(match.group(2)))
+    for c in classes:
+        summary[c] = {}
+        for metric, keys in FOLD_KEYS.items():
+            values = [metrics.get(k.format(c)) for k in keys]
+            missing = [k.format(c) for k, v in zip(keys, values) if not isinstance(v, (int, float))]
+            if missing:
+                raise RuntimeError(f'{source}: no {", ".join(missing)} in the test metrics (is VolumeMetric in '
+                                   'the test_evaluator? a run tested before VolumeMetric returned stds: delete '
+                                   'its result.json to test it again)')
+            summary[c][metric] = (float(values[0]), float(values[1]))
     return summary
 
 
@@ -269,8 +266,9 @@ def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[st
     summaries = []
     for k in range(preset.folds):
         options = [*cfg_options, *preset.fold_options(k)]
-        run_one(config, work_dir, options, gpus)
-        summaries.append(volume_summary_from_log(run_dir_for(work_dir, config, options) / 'test' / 'mim_test.log'))
+        result = run_one(config, work_dir, options, gpus)
+        summaries.append(fold_summary(result['metrics'], list(preset.reference),
+                                      run_dir_for(work_dir, config, options) / 'result.json'))
     return write_fold_table(preset, summaries, work_dir)
 
 
