@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence
 
 from ..errors import MedSegError
 from .cranium import LAYOUTS, write_cranium_release
+from .hemseg import write_hemseg_release
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +40,28 @@ def _add_cranium(subparsers: argparse._SubParsersAction) -> None:
         layouts=args.layouts, nest=args.nest or None, no_bleed_every=args.no_bleed_every))
 
 
-_DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium]
+def _add_hemseg(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        'hemseg', help='HemSeg-200/500 release (flat RSNA DICOM folder, jsonl, label zip, split CSVs)',
+        description='Synthetic HemSeg release of head CT phantoms: stage_2_train/ID_<hex>.dcm (both RSNA header '
+                    'variants, shuffled names, scan 1 gantry tilted), the scan list, IPH_IVH_label.zip '
+                    '(or folder) and {train,val,test}_set.csv.')
+    _common(parser)
+    parser.add_argument('--scans', type=int, default=6,
+                        help='number of scans (official split cycles train, train, val, test)')
+    parser.add_argument('--slices', type=int, default=8, help='slices per scan')
+    parser.add_argument('--size', type=int, default=64, help='rows = columns per slice')
+    parser.add_argument('--scan-list', choices=('200', '500'), default='200',
+                        help="'200': annotion_file_info.jsonl (patient, scan_, slice_list as a list); '500': "
+                             'annotion_file_info_500.jsonl (patient_name, scan_name, slice_list as an object)')
+    parser.add_argument('--labels', choices=('zip', 'folder'), default='zip',
+                        help='IPH_IVH_label.zip or the extracted IPH_IVH_label/ folder')
+    parser.set_defaults(run=lambda args: write_hemseg_release(
+        args.out, num_scans=args.scans, num_slices=args.slices, size=args.size, seed=args.seed,
+        scan_list=args.scan_list, labels=args.labels))
+
+
+_DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium, _add_hemseg]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,9 @@
     <root>/{train,val,test}_set.csv            filename,label
 
 Scans alternate the two RSNA header variants (PixelRepresentation 1 / BitsStored 16 with a single
-WindowCenter; PixelRepresentation 0 / BitsStored 12 with a multi-valued one); scan 1 is gantry tilted.
+WindowCenter; PixelRepresentation 0 / BitsStored 12 with a multi-valued one); scan 1 is gantry tilted
+(22 degrees, positions along the slice normal 5.0 / cos(22°) = 5.39 mm apart, i.e. 5 mm table steps in z,
+as the real label ``08154d6b7b``).
 Labels are written the way the real ones were: the series read with SimpleITK's series reader, the mask
 given that image's geometry, written by SimpleITK (int16). The first patient has scans in two splits,
 as 8 real patients do.
@@ -89,6 +91,8 @@ def write_hemseg_release(root: Union[str, Path], num_scans: int = 6, num_slices:
 
     if scan_list not in ('200', '500') or labels not in ('zip', 'folder'):
         raise ValueError(f"scan_list must be '200' or '500' and labels 'zip' or 'folder', got {scan_list}, {labels}")
+    if num_scans < 1:
+        raise ValueError(f'need num_scans >= 1, got {num_scans}')
     root = Path(root)
     dicom_dir = root / DICOM_DIR
     dicom_dir.mkdir(parents=True, exist_ok=True)
@@ -96,11 +100,14 @@ def write_hemseg_release(root: Union[str, Path], num_scans: int = 6, num_slices:
     lines, label_files = [], {}
     with tempfile.TemporaryDirectory(dir=root) as scratch:
         for i, info in enumerate(hemseg_scan_layout(num_scans, seed)):
-            hu, mask = head_ct_phantom(num_slices, size, rng=np.random.default_rng([seed, i]), num_bleeds=0 if i == 2 else 1)
+            hu, mask = head_ct_phantom(num_slices, size, rng=np.random.default_rng([seed, i]),
+                                       num_bleeds=0 if i == 2 else 1)
             t = math.radians(info['tilt'])
             folder = Path(scratch) / info['scan']
+            # tilted as the real label 08154d6b7b: steps along the slice normal, 5.0 mm in z (5.39 mm apart)
+            step = (spacing[0], spacing[1], spacing[2] / math.cos(t))
             paths = write_dicom_series(
-                hu, folder, spacing=spacing, origin=(-115.0, -115.0 + 3.0 * i, 10.0 * i),
+                hu, folder, spacing=step, origin=(-115.0, -115.0 + 3.0 * i, 10.0 * i),
                 orientation=(1.0, 0.0, 0.0, 0.0, math.cos(t), -math.sin(t)), signed=info['signed'],
                 seed=seed * 1000 + i, patient_id=info['patient'])
             if info['signed']:
