@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..errors import MedSegError
+from .covid19 import LAYOUTS as COVID19_LAYOUTS
+from .covid19 import write_covid19_release
 from .cranium import LAYOUTS, write_cranium_release
+from .crossmoda import NAMINGS, write_crossmoda_release
 from .hemseg import write_hemseg_release
 
 
@@ -61,7 +64,38 @@ def _add_hemseg(subparsers: argparse._SubParsersAction) -> None:
         scan_list=args.scan_list, labels=args.labels))
 
 
-_DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium, _add_hemseg]
+def _add_crossmoda(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser('crossmoda', help='CrossMoDA release (ceT1 source + labels, hrT2 target)',
+                                   description='Synthetic CrossMoDA release of head MRI phantoms (NIfTI).')
+    _common(parser)
+    parser.add_argument('--naming', choices=NAMINGS, default='2021', help='file naming of that edition')
+    parser.add_argument('--source', type=int, default=4, help='labelled ceT1 training cases')
+    parser.add_argument('--target', type=int, default=3, help='unlabelled hrT2 training cases')
+    parser.add_argument('--val', type=int, default=2, help='hrT2 validation cases')
+    parser.add_argument('--slices', type=int, default=8, help='slices per case')
+    parser.add_argument('--size', type=int, default=64, help='rows = columns per slice')
+    parser.add_argument('--target-label-dir', type=Path, default=None,
+                        help='also write labels of the hrT2 cases here (not part of the real release)')
+    parser.set_defaults(run=lambda args: write_crossmoda_release(
+        args.out, naming=args.naming, num_source=args.source, num_target=args.target, num_val=args.val,
+        size=args.size, num_slices=args.slices, seed=args.seed, target_label_dir=args.target_label_dir))
+
+
+def _add_covid19(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser('covid19', help='COVID-19-CT-Seg release (20 cases, Zenodo or Kaggle layout)',
+                                   description='Synthetic COVID-19-CT-Seg release of chest CT phantoms.')
+    _common(parser)
+    parser.add_argument('--layout', choices=COVID19_LAYOUTS, default='zenodo',
+                        help='zenodo: .nii.gz folders; kaggle: .nii folders + metadata.csv')
+    parser.add_argument('--slices', type=int, default=4, help='slices per case')
+    parser.add_argument('--size', type=int, default=32, help='rows = columns per slice')
+    parser.add_argument('--nest', default='downloads', help='folder between --out and the release folders')
+    parser.set_defaults(run=lambda args: write_covid19_release(
+        args.out, layout=args.layout, num_slices=args.slices, size=args.size, seed=args.seed, nest=args.nest))
+
+
+_DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium, _add_hemseg, _add_crossmoda,
+                                                                 _add_covid19]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,56 @@
+"""``tools/generate_synthetic.py``: every dataset is a subcommand; the crossmoda and covid19 wiring writes
+the folder layouts of ../shared/NOTES.md (names typed out here), and bad choices are argparse errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmseg_medical.synthetic.cli import build_parser, main
+
+TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'generate_synthetic.py'
+
+
+def _files(root: Path) -> list:
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.is_file())
+
+
+def test_help_lists_every_dataset():
+    result = subprocess.run([sys.executable, str(TOOL), '--help'], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for name in ('cranium', 'hemseg', 'crossmoda', 'covid19'):
+        assert name in result.stdout
+        assert build_parser().parse_args([name, '--out', 'x']).dataset == name
+
+
+def test_crossmoda_2021_layout(tmp_path, capsys):
+    assert main(['crossmoda', '--out', str(tmp_path), '--source', '2', '--target', '1', '--val', '1',
+                 '--size', '32', '--slices', '3']) == 0
+    assert f'crossmoda: wrote {tmp_path}' in capsys.readouterr().out
+    # NOTES.md: source 1.., target after them, validation last; labels only for the source cases
+    assert _files(tmp_path) == sorted([
+        'crossmoda_training/source_training/crossmoda_1_ceT1.nii.gz',
+        'crossmoda_training/source_training/crossmoda_1_Label.nii.gz',
+        'crossmoda_training/source_training/crossmoda_2_ceT1.nii.gz',
+        'crossmoda_training/source_training/crossmoda_2_Label.nii.gz',
+        'crossmoda_training/target_training/crossmoda_3_hrT2.nii.gz',
+        'crossmoda_validation/target_validation/crossmoda_4_hrT2.nii.gz'])
+    with pytest.raises(SystemExit):
+        main(['crossmoda', '--out', str(tmp_path), '--naming', '2023'])
+
+
+@pytest.mark.parametrize('layout, image, mask', [
+    ('zenodo', 'COVID-19-CT-Seg_20cases/coronacases_001.nii.gz', 'Lung_and_Infection_Mask/coronacases_001.nii.gz'),
+    ('kaggle', 'ct_scans/coronacases_org_001.nii', 'lung_and_infection_mask/coronacases_001.nii')])
+def test_covid19_layouts(tmp_path, layout, image, mask):
+    assert main(['covid19', '--out', str(tmp_path), '--layout', layout, '--nest', 'dl', '--slices', '2',
+                 '--size', '16']) == 0
+    release = tmp_path / 'dl'
+    assert (release / image).is_file() and (release / mask).is_file()
+    masks = 'Lung_Mask' if layout == 'zenodo' else 'lung_mask'
+    assert len(list((release / masks).iterdir())) == 20          # NOTES.md: 20 cases
+    assert (release / 'metadata.csv').is_file() == (layout == 'kaggle')
+    with pytest.raises(SystemExit):
+        main(['covid19', '--out', str(tmp_path), '--layout', 'mosmed'])
