@@ -73,7 +73,9 @@ def raw(tmp_path_factory) -> Path:
     return write_hemseg_release(tmp_path_factory.mktemp('hemseg_train') / 'raw', num_scans=8, num_slices=6, size=48)
 
 
-def test_train_then_test_with_hemseg_protocol(raw, tmp_path):
+def test_train_then_test_with_hemseg_protocol(raw, tmp_path, monkeypatch):
+    # one torch thread per run: on a busy 2-core machine OpenMP spinning made the 64² runs 2-3x slower
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
     data, data3 = tmp_path / 'hemseg', tmp_path / 'hemseg-3w'
     prepare(CONVERTERS['hemseg'](), raw, data, workers=2, previews=0)
     prepare(CONVERTERS['hemseg'](windows='brain,subdural,bone'), raw, data3, workers=2, previews=0)
