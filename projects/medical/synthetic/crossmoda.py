@@ -12,8 +12,12 @@
 
 Volumes are stored as the real ones are: orientation codes L,P,S (affine ``diag(-s, -s, 1.5)``), float32
 images and float64 labels (0.0 background, 1.0 vestibular schwannoma, 2.0 cochlea). ceT1: the tumour is
-the brightest tissue, cochleas dark; hrT2 inverts it: the tumour is darker than brain inside bright fluid,
-cochleas bright. ``target_label_dir`` also writes labels for the hrT2 cases (which the real release does
+the brightest tissue (enhancing), CSF as brain, cochleas dark. hrT2, as on real hrT2 (CISS/FIESTA): CSF
+(a crescent of the cerebellopontine cistern on the tumour's midline side) and the fluid-filled cochleas
+are the brightest, the tumour intermediate (brighter than brain, darker than CSF). The domain gap is thus
+bridgeable as the real one: a ceT1-trained model finds part of the tumour on hrT2 (and the bright cistern
+beside it), not nothing, so pseudo labels carry signal (tools/benchmarks/crossmoda_self_training.py
+measures source-only vs self-trained Dice; configs/crossmoda/README.md). ``target_label_dir`` also writes labels for the hrT2 cases (which the real release does
 not have), as a labelled target hold-out for benchmarks.
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ SLICE_MM = 1.5
 FOV_MM = 210.0  # 512 x 0.41 mm
 #: Tissue intensities (background, head, brain, fluid around the nerve, tumour, cochlea) per modality.
 CONTRAST = {'ceT1': (0.0, 400.0, 600.0, 600.0, 1400.0, 150.0),
-            'hrT2': (0.0, 300.0, 500.0, 1500.0, 250.0, 1500.0)}
+            'hrT2': (0.0, 300.0, 500.0, 1500.0, 1000.0, 1500.0)}
 NAMINGS = ('2021', '2022')
 
 
@@ -51,6 +55,7 @@ def crossmoda_case(index: int, modality: str, size: int = 64, num_slices: int = 
     tumour = ((y - ty) / radius) ** 2 + ((x - tx) / radius) ** 2 + ((z - zc) * SLICE_MM * size / FOV_MM
                                                                     / (radius * 0.8)) ** 2 < 1
     fluid = ((y - ty) / (radius + 2)) ** 2 + ((x - tx) / (radius + 2)) ** 2 < 1
+    fluid &= side * (x - tx) < 0  # CSF of the cerebellopontine cistern: a crescent on the tumour's midline side
     fluid &= np.abs(z - zc) <= radius * FOV_MM / size / SLICE_MM
     cochlea = np.zeros_like(tumour)
     r_cochlea = max(1.2, 0.03 * size)
