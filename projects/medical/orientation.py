@@ -88,7 +88,8 @@ def to_display(volume: Volume, record: Optional[dict] = None) -> Volume:
         for in_axis, (out_axis, _) in enumerate(ornt):
             permuted[int(out_axis)] = float(volume.spacing[in_axis])
         spacing = tuple(permuted)
-    array = np.ascontiguousarray(apply_orientation(data, ornt).transpose(2, 1, 0))
+    # A view (flips and axis swaps, no copy): windowing and label mapping write new arrays anyway.
+    array = apply_orientation(data, ornt).transpose(2, 1, 0)
     return Volume(array=array, spacing=spacing, affine=display_affine, source=volume.source,
                   meta=dict(volume.meta))
 

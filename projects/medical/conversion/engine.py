@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import importlib
 import json
 import multiprocessing as mp
 import os
 import shutil
 import sys
-import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -166,13 +164,7 @@ def _map_cases(converter: DatasetConverter, cases: Sequence[CaseSource], staging
     cv2.setNumThreads(1)
     try:
         with mp.get_context(method).Pool(min(workers, len(tasks))) as pool:
-            # The parent waits while the workers convert: import the split library meanwhile (scikit-learn
-            # takes ~1 s to import). Started after the fork, so no child inherits a half-held import lock.
-            warm = threading.Thread(target=importlib.import_module, args=('sklearn.model_selection',), daemon=True)
-            warm.start()
-            outcomes = list(tqdm(pool.imap_unordered(_worker, tasks), **bar))
-            warm.join()
-            return outcomes
+            return list(tqdm(pool.imap_unordered(_worker, tasks), **bar))
     finally:
         cv2.setNumThreads(threads)
 
