@@ -182,8 +182,10 @@ def test_std_keys_and_metrics_csv_against_hand_computed(cranium_data, tmp_path):
     share = np.sqrt(4 / 15)
     for name in ('Dice', 'IoU', 'NSD'):
         assert res[f'{name}_std.hemorrhage'] == pytest.approx(100 * share, abs=1e-4)  # 51.6398 %
-    assert res['Dice.hemorrhage'] == pytest.approx(200 / 3, abs=1e-4)
+    for name in ('Dice', 'IoU', 'NSD'):
+        assert res[f'{name}.hemorrhage'] == pytest.approx(200 / 3, abs=1e-4)
     for name in ('HD95', 'ASSD'):
+        assert res[f'{name}.hemorrhage'] == pytest.approx(diagonal / 3, abs=1e-3)
         assert res[f'{name}_std.hemorrhage'] == pytest.approx(diagonal * share, abs=1e-3)  # 168.2 mm
     assert res['HD95.hemorrhage'] == pytest.approx(diagonal / 3, abs=1e-3)
     assert all(type(v) is float for v in res.values())  # mmengine's JSON dump writes other numbers as null

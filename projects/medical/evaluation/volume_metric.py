@@ -83,7 +83,8 @@ class VolumeMetric(BaseMetric):
         collect_device, prefix: as in :class:`mmengine.evaluator.BaseMetric` (keys are ``volume/…``).
 
     Returned keys: ``mDice``, ``mIoU``, ``mNSD``, ``mHD95``, ``mASSD`` (mean over cases and the scored
-    classes; Dice/IoU/NSD in %, distances in mm), ``Dice.<class>``, ``NSD.<class>``, ``HD95.<class>``, the
+    classes; Dice/IoU/NSD in %, distances in mm), per class ``Dice.<class>``, ``IoU.<class>``, ``NSD.<class>``,
+    ``HD95.<class>``, ``ASSD.<class>``, the
     sample standard deviation over cases (ddof=1, 0 for one case; same units) ``Dice_std.<class>``,
     ``IoU_std.<class>``, ``NSD_std.<class>``, ``HD95_std.<class>``, ``ASSD_std.<class>``, and
     the empty-mask counts behind those means: ``n_both_empty``, ``n_gt_empty``, ``n_pred_empty`` (cases x
@@ -233,7 +234,7 @@ class VolumeMetric(BaseMetric):
             out[f'm{key[metric]}'] = round(float(np.mean([summary[c][metric]['mean'] for c in classes]))
                                           * scale[metric], 4)
         for c in classes:
-            for metric in ('dice', 'nsd', 'hd95') + (('iou',) if self.protocol == 'hemseg' else ()):
+            for metric in METRIC_NAMES:  # dice, iou, nsd, hd95, assd per class
                 out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
                 if self.protocol == 'hemseg' and metric != 'nsd' and summary[c][metric]['ci_low'] is not None:
                     for end in ('ci_low', 'ci_high'):
