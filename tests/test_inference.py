@@ -207,3 +207,23 @@ def test_postprocess_rules_remove_a_speck(trained, tmp_path, capsys):
     argv = infer_argv(options, checkpoint, tmp_path / 'head.nii.gz', tmp_path / 'x') + ['--postprocess', str(tmp_path / 'bad.json')]
     assert main(argv) == 1
     assert capsys.readouterr().err.startswith(f'error: {tmp_path / "bad.json"}: not a post-processing file')
+
+
+def test_a_jpg_layout_dataset_gives_scans_its_training_slices(tmp_path):
+    """A model trained on the JPG layout: infer_volume's slices of a patient's NIfTI scan (display
+    convention + the dataset.json intensity) equal that patient's prepared JPG-layout PNGs up to JPEG noise."""
+    import cv2
+
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.synthetic import write_cranium_release
+
+    write_cranium_release(tmp_path / 'raw', num_patients=3, num_slices=4, size=48, seed=0)
+    prepare(CONVERTERS['cranium'](layout='jpg'), tmp_path / 'raw', tmp_path / 'jpg', workers=1, previews=0)
+    cfg = load_config(CONFIG, {'test_dataloader.dataset.data_root': str(tmp_path / 'jpg')})
+    scan = read_nifti(next((tmp_path / 'raw').rglob('ct_scans/050.nii')))
+    slices = intensity_for(cfg)(to_display(scan))
+    pngs = np.stack([cv2.imread(str(tmp_path / 'jpg' / 'images' / f'050_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+                     for k in range(4)])
+    diff = np.abs(slices.astype(int) - pngs.astype(int)).mean()
+    flipped = np.abs(intensity_for(cfg)(scan).astype(int) - pngs.astype(int)).mean()   # stored (RAS) order
+    assert diff < 4 and flipped > 3 * diff
