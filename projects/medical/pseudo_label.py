@@ -13,7 +13,8 @@ ignore index 255) and writes, inside the dataset root::
 
 Confidence = the softmax probability of the predicted class (sigmoid heads: of the predicted side),
 quantised to 1/65535. All outputs are staged and moved into place at the end; a re-split of the dataset
-(``prepare_dataset.py`` with other split options) rewrites ``splits/``: run this again afterwards.
+(``prepare_dataset.py`` with other split options) keeps these lists, but ``<mix>+<out_split>.txt`` then
+still holds the old ``<mix>`` slices: run this again afterwards.
 """
 from __future__ import annotations
 
