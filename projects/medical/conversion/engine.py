@@ -194,6 +194,8 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             overwrite: bool = False, previews: int = 4) -> dict:
     """Convert the release under ``src`` into ``out``; returns the statistics (also ``out/stats.json``)."""
     src, out = (None if src is None else Path(src)), Path(out)
+    if src is None and not converter.src_optional:
+        raise MedSegError(None, f'{converter.name}: --src is required (the folder holding the raw release)')
     clean_stale(out)
     cases = converter.find_cases(src)
     if not cases:
