@@ -242,21 +242,30 @@ class DatasetConverter:
             raise ValueError(f'patient group {mixed[0]!r} has both pinned and unpinned cases')
 
 
+def find_below(src: Path, marker: Callable[[Path], bool], max_depth: int = 4) -> Optional[Path]:
+    """The first folder at or below ``src`` (breadth-first, up to ``max_depth`` levels, sorted by name,
+    hidden folders skipped) for which ``marker`` holds, or None."""
+    level = [Path(src)] if Path(src).is_dir() else []
+    for _ in range(max_depth + 1):
+        found = [d for d in level if marker(d)]
+        if found:
+            return sorted(found)[0]
+        level = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith('.'))
+    return None
+
+
 def find_release_dir(src: Path, marker: Callable[[Path], bool], what: str, max_depth: int = 4) -> Path:
-    """The first folder at or below ``src`` (breadth-first, up to ``max_depth``) for which ``marker`` holds.
+    """:func:`find_below`, or one error naming ``src`` and ``what`` was expected.
 
     Users unzip releases at different depths; never hard-code it.
     """
     src = Path(src)
     if not src.is_dir():
         raise MedSegError(src, f'--src is not a folder (expected {what})')
-    level = [src]
-    for _ in range(max_depth + 1):
-        found = [d for d in level if marker(d)]
-        if found:
-            return sorted(found)[0]
-        level = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith('.'))
-    raise MedSegError(src, f'no dataset found: expected {what}')
+    found = find_below(src, marker, max_depth)
+    if found is None:
+        raise MedSegError(src, f'no dataset found: expected {what}')
+    return found
 
 
 def _fraction(text: str) -> float:

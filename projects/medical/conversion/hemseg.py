@@ -38,7 +38,7 @@ from ..io.nifti import read_nifti
 from ..io.sources import zip_members
 from ..labels import LabelMap
 from ..volume import Volume
-from .base import CaseSource, DatasetConverter, register_converter
+from .base import CaseSource, DatasetConverter, find_below, register_converter
 
 CLASSES = ('background', 'hemorrhage')
 DICOM_DIR = 'stage_2_train'
@@ -55,14 +55,9 @@ SPLIT_RULES = ('official', 'csv', 'patient')
 
 def _find(src: Path, name: str, is_dir: bool) -> Optional[Path]:
     """The first ``name`` at or below ``src`` (breadth-first, up to :data:`SEARCH_DEPTH` levels)."""
-    level = [src]
-    for _ in range(SEARCH_DEPTH + 1):
-        for d in level:
-            p = d / name
-            if p.is_dir() if is_dir else p.is_file():
-                return p
-        level = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith('.'))
-    return None
+    exists = Path.is_dir if is_dir else Path.is_file
+    folder = find_below(src, lambda d: exists(d / name), SEARCH_DEPTH)
+    return None if folder is None else folder / name
 
 
 def read_scan_list(path: Path) -> Dict[str, Tuple[str, List[str]]]:
