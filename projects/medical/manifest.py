@@ -79,6 +79,14 @@ def read_manifest(path: Union[str, Path]) -> List[SliceRecord]:
                 for row in reader]
 
 
+def find_dataset_root(img_path: Union[str, Path]) -> Path:
+    """The nearest ancestor of a slice that holds ``manifest.csv`` (the prepared dataset's root)."""
+    for parent in Path(img_path).resolve().parents:
+        if (parent / MANIFEST_NAME).is_file():
+            return parent
+    raise MedSegError(img_path, f'no {MANIFEST_NAME} above this slice: was it written by tools/prepare_dataset.py?')
+
+
 def group_by_case(records: Iterable[SliceRecord]) -> Dict[str, List[SliceRecord]]:
     """Records per case, each list sorted by slice index."""
     cases: Dict[str, List[SliceRecord]] = {}

@@ -1,7 +1,6 @@
 """Data samplers for datasets where the structure of interest is on few slices."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sized
 
@@ -10,23 +9,25 @@ import torch
 from mmengine.dataset import InfiniteSampler
 from mmseg.registry import DATA_SAMPLERS
 
-from ..manifest import CASES_DIR, MANIFEST_NAME, slice_stem
+from ..errors import MedSegError
+from ..manifest import CASES_DIR, find_dataset_root, read_case_geometry, slice_stem
 from ..restacking import read_mask_png
 
 
-def _recorded_slice_pixels(img_path: str) -> Optional[Dict[str, int]]:
-    """Slice stem → foreground pixels, from the statistics ``prepare`` stored in ``cases/<case>.json``."""
-    for parent in Path(img_path).resolve().parents:
-        cases = parent / CASES_DIR
-        if (parent / MANIFEST_NAME).is_file() and cases.is_dir():
-            found: Dict[str, int] = {}
-            for path in cases.glob('*.json'):
-                info = json.loads(path.read_text())
-                pixels = (info.get('statistics') or {}).get('slice_pixels')
-                if info.get('labelled') and pixels is not None:
-                    found.update({slice_stem(info['case_id'], k): int(n) for k, n in enumerate(pixels)})
-            return found
-    return None
+def _recorded_slice_pixels(img_path: str) -> Dict[str, int]:
+    """Slice stem → foreground pixels, from the statistics ``prepare`` stored in ``cases/<case>.json``
+    (empty when the slice is not in a prepared dataset)."""
+    try:
+        root = find_dataset_root(img_path)
+    except MedSegError:
+        return {}
+    found: Dict[str, int] = {}
+    for path in (root / CASES_DIR).glob('*.json'):
+        info = read_case_geometry(root, path.stem)
+        pixels = (info.get('statistics') or {}).get('slice_pixels')
+        if info.get('labelled') and pixels is not None:
+            found.update({slice_stem(info['case_id'], k): int(n) for k, n in enumerate(pixels)})
+    return found
 
 
 def foreground_indices(dataset: Sized) -> List[int]:
@@ -43,7 +44,7 @@ def foreground_indices(dataset: Sized) -> List[int]:
         if not path:
             continue
         if recorded is None:
-            recorded = _recorded_slice_pixels(info['img_path']) or {}
+            recorded = _recorded_slice_pixels(info['img_path'])
         stem = Path(path).stem
         if stem in recorded and Path(path).parent.name == 'masks':
             if recorded[stem] > 0:

@@ -21,7 +21,7 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
 from ..errors import MedSegError
-from ..manifest import MANIFEST_NAME, SliceRecord, read_case_geometry, read_manifest, restack
+from ..manifest import MANIFEST_NAME, SliceRecord, find_dataset_root, read_case_geometry, read_manifest, restack
 from ..restacking import to_source_grid
 from ..volume import save_nifti
 from .cli import _write_atomic, rows_to_csv
@@ -45,14 +45,6 @@ def _encode(mask: np.ndarray) -> bytes:
 
 def _decode(data: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-
-
-def find_dataset_root(img_path: Union[str, Path]) -> Path:
-    """The nearest ancestor of a slice that holds ``manifest.csv``."""
-    for parent in Path(img_path).resolve().parents:
-        if (parent / MANIFEST_NAME).is_file():
-            return parent
-    raise MedSegError(img_path, f'no {MANIFEST_NAME} above this slice: was it written by tools/prepare_dataset.py?')
 
 
 @METRICS.register_module()
