@@ -29,7 +29,8 @@ from .errors import MedSegError
 from .io import nifti_stem, read_dicom_folder, read_nifti
 from .io.dicom import dicom_files_in
 from .io.nifti import NIFTI_SUFFIXES
-from .orientation import display_transform, to_display, to_source
+from .orientation import display_transform, to_display
+from .restacking import to_source_grid
 from .volume import Volume, save_nifti
 
 PathLike = Union[str, os.PathLike]
@@ -279,8 +280,9 @@ def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray]
     """Segment every input into ``out_dir/<case>.nii.gz``; all or nothing.
 
     Each scan is put in the display slice convention, then through ``spatial`` (the converter's in-plane
-    resampling / cropping, :func:`spatial_for`) and ``intensity``; the labels go back the same way, after
-    the optional ``postprocess`` rules (a ``postprocessing.json`` written by ``VolumeMetric``).
+    resampling / cropping, :func:`spatial_for`) and ``intensity``; the optional ``postprocess`` rules (a
+    ``postprocessing.json`` written by ``VolumeMetric``) apply on that slice grid, as in ``VolumeMetric``;
+    the labels then go back the same way (:func:`~mmseg_medical.restacking.to_source_grid`).
 
     Predictions are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written.
@@ -298,14 +300,13 @@ def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray]
             display = to_display(volume, record)
             grid, spatial_record = (spatial(display) if spatial else (display, None))
             labels = predict_volume(model, intensity(grid), batch_size, desc=case_id)
-            if spatial_record:
-                from .spatial import invert_spatial
-                labels = invert_spatial(labels, spatial_record)
-            if postprocess is not None:  # nnU-Net-style component removal, rules chosen on validation
+            if postprocess is not None:  # on the slice grid, where VolumeMetric chose and applies the rules
                 from .evaluation.postprocess import apply_postprocessing
                 labels = apply_postprocessing(labels, postprocess)
+            # back the way prepare's slices came: the same inverse restacking uses
+            labels = to_source_grid(labels, {'spatial': spatial_record, 'display_transform': record}).array
             name = f'{case_id}{PREDICTION_SUFFIX}'
-            write_prediction(to_source(labels, record), volume, staging / name)
+            write_prediction(labels, volume, staging / name)
             names.append(name)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
