@@ -155,7 +155,6 @@ class VolumeMetric(BaseMetric):
             cases[(root, case_id)][index] = (pred, gt)
         volumes = []
         geometries: Dict[str, dict] = {}
-        self._voxel_units = False
         for (root, case_id), slices in sorted(cases.items()):
             geometry = read_case_geometry(root, case_id)
             expected = geometry['shape_zhw'][0]
@@ -168,7 +167,6 @@ class VolumeMetric(BaseMetric):
             if spacing is None:
                 print_log(f'VolumeMetric: case {case_id} has no spacing; distances are in voxels', logger, level=30)
                 spacing = (1.0, 1.0, 1.0)
-                self._voxel_units = True
             volumes.append((case_id, gt, pred, spacing))
             geometries[case_id] = geometry
         self._postprocess(volumes, classes, logger)
@@ -184,7 +182,8 @@ class VolumeMetric(BaseMetric):
             out_dir = Path(self.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows))
-        return self._summarise(rows, names, classes, logger)
+        voxel_units = any(g.get('spacing') is None for g in geometries.values())
+        return self._summarise(rows, names, classes, logger, voxel_units)
 
     def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
         """Choose (``'auto'``) and apply the post-processing rules to the predictions in place."""
@@ -208,7 +207,8 @@ class VolumeMetric(BaseMetric):
         if self.output_dir:
             save_rules(Path(self.output_dir) / POSTPROCESS_FILE, rules, connectivity, how=how)
 
-    def _summarise(self, rows: List[dict], names: List[str], classes: List[int], logger) -> Dict[str, float]:
+    def _summarise(self, rows: List[dict], names: List[str], classes: List[int], logger,
+                   voxel_units: bool = False) -> Dict[str, float]:
         summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0, protocol=self.protocol)
         label = {c: names[c] if c < len(names) else str(c) for c in classes}
         table = format_summary_markdown(summary)
@@ -216,7 +216,7 @@ class VolumeMetric(BaseMetric):
             table = table.replace(f'\n| {c} | ', f'\n| {label[c]} | ', 1)
         n_cases = len({r['case'] for r in rows})
         units = ('HD95/ASSD and the NSD tolerance in VOXELS: some cases have no recorded spacing'
-                 if getattr(self, '_voxel_units', False) else 'HD95/ASSD in mm')
+                 if voxel_units else 'HD95/ASSD in mm')
         print_log(f'volume metrics over {n_cases} cases (Dice/IoU/NSD as fractions, {units}):\n' + table,
                   logger)
         out: Dict[str, float] = {}
@@ -226,13 +226,12 @@ class VolumeMetric(BaseMetric):
             out[f'm{key[metric]}'] = round(float(np.mean([summary[c][metric]['mean'] for c in classes]))
                                           * scale[metric], 4)
         for c in classes:
-            for metric in METRIC_NAMES:  # dice, iou, nsd, hd95, assd per class
+            for metric in METRIC_NAMES:  # mean and spread over the cases per class, same units
                 out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
+                out[f'{key[metric]}_std.{label[c]}'] = round(float(summary[c][metric]['std']) * scale[metric], 4)
                 if self.protocol == 'hemseg' and metric != 'nsd' and summary[c][metric]['ci_low'] is not None:
                     for end in ('ci_low', 'ci_high'):
                         out[f'{key[metric]}.{label[c]}.{end}'] = round(summary[c][metric][end] * scale[metric], 4)
-            for metric in METRIC_NAMES:  # spread over the cases, same units as the means
-                out[f'{key[metric]}_std.{label[c]}'] = round(float(summary[c][metric]['std']) * scale[metric], 4)
         for category in EMPTY_CATEGORIES:
             # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
             out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
