@@ -23,11 +23,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
+from .conversion.engine import write_png
 from .errors import MedSegError
 
 PathLike = Union[str, Path]
@@ -76,11 +77,6 @@ def _read_list(root: Path, split: str) -> List[str]:
     return path.read_text().split()
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), array):
-        raise MedSegError(path, 'cannot write PNG')
-
-
 def _predict(model, paths: Sequence[Path], batch_size: int):
     """(labels uint8, confidence uint16) per image, as ``mim test`` would predict it."""
     import torch
@@ -113,7 +109,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
     images = [root / 'images' / f'{s}.png' for s in stems]
     for path in images + [root / 'masks' / f'{s}.png' for s in mixed]:
         if not path.is_file():
-            raise MedSegError(path, f'listed by a split list but missing')
+            raise MedSegError(path, 'listed by a split list but missing')
     cfg = load_config(config, cfg_options)
     model = load_model(cfg, checkpoint, device)
     num_classes = len(model.dataset_meta['classes']) if getattr(model, 'dataset_meta', None) else \
@@ -129,8 +125,8 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
                 raise MedSegError(checkpoint, f'predicts class {labels.max()} but the config has {num_classes}')
             for c in range(num_classes):
                 hist[c] += np.bincount(conf[labels == c], minlength=LEVELS)
-            _write_png(raw / f'{stem}_labels.png', labels)
-            _write_png(raw / f'{stem}_conf.png', conf)
+            write_png(raw / f'{stem}_labels.png', labels)
+            write_png(raw / f'{stem}_conf.png', conf)
         thresholds = class_thresholds(hist, portion)
         kept = np.zeros(num_classes, np.int64)
         for stem in stems:
@@ -138,7 +134,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
             conf = cv2.imread(str(raw / f'{stem}_conf.png'), cv2.IMREAD_UNCHANGED)
             keep = conf >= thresholds[labels]
             kept += np.bincount(labels[keep], minlength=num_classes)[:num_classes]
-            _write_png(masks / f'{stem}.png', np.where(keep, labels, IGNORE_INDEX).astype(np.uint8))
+            write_png(masks / f'{stem}.png', np.where(keep, labels, IGNORE_INDEX).astype(np.uint8))
         for stem in mixed:
             _link_or_copy(root / 'masks' / f'{stem}.png', masks / f'{stem}.png')
         record = {'config': str(config), 'checkpoint': str(checkpoint), 'split': split, 'out_split': out_split,
