@@ -271,13 +271,11 @@ def _export(staged: Path, target: Path) -> None:
     staged.rmdir()
 
 
-def write_splits(converter: DatasetConverter, root: Path, results: Sequence[CaseResult],
-                 target: Optional[Path] = None) -> Tuple[List[SliceRecord], dict]:
-    """Split lists, ``splits.json``, ``manifest.csv`` and ``stats.json`` of ``results`` (slices under ``root``).
-
-    Written into ``target`` (default ``root``); returns the manifest rows and the statistics.
+def write_splits(converter: DatasetConverter, target: Path, results: Sequence[CaseResult]
+                 ) -> Tuple[List[SliceRecord], dict]:
+    """Split lists, ``splits.json``, ``manifest.csv`` and ``stats.json`` of ``results``, written into
+    ``target`` (only the results are read); returns the manifest rows and the statistics.
     """
-    target = target or root
     split_of, lists = converter.split_lists({r.case_id: r.info() for r in results})
     by_case = {r.case_id: r for r in results}
     records: List[SliceRecord] = []
@@ -312,7 +310,7 @@ def resplit(converter: DatasetConverter, out: Path) -> dict:
         raise MedSegError(out / CASES_DIR, 'no case records: prepare again with --overwrite')
     staging = out / f'.resplit-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
-        _records, stats = write_splits(converter, out, results, target=staging)
+        _records, stats = write_splits(converter, staging, results)
         old = out / f'.splits-old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
         ours = set(json.loads((out / 'splits.json').read_text())) if (out / 'splits.json').is_file() else set()
         ours |= {p.stem for p in (staging / SPLITS_DIR).glob('*.txt')}
