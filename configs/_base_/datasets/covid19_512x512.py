@@ -5,7 +5,7 @@
 #   --cfg-options train_dataloader.dataset.ann_file=splits/task1_fold2_train.txt \
 #                 val_dataloader.dataset.ann_file=splits/task1_fold2_test.txt \
 #                 test_dataloader.dataset.ann_file=splits/task1_fold2_test.txt
-custom_imports = dict(imports=['mmseg_medical'], allow_failed_imports=False)
+_base_ = './medical_slices_512x512.py'
 
 dataset_type = 'Covid19Dataset'
 data_root = 'data/covid19/'
@@ -19,43 +19,15 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        subtask=subtask,
-        data_root=data_root,
-        ann_file='splits/task1_fold0_train.txt',
-        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        subtask=subtask,
-        data_root=data_root,
-        ann_file='splits/task1_fold0_test.txt',
-        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
-        pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(type=dataset_type, subtask=subtask, data_root=data_root,
+                                     ann_file='splits/task1_fold0_train.txt', pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type=dataset_type, subtask=subtask, data_root=data_root,
+                                   ann_file='splits/task1_fold0_test.txt'))
 test_dataloader = val_dataloader
 # The benchmark's metrics: per case DSC and NSD, tolerance 1 mm for the lungs and 3 mm for the infection,
 # spacing from the NIfTI header (restacked with manifest.csv); mean ± std over cases in the log.
-val_evaluator = dict(
-    type='SegEvaluator',
-    metrics=[
-        dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
-        dict(type='VolumeMetric', nsd_tolerance={1: 1.0, 2: 1.0, 3: 3.0}),
-    ])
+val_evaluator = dict(metrics=[
+    dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
+    dict(type='VolumeMetric', nsd_tolerance={1: 1.0, 2: 1.0, 3: 3.0}),
+])
 test_evaluator = val_evaluator

@@ -3,7 +3,9 @@
 # Every slice is stored once (images/, masks/ for the labelled ceT1 source cases); a split is a list of slice
 # stems (mmseg's ann_file): splits/train.txt, splits/val.txt (source patients, hold-out), splits/target.txt and
 # splits/target_val.txt (hrT2, image-only: no masks), splits/target_pseudo.txt (tools/pseudo_label.py).
-custom_imports = dict(imports=['mmseg_medical'], allow_failed_imports=False)
+# Volume metrics: Dice, NSD, HD95 and ASSD per structure (mm, on the prepared grid; `mim test --out DIR` also
+# writes the predictions on the source scans' grid).
+_base_ = './medical_slices_512x512.py'
 
 dataset_type = 'CrossMoDADataset'
 data_root = 'data/crossmoda/'
@@ -22,35 +24,6 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='splits/train.txt',
-        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='splits/val.txt',
-        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
-        pipeline=test_pipeline))
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# Slice-pooled mIoU/mDice plus per-case volume metrics: Dice, NSD, HD95 and ASSD per structure (mm, on the
-# prepared grid; `mim test --out DIR` also writes the predictions on the source scans' grid).
-val_evaluator = dict(
-    type='SegEvaluator',
-    metrics=[
-        dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
-        dict(type='VolumeMetric', nsd_tolerance=1.0),
-    ])
-test_evaluator = val_evaluator
