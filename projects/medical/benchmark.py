@@ -283,13 +283,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
     parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')
     args = parser.parse_args(argv)
-    if args.preset in FOLD_PRESETS:
-        if args.gpus is None:
-            import torch
-            args.gpus = 1 if torch.cuda.is_available() else 0
-        args.work_dir.mkdir(parents=True, exist_ok=True)
+    fold_preset = FOLD_PRESETS.get(args.preset)
+    if fold_preset is None:
         try:
-            paths = run_fold_preset(FOLD_PRESETS[args.preset], args.work_dir, args.cfg_options, args.gpus)
+            configs = resolve_configs(args.configs or PRESETS[args.preset])
+        except FileNotFoundError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 1
+    if args.gpus is None:
+        import torch
+        args.gpus = 1 if torch.cuda.is_available() else 0
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    if fold_preset is not None:
+        try:
+            paths = run_fold_preset(fold_preset, args.work_dir, args.cfg_options, args.gpus)
         except RuntimeError as exc:
             print(f'error: {args.preset}: {exc}', file=sys.stderr)
             return 1
@@ -297,15 +304,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'wrote {path}')
         print(paths[0].read_text())
         return 0
-    try:
-        configs = resolve_configs(args.configs or PRESETS[args.preset])
-    except FileNotFoundError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
-    if args.gpus is None:
-        import torch
-        args.gpus = 1 if torch.cuda.is_available() else 0
-    args.work_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for config in configs:
         try:
