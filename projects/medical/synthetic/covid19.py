@@ -4,7 +4,7 @@ Lung and StructSeg 2019 lung OARs (tiny volumes, for tests and demos).
 :func:`chest_phantom` draws a body, two lungs and an infection blob in HU with its combined label map
 (1 left lung, 2 right lung, 3 infection). Volumes are stored in LPS order (affine ``diag(-sx, -sy, sz)``):
 column index grows to the patient's left, so the left lung lies at high columns, and the display slice
-convention is the stored order. As in the real release (../shared/NOTES.md), the ``coronacases_*`` are
+convention is the stored order. As in the real release (Zenodo 3757476), the ``coronacases_*`` are
 int16 HU and the ``radiopaedia_*`` are already windowed to [-1250, 250] and scaled to [0, 255] (float32).
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@
         ct_scans/<049..>.nii                    HU, int16
         masks/<049..>.nii                       0/1, uint8
 
-As in the real release (../shared/NOTES.md), the JPGs are frames in radiological display orientation
+As in the real release (its README on physionet ct-ich 1.0.0: the JPGs are frames of the scanner
+software's video export), the JPGs are frames in radiological display orientation
 (image top = anterior, image left = the patient's right) at the scanner export's windows, and the
 NIfTI files hold the same scan in their own voxel order: here RAS storage (affine ``diag(spacing)``,
 i.e. columns run to the patient's right and rows to anterior), so the JPG of slice ``n - 1`` is the NIfTI

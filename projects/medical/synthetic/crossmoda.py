@@ -1,6 +1,7 @@
 """A synthetic CrossMoDA release: head MRI phantoms in ceT1-like and hrT2-like contrast.
 
-:func:`write_crossmoda_release` writes the on-disk layout of the real release (../shared/NOTES.md)::
+:func:`write_crossmoda_release` writes the on-disk layout of the real release (crossMoDA 2021 and its
+2022 re-release, as the challenge distributes them)::
 
     2021:  crossmoda_training/source_training/crossmoda_<n>_ceT1.nii.gz + crossmoda_<n>_Label.nii.gz
            crossmoda_training/target_training/crossmoda_<n>_hrT2.nii.gz

@@ -1,6 +1,7 @@
 """A synthetic HemSeg release: RSNA-like flat DICOM folder, scan list (jsonl), label zip, split CSVs.
 
-:func:`write_hemseg_release` writes phantom head CTs in the real layout (../shared/NOTES.md, HemSeg)::
+:func:`write_hemseg_release` writes phantom head CTs in the real layout (RSNA Intracranial Hemorrhage
+Detection ``stage_2_train/``; github.com/songchangwei/3DCT-SD-IVH-ICH for the jsonl, zip and CSVs)::
 
     <root>/stage_2_train/ID_<9 hex>.dcm        every scan's slices in one flat folder, shuffled names
     <root>/annotion_file_info.jsonl            {"patient", "scan_", "slice_list"} (or the _500 variant)
