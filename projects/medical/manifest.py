@@ -1,6 +1,8 @@
-"""The per-slice manifest (``OUT/manifest.csv``) and per-case geometry (``OUT/cases/<case>.json``).
+"""The per-slice manifest (``OUT/manifest.csv``), per-case geometry (``OUT/cases/<case>.json``) and the
+source-grid labels (``OUT/labels/<case>.nii.gz``).
 
-Together they let slice predictions be restacked into volumes with the source geometry.
+Together they let slice predictions be restacked into volumes with the source geometry and scored there
+without the raw release.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .volume import Volume
 
 MANIFEST_NAME = 'manifest.csv'
 CASES_DIR = 'cases'
+LABELS_DIR = 'labels'
 MANIFEST_COLUMNS = ('split', 'case_id', 'slice_index', 'image', 'mask', 'spacing_x', 'spacing_y',
                     'spacing_z')
 
@@ -132,3 +135,44 @@ def restack(slices: Mapping[int, np.ndarray], geometry: Mapping, fill: int = 0) 
 
 def records_as_dicts(records: Sequence[SliceRecord]) -> List[dict]:
     return [asdict(r) for r in records]
+
+
+def source_label_path(root: Union[str, Path], case_id: str) -> Path:
+    """``root/labels/<case>.nii.gz``: a labelled case's label in class indices on the source scan's grid."""
+    return Path(root) / LABELS_DIR / f'{case_id}.nii.gz'
+
+
+def write_source_label(root: Union[str, Path], case_id: str, label: Volume) -> Path:
+    """Write ``label`` (class indices, source voxel order) as uint8 NIfTI at :func:`source_label_path`.
+
+    With an affine it is stored as the sform and qform (code 1, mm); without one (a source that records no
+    geometry) both codes are 0, so :func:`read_source_label` gives no affine back rather than a made-up one.
+    """
+    import nibabel as nib
+
+    from .volume import save_nifti
+
+    path = source_label_path(root, case_id)
+    if label.affine is not None:
+        return save_nifti(label, path, dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(label.nifti_array(), dtype=np.uint8), None), str(path))
+    return path
+
+
+def read_source_label(root: Union[str, Path], case_id: str) -> Optional[Volume]:
+    """The case's label on the source scan's voxel grid (class indices, uint8), as ``labels/<case>.nii.gz``
+    holds it: ``to_source_grid`` of a restacked prediction has its shape and affine. ``None`` when the
+    file is absent (unlabelled cases, datasets prepared before it was written); affine and spacing are
+    ``None`` when the source recorded no geometry.
+    """
+    from .io.nifti import read_nifti
+
+    path = source_label_path(root, case_id)
+    if not path.is_file():
+        return None
+    volume = read_nifti(path)
+    header = volume.meta.get('header')
+    if header is not None and int(header['sform_code']) == 0 and int(header['qform_code']) == 0:
+        volume = Volume(array=volume.array, source=volume.source, meta=volume.meta)
+    return volume

@@ -6,10 +6,25 @@ folder into place. Every slice is written once, ``images/<case>_<slice:04d>.png`
 labelled cases), in the display slice convention (:mod:`mmseg_medical.orientation`); splits are lists
 over that store (``splits/<name>.txt``, one slice stem per line: mmseg's ``ann_file``).
 
+Each labelled case's label is also kept on the source scan's own voxel grid, in class indices:
+``labels/<case>.nii.gz`` (uint8; source voxel order and affine, before the display reorientation and any
+``--spacing`` / ``--crop``), the grid :func:`mmseg_medical.restacking.to_source_grid` puts predictions on,
+so a prepared dataset can be scored there without the raw release (:func:`mmseg_medical.manifest.read_source_label`).
+
+Nothing is lost silently: when the converter's spatial step (``--spacing``, ``--crop``) drops labelled
+voxels, the loss is counted per case and class in source-grid voxels (voxels of class c whose round trip
+through the step and :func:`mmseg_medical.spatial.invert_spatial` is no longer c), split into voxels
+outside the crop window and voxels lost by nearest-neighbour resampling inside it. Every loss is recorded
+in ``dataset.json`` (``removed_label_voxels``) and ``cases/<case>.json``; one ``warning:`` line per case and
+class goes to stderr when voxels lie outside the crop window, when a class is left with no pixel on the
+prepared slices, or when resampling removes more than :data:`RESAMPLING_WARN_FRACTION` of the class's
+voxels in that case (a few boundary voxels are the expected partial-volume effect: recorded, not warned).
+
 * A failure or interruption leaves nothing behind; temporary folders of a killed run (SIGKILL) are
   removed by the next run; a failing ``--overwrite`` leaves the previous output as it was.
 * A re-run on an up-to-date output returns at once; a re-run that changes only the split settings
-  (``--seed``, ``--val-fraction``, ``--folds``) rewrites the lists, manifest and statistics, not the PNGs.
+  (``--seed``, ``--val-fraction``, ``--folds``) rewrites the lists, manifest and statistics, not the PNGs
+  nor ``labels/``.
 """
 from __future__ import annotations
 
@@ -31,11 +46,12 @@ from tqdm import tqdm
 
 from ..errors import MedSegError
 from ..labels import slice_class_counts
-from ..manifest import (CASES_DIR, MANIFEST_NAME, SliceRecord, read_case_geometry, slice_stem, write_case_geometry,
-                        write_manifest)
+from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, SliceRecord, read_case_geometry, slice_stem,
+                        source_label_path, write_case_geometry, write_manifest, write_source_label)
 from ..orientation import DISPLAY_CONVENTION, display_transform, to_display
+from ..spatial import invert_spatial
 from ..version import __version__
-from ..volume import check_same_geometry, save_nifti
+from ..volume import Volume, check_same_geometry, save_nifti
 from .base import CaseInfo, CaseSource, DatasetConverter
 
 #: PNG encoder settings used for every slice (zlib level 1: fast, ~lossless size within a few %).
@@ -44,6 +60,8 @@ STAMP = '.prepare.json'
 SPLITS_DIR = 'splits'
 SKIPPED = 'skipped.json'
 NIFTI_STAGING = '_nifti'
+#: Resampling losses (inside the crop window) warn above this share of a class's voxels in a case.
+RESAMPLING_WARN_FRACTION = 0.1
 
 
 @dataclass
@@ -60,6 +78,9 @@ class CaseResult:
     class_pixels: List[int] = field(default_factory=list)
     class_slices: List[int] = field(default_factory=list)
     slice_pixels: List[int] = field(default_factory=list)  # foreground pixels per slice (previews, sampler)
+    #: class name → {'source_voxels', 'outside_crop', 'resampling'} for classes the spatial step cut into
+    removed_label_voxels: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    warnings: List[str] = field(default_factory=list)  # printed by the parent process
 
     @property
     def has_foreground(self) -> bool:
@@ -72,6 +93,7 @@ class CaseResult:
         """``cases/<case>.json``: the geometry (restacking) plus what the split rules and statistics need."""
         return {**self.geometry, 'case_id': self.case_id, 'group': self.group or self.case_id,
                 'pinned_split': self.pinned, 'labelled': self.labelled,
+                'removed_label_voxels': self.removed_label_voxels,
                 'statistics': {'class_pixels': self.class_pixels, 'class_slices': self.class_slices,
                                'slice_pixels': self.slice_pixels}}
 
@@ -82,7 +104,8 @@ class CaseResult:
         return cls(info['case_id'], int(info['shape_zhw'][0]), bool(info['labelled']),
                    None if spacing is None else tuple(spacing), info, info.get('group') or info['case_id'],
                    info.get('pinned_split'), list(stats.get('class_pixels', [])),
-                   list(stats.get('class_slices', [])), list(stats.get('slice_pixels', [])))
+                   list(stats.get('class_slices', [])), list(stats.get('slice_pixels', [])),
+                   dict(info.get('removed_label_voxels') or {}))
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
@@ -97,8 +120,9 @@ def write_png(path: Path, array: np.ndarray) -> None:
 def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> CaseResult:
     """Read, check, reorient, normalise and write one case's slices into ``root/{images,masks}``.
 
-    The label must lie on the image's voxel grid (shape and affine); both are then put in the display
-    slice convention with the image's transform, which ``cases/<case>.json`` records.
+    The label must lie on the image's voxel grid (shape and affine); it is mapped to class indices and
+    written to ``root/labels/<case>.nii.gz`` on that source grid, then both are put in the display slice
+    convention with the image's transform, which ``cases/<case>.json`` records.
     """
     image = converter.read_image(case)
     label = converter.read_label(case)
@@ -106,13 +130,15 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
         check_same_geometry(image, label)
     if converter.nifti_out is not None:  # the volume as read, moved to --nifti-out only if the run succeeds
         save_nifti(image, root / NIFTI_STAGING / f'{case.case_id}.nii.gz')
+    if label is not None:  # validated and mapped to class indices on the source grid (elementwise), before any crop
+        label = replace(label, array=converter.label_map.remap(label.array, label.source))
+        write_source_label(root, case.case_id, _source_grid_label(label, image))
     # Sources already in display orientation (e.g. frames of a viewer's export) are kept as they are.
     record = None if image.meta.get('display_orientation') else display_transform(image)
     image = to_display(image, record)
     if label is not None:
         label = to_display(label, record)
-    if label is not None:  # validated and mapped to class indices on the source grid, before any crop
-        label = replace(label, array=converter.label_map.remap(label.array, label.source))
+    display_label = None if label is None else label.array
     image, label, spatial = converter.spatial_transform(image, label)
     pixels = converter.to_uint8(case, image)
     num_classes = converter.label_map.num_classes
@@ -124,6 +150,7 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
             write_png(root / 'masks' / f'{stem}.png', classes[k])
     geometry = image.geometry()
     geometry.update(image_source=image.source, label_source=None if label is None else label.source,
+                    source_label=None if label is None else f'{LABELS_DIR}/{case.case_id}.nii.gz',
                     display_transform=record, spatial=spatial, meta=case.extra)
     result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry,
                         case.patient, case.split)
@@ -131,7 +158,58 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
         counts = slice_class_counts(classes, num_classes)
         result.class_pixels, result.class_slices = counts.sum(axis=0).tolist(), (counts > 0).sum(axis=0).tolist()
         result.slice_pixels = counts[:, 1:].sum(axis=1).tolist()
+        if spatial is not None:
+            result.removed_label_voxels, result.warnings = spatial_label_losses(
+                case.case_id, display_label, classes, spatial, converter.label_map.classes)
     return result
+
+
+def _source_grid_label(label: Volume, image: Volume) -> Volume:
+    """The label with the geometry of its own file, else the image's (same grid: checked)."""
+    affine = label.affine if label.affine is not None else image.affine
+    spacing = label.spacing if label.spacing is not None else image.spacing
+    return Volume(array=label.array, spacing=spacing, affine=affine, source=label.source)
+
+
+def spatial_label_losses(case_id: str, before: np.ndarray, after: np.ndarray, spatial: dict,
+                         class_names: Sequence[str]) -> Tuple[Dict[str, Dict[str, int]], List[str]]:
+    """What the spatial step ``spatial`` removed from the display-order class map ``before`` (``after``: on
+    the prepared grid): per class, its voxel count and the voxels whose round trip (``invert_spatial``) is
+    no longer that class, split into those outside the crop window and those lost by resampling; and the
+    ``warning:`` lines of the module's rule. Counts are source-grid voxels (the reorientation only permutes).
+    """
+    back = invert_spatial(after, spatial)
+    inside = invert_spatial(np.ones((1, *after.shape[1:]), np.uint8), spatial)[0].astype(bool)
+    removed: Dict[str, Dict[str, int]] = {}
+    warnings: List[str] = []
+    for c in range(1, len(class_names)):
+        source = before == c
+        total = int(np.count_nonzero(source))
+        lost = source & (back != c)
+        n_lost = int(np.count_nonzero(lost))
+        if not n_lost:
+            continue
+        outside = int(np.count_nonzero(lost & ~inside[None]))
+        resampling = n_lost - outside
+        removed[class_names[c]] = {'source_voxels': total, 'outside_crop': outside, 'resampling': resampling}
+        vanished = not np.any(after == c)
+        if outside or vanished or resampling > RESAMPLING_WARN_FRACTION * total:
+            warnings.append(_removal_warning(case_id, class_names[c], total, outside, resampling, vanished, spatial))
+    return removed, warnings
+
+
+def _removal_warning(case_id: str, name: str, total: int, outside: int, resampling: int, vanished: bool,
+                     spatial: dict) -> str:
+    steps = []
+    if resampling and spatial.get('spacing') is not None:
+        steps.append(f'--spacing {spatial["spacing"]:g}')
+    if outside and spatial.get('crop') is not None:
+        steps.append(f'--crop {spatial["crop"]}')
+    where = (f'{outside} outside the crop window, {resampling} by resampling' if outside and resampling
+             else 'outside the crop window' if outside else 'by resampling')
+    line = (f'warning: {case_id}: {" ".join(steps) or "the spatial step"} removes {outside + resampling} of '
+            f'{total} labelled voxels of {name} ({where})')
+    return line + ('; none left on the prepared slices' if vanished else '')
 
 
 def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> Union[CaseResult, Tuple[str, str]]:
@@ -146,6 +224,7 @@ def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> Union[CaseResult
             for path in (root / folder).glob(f'{glob.escape(case.case_id)}_[0-9][0-9][0-9][0-9].png'):
                 path.unlink()
         (root / NIFTI_STAGING / f'{case.case_id}.nii.gz').unlink(missing_ok=True)
+        source_label_path(root, case.case_id).unlink(missing_ok=True)
         return case.case_id, str(exc)
 
 
@@ -234,6 +313,10 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
         if not results:
             raise MedSegError(src, f'no case could be converted ({len(skipped)} skipped; first: '
                                    f'{next(iter(sorted(skipped.items())), ("", ""))[1]})')
+        for r in results:  # after the progress bar: one line per case and class
+            for line in r.warnings:
+                print(line, file=sys.stderr)
+        removed = {r.case_id: r.removed_label_voxels for r in results if r.removed_label_voxels}
         if skipped:
             _write_json(tmp / SKIPPED, dict(sorted(skipped.items())))
         for r in results:
@@ -247,6 +330,7 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             'settings': converter.settings(), 'split_settings': converter.split_settings(),
             'source': None if src is None else str(src.resolve()),
             'numTraining': sum(1 for r in results if r.labelled), 'skipped': dict(sorted(skipped.items())),
+            'source_labels': f'{LABELS_DIR}/<case>.nii.gz', 'removed_label_voxels': removed,
             **converter.card(), 'version': __version__})
         if previews:
             from ..visualization import write_previews
@@ -259,6 +343,7 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     stats['skipped'] = dict(sorted(skipped.items()))
+    stats['removed_label_voxels'] = removed
     return stats
 
 
