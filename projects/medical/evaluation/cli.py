@@ -18,11 +18,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import MedSegError
-from .metrics import METRIC_NAMES, PROTOCOLS, case_metrics
-from .summary import format_summary_markdown, summarize
+from .metrics import METRIC_NAMES, case_metrics
+from .protocols import get_protocol, protocol_names
+from .summary import format_site_markdown, format_summary_markdown, summarize, summarize_by_site
 
-#: Columns of the per-case CSV, in order.
+#: Columns of the per-case CSV of the ``default`` protocol, in order (other protocols: ``csv_columns``).
 CSV_COLUMNS = ('case', 'class') + METRIC_NAMES + ('empty',)
+
+
+def csv_columns(metrics: Sequence[str] = METRIC_NAMES) -> Tuple[str, ...]:
+    """Columns of the per-case CSV for a protocol's metrics: ``case, class, <metrics>, empty``."""
+    return ('case', 'class') + tuple(metrics) + ('empty',)
 #: Largest distance from a whole number that a stored label value may have (float storage noise).
 LABEL_ATOL = 1e-3
 #: Tolerance when comparing the affines of a prediction and its ground truth.
@@ -174,37 +180,38 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def rows_to_csv(rows: Sequence[dict]) -> str:
-    """The per-case CSV text (columns ``CSV_COLUMNS``; floats written with full precision)."""
+def rows_to_csv(rows: Sequence[dict], metrics: Sequence[str] = METRIC_NAMES) -> str:
+    """The per-case CSV text (columns ``csv_columns(metrics)``; floats with full precision, NaN as ``nan``)."""
     import io
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(csv_columns(metrics))
     for row in rows:
-        writer.writerow([row['case'], row['class']] + [repr(float(row[m])) for m in METRIC_NAMES] + [row['empty']])
+        writer.writerow([row['case'], row['class']] + [repr(float(row[m])) for m in metrics] + [row['empty']])
     return buffer.getvalue()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='evaluate_volumes.py', description='Per-case, per-class metrics of predicted NIfTI label maps.',
-        epilog='Empty classes: both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> dice=iou=nsd=0, '
-               'hd95=assd=volume diagonal (mm). Every case stays in every mean.')
+        epilog='Empty classes (protocol default): both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> '
+               'dice=iou=nsd=0, hd95=assd=volume diagonal (mm). Every case stays in every mean. Other protocols: '
+               'see --protocol.')
     parser.add_argument('--pred', required=True, type=Path, help='folder of predicted label maps (.nii/.nii.gz)')
     parser.add_argument('--gt', required=True, type=Path, help='folder of ground-truth label maps')
     parser.add_argument('--out', required=True, type=Path, help='per-case CSV to write')
-    parser.add_argument('--nsd-tolerance', default='1.0',
+    parser.add_argument('--nsd-tolerance', default=None,
                         help='NSD tolerance in mm: a default and/or CLASS:MM items, e.g. "1:1.0,2:3.0" or '
                              '"2.0,3:5.0"; without a default every evaluated class needs an item '
-                             '(default: 1.0 for all classes)')
+                             "(default: the protocol's: covid19 1 mm lungs / 3 mm lesion, others 1.0)")
     parser.add_argument('--classes', default=None,
                         help='comma-separated labels to evaluate (default: every non-zero label in any GT)')
     parser.add_argument('--bootstrap', type=int, default=5000, help='bootstrap resamples for the 95%% CIs (0: no CI)')
     parser.add_argument('--seed', type=int, default=0, help='bootstrap seed (unused by --protocol hemseg)')
-    parser.add_argument('--protocol', choices=PROTOCOLS, default='default',
-                        help="hemseg: the HemSeg paper's Table 1 protocol: HD95 by MONAI's HausdorffDistanceMetric"
-                             '(percentile=95) rule (boundary voxels; in mm), CI from RandomState(47) resamples')
+    parser.add_argument('--protocol', default='default', choices=protocol_names(), metavar='NAME',
+                        help='evaluation protocol: ' + '; '.join(f'{p}: {get_protocol(p).title}'
+                                                                  for p in protocol_names()))
     return parser
 
 
@@ -219,12 +226,7 @@ def run(args: argparse.Namespace) -> str:
     out: Path = args.out
     if out.is_dir():
         raise MedSegError(out, 'is a directory; --out must be a CSV file path')
-    if args.bootstrap < 0:
-        raise MedSegError('--bootstrap', f'must be >= 0 (0: no CI), got {args.bootstrap}')
-    if args.seed < 0:
-        raise MedSegError('--seed', f'must be >= 0, got {args.seed}')
-    default, per_class = parse_tolerances(args.nsd_tolerance)
-    protocol = getattr(args, 'protocol', 'default')
+    spec = get_protocol(getattr(args, 'protocol', 'default'))
     pairs = pair_cases(args.gt, args.pred)
     if args.classes is not None:
         classes = parse_classes(args.classes)
@@ -235,32 +237,48 @@ def run(args: argparse.Namespace) -> str:
         classes = sorted(found)
         if not classes:
             raise MedSegError(args.gt, 'no non-zero label in any ground truth; pass --classes')
-    tolerances = resolve_tolerances(classes, default, per_class)
+    names = spec.class_names(int(load_labels(pairs[0][1])[0].max()))
+    if args.nsd_tolerance is None:
+        tolerances = spec.tolerances(classes, names) if 'nsd' in spec.metrics else {c: 0.0 for c in classes}
+    else:
+        tolerances = resolve_tolerances(classes, *parse_tolerances(args.nsd_tolerance))
 
     rows: List[dict] = []
     for case, gt_path, pred_path in tqdm(pairs, desc='evaluating', unit='case', disable=None):
         gt, spacing, gt_affine = load_labels(gt_path)
         pred, _, pred_affine = load_labels(pred_path)
         _check_geometry(gt_path, pred_path, gt, pred, gt_affine, pred_affine)
-        for row in case_metrics(gt, pred, spacing, classes, tolerances, protocol):
-            rows.append({'case': case, **row})
+        try:
+            scored = case_metrics(gt, pred, spacing, classes, tolerances, spec.name, names, gt_affine)
+        except MedSegError as exc:
+            raise MedSegError(gt_path if exc.path is None else exc.path, exc.problem) from None
+        rows.extend({'case': case, **row} for row in scored)
 
-    summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=protocol)
-    tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items())
-    report = (f'# Volume metrics ({len(pairs)} cases)\n\n'
-              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}. '
-              f'Protocol: {protocol}.\n'
-              'Empty classes: both empty -> dice=iou=nsd=1, hd95=assd=0; only one empty -> dice=iou=nsd=0, '
-              'hd95=assd=volume diagonal (mm).\n\n' + format_summary_markdown(summary))
+    summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=spec)
+    label = {c: f'{c} ({names[c]})' for c in classes if c in names}
+    tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items()) if 'nsd' in spec.metrics else 'no NSD'
+    report = (f'# Volume metrics ({len(pairs)} cases, protocol {spec.name})\n\n'
+              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
+              f'Protocol {spec.name}: {spec.title}. Reproduces: {spec.source}. Spacing: {spec.spacing_rule}. '
+              f'Grid: {spec.grid_rule}. Empty structures: {spec.empty_rule}.\n\n'
+              + format_summary_markdown(summary, label))
+    by_site = summarize_by_site(rows, spec)
+    if by_site:
+        report += '\n## Per site\n\n' + format_site_markdown(by_site, label)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out, rows_to_csv(rows))
+    _write_atomic(out, rows_to_csv(rows, spec.metrics))
     _write_atomic(out.with_name(f'{out.stem}_summary.md'), report)
     return report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 bad input)."""
-    args = build_parser().parse_args(argv)
+    """Command-line entry point; returns the exit status (0 ok, 1 bad input, 2 bad option like argparse)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.bootstrap < 0:
+        parser.error(f'--bootstrap must be >= 0 (0: no CI), got {args.bootstrap}')
+    if args.seed < 0:
+        parser.error(f'--seed must be >= 0, got {args.seed}')
     try:
         report = run(args)
     except MedSegError as exc:

@@ -15,51 +15,35 @@ voxel size (mm) per array axis. Empty classes follow the policy documented in :m
 The volume diagonal is ``sqrt(sum((shape_i * spacing_i)^2))`` mm, the largest distance possible in the
 volume: a finite worst case, so every case stays in every mean.
 
-``protocol='hemseg'`` computes HD95 as the HemSeg paper's evaluation code does (MONAI's
-``HausdorffDistanceMetric(percentile=95)``, :func:`monai_hd95`): boundary *voxels* (mask XOR its binary
-erosion), Euclidean distances between their centres, the linear-interpolated 95th percentile of each
-directed set and the larger of the two; not surfel-area weighted. Empty masks keep the policy above
-(MONAI itself returns NaN / inf there).
+That is the ``default`` protocol. Every protocol (``hemseg``, ``hemseg-paper``, ``crossmoda``, ``covid19``)
+defines its metrics, spacing, grid and empty-structure rules in its own module of :mod:`.protocols`.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Mapping, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import MedSegError
-from .surface import (BOTH_EMPTY, NOT_EMPTY, check_spacing, assd, bounding_box, empty_category, hd95, nsd,
-                      surface_distances_in_box, union_box, volume_diagonal)
+from .protocols import get_protocol, protocol_names
+from .protocols.hemseg import monai_hd95  # noqa: F401  (kept importable here)
 
-#: Metric columns of a per-case row, in report order.
+#: Metric columns of a per-case row of the ``default`` protocol, in report order (a protocol's own columns
+#: are ``get_protocol(name).metrics``).
 METRIC_NAMES = ('dice', 'iou', 'nsd', 'hd95', 'assd')
-#: ``default``: surface-distance (surfel-weighted) HD95, seeded percentile bootstrap; ``hemseg``: the
-#: HemSeg paper's protocol (MONAI HD95, :func:`mmseg_medical.evaluation.summary.hemseg_bootstrap_ci`).
-PROTOCOLS = ('default', 'hemseg')
 
 
 def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise MedSegError(None, f'unknown evaluation protocol {protocol!r}; choose from {list(PROTOCOLS)}')
-    return protocol
+    """``protocol`` if it is a registered protocol name (else one clear error)."""
+    return get_protocol(protocol).name
 
 
-def monai_hd95(gt_mask: np.ndarray, pred_mask: np.ndarray, spacing: Sequence[float]) -> float:
-    """HD95 with MONAI's semantics (``compute_hausdorff_distance(percentile=95)``, euclidean, symmetric).
+def __getattr__(name: str):
+    if name == 'PROTOCOLS':  # the registered names, read when asked (protocols register at import)
+        return protocol_names()
+    raise AttributeError(name)
 
-    Both masks must be non-empty. Edges = mask XOR ``scipy.ndimage.binary_erosion(mask)`` (face
-    connectivity) on the union bounding box; distances from each edge voxel of one mask to the nearest
-    edge voxel of the other, in mm with ``spacing``; ``max`` of the two directed 95th percentiles.
-    """
-    from scipy.ndimage import binary_erosion, distance_transform_edt
-
-    box = union_box(bounding_box(gt_mask), bounding_box(pred_mask))
-    gt, pred = np.pad(gt_mask[box], 1), np.pad(pred_mask[box], 1)
-    gt_edges, pred_edges = gt ^ binary_erosion(gt), pred ^ binary_erosion(pred)
-    to_gt = distance_transform_edt(~gt_edges, sampling=spacing)[pred_edges]
-    to_pred = distance_transform_edt(~pred_edges, sampling=spacing)[gt_edges]
-    return float(max(np.percentile(to_gt, 95), np.percentile(to_pred, 95)))
 
 Tolerance = Union[float, Mapping[int, float]]
 
@@ -80,63 +64,32 @@ def class_tolerances(classes: Sequence[int], nsd_tolerance: Tolerance) -> Dict[i
 
 
 def empty_row(cls: int, empty: str, max_distance: float) -> dict:
-    """The policy row of a class whose ground truth and/or prediction is empty."""
-    if empty == BOTH_EMPTY:
-        return {'class': cls, 'dice': 1.0, 'iou': 1.0, 'nsd': 1.0, 'hd95': 0.0, 'assd': 0.0, 'empty': empty}
-    return {'class': cls, 'dice': 0.0, 'iou': 0.0, 'nsd': 0.0, 'hd95': float(max_distance),
-            'assd': float(max_distance), 'empty': empty}
-
-
-def _check_labels(name: str, labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        return labels.view(np.uint8)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise MedSegError(None, f'{name} labels must be an integer array, got dtype {labels.dtype}')
-    return labels
+    """The ``default`` protocol's row of a class whose ground truth and/or prediction is empty."""
+    return {'class': cls, **get_protocol('default').empty_values(empty, max_distance)}
 
 
 def case_metrics(gt_labels: np.ndarray, pred_labels: np.ndarray, spacing: Sequence[float],
-                 classes: Sequence[int], nsd_tolerance: Tolerance = 1.0, protocol: str = 'default') -> List[dict]:
-    """Metrics of one case for each class in ``classes``.
+                 classes: Sequence[int], nsd_tolerance: Optional[Tolerance] = None, protocol: str = 'default',
+                 names: Optional[Mapping[int, str]] = None, affine: Optional[np.ndarray] = None) -> List[dict]:
+    """Metrics of one case for each class in ``classes``, as protocol ``protocol`` defines them.
 
     Args:
         gt_labels, pred_labels: integer label maps of the same 2D or 3D shape.
-        spacing: voxel size in mm, one value per array axis.
+        spacing: voxel size in mm, one value per array axis (the file's header zooms).
         classes: label values to evaluate (each gets a row, even when absent from both maps).
-        nsd_tolerance: NSD tolerance in mm, one for all classes or a mapping class -> tolerance.
-        protocol: ``'default'`` or ``'hemseg'`` (HD95 by :func:`monai_hd95`; see the module docstring).
+        nsd_tolerance: NSD tolerance in mm, one for all classes or ``{class: mm}``; default: the protocol's
+            (per class name in ``names``; ``default``: 1 mm).
+        protocol: a registered protocol name (:mod:`mmseg_medical.evaluation.protocols`).
+        names: class index -> class name (protocols set tolerances by name).
+        affine: the ground truth file's affine (protocols that read the spacing from it); default ``diag(spacing)``.
 
     Returns:
-        One dict per class with keys ``class, dice, iou, nsd, hd95, assd, empty`` (``empty`` is
-        ``''``, ``'both_empty'``, ``'gt_empty'`` or ``'pred_empty'``; see the module docstring).
+        One dict per class: ``class``, the protocol's metrics, ``empty`` (``''``, ``'both_empty'``,
+        ``'gt_empty'`` or ``'pred_empty'``).
     """
-    gt_labels, pred_labels = _check_labels('ground truth', gt_labels), _check_labels('prediction', pred_labels)
-    if gt_labels.shape != pred_labels.shape:
-        raise MedSegError(None, f'ground truth shape {gt_labels.shape} differs from prediction shape '
-                                f'{pred_labels.shape}')
-    if gt_labels.ndim not in (2, 3):
-        raise MedSegError(None, f'only 2D and 3D label maps are supported, got shape {gt_labels.shape}')
-    spacing = check_spacing(spacing, gt_labels.ndim)
-    check_protocol(protocol)
+    spec = get_protocol(protocol)
     classes = [int(c) for c in classes]
-    tolerances = class_tolerances(classes, nsd_tolerance)
-    diagonal = volume_diagonal(gt_labels.shape, spacing)
-    rows = []
-    for cls in classes:
-        gt_mask, pred_mask = gt_labels == cls, pred_labels == cls
-        gt_box, pred_box = bounding_box(gt_mask), bounding_box(pred_mask)
-        empty = empty_category(gt_box is not None, pred_box is not None)
-        if empty != NOT_EMPTY:
-            rows.append(empty_row(cls, empty, diagonal))
-            continue
-        box = union_box(gt_box, pred_box)
-        gt_crop, pred_crop = gt_mask[box], pred_mask[box]
-        n_gt, n_pred = int(np.count_nonzero(gt_crop)), int(np.count_nonzero(pred_crop))
-        n_both = int(np.count_nonzero(gt_crop & pred_crop))
-        sd = surface_distances_in_box(gt_crop, pred_crop, spacing, diagonal)
-        distance95 = monai_hd95(gt_crop, pred_crop, spacing) if protocol == 'hemseg' else hd95(sd)
-        rows.append({'class': cls, 'dice': 2.0 * n_both / (n_gt + n_pred),
-                     'iou': n_both / (n_gt + n_pred - n_both), 'nsd': nsd(sd, tolerances[cls]),
-                     'hd95': distance95, 'assd': assd(sd), 'empty': NOT_EMPTY})
-    return rows
+    if isinstance(nsd_tolerance, Mapping):
+        class_tolerances(classes, nsd_tolerance)
+    tolerances = spec.tolerances(classes, names, nsd_tolerance)
+    return spec.score(gt_labels, pred_labels, spacing, classes, tolerances, affine)

@@ -6,15 +6,18 @@ cases fell in each empty category.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping
+from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import MedSegError
-from .metrics import METRIC_NAMES, check_protocol
+from .protocols.base import METRIC_UNITS
 from .surface import EMPTY_CATEGORIES
 
-#: Metrics reported in millimetres (the others are fractions in [0, 1]).
+if TYPE_CHECKING:
+    from .protocols import Protocol
+
+#: Metrics reported in millimetres (the others are fractions in [0, 1], or voxels: ``hd95_vox``).
 DISTANCE_METRICS = ('hd95', 'assd')
 
 
@@ -46,87 +49,159 @@ def hemseg_bootstrap_ci(values: np.ndarray, n_bootstrap: int = 5000, ci: float =
     return out
 
 
+def _quantiles(column: np.ndarray) -> Tuple[float, float, float]:
+    """Median and the quartiles (linear interpolation, as numpy / pandas) of a non-empty column."""
+    q1, median, q3 = np.percentile(column, [25, 50, 75])
+    return float(median), float(q1), float(q3)
+
+
 def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
-              ci: float = 0.95, protocol: str = 'default') -> Dict[int, dict]:
-    """Summarise per-case rows (as returned by ``case_metrics``) per class.
+              ci: float = 0.95, protocol: Union[str, 'Protocol'] = 'default') -> Dict[int, dict]:
+    """Summarise per-case rows (as returned by ``case_metrics``) per class, as ``protocol`` aggregates.
 
     Returns ``{class: {'n': cases, 'empty': {category: count}, 'ci': ci, 'n_bootstrap': n_bootstrap,
-    metric: {'mean', 'std', 'ci_low', 'ci_high'} for each metric}}``, classes in ascending order. ``std``
-    is the sample standard deviation (ddof=1; 0 for a single case). The bootstrap of class ``c`` uses
-    ``numpy.random.default_rng([seed, c])``, so a class's CI does not depend on the other classes' rows.
-    ``n_bootstrap=0`` computes no CI: ``ci_low`` and ``ci_high`` are ``None``. ``protocol='hemseg'`` uses
-    :func:`hemseg_bootstrap_ci` (``seed`` is then unused: the paper's code always draws from 47).
+    'protocol': name, metric: {'mean', 'std', 'ci_low', 'ci_high', 'median', 'q1', 'q3', 'n'} for each of
+    the protocol's metrics}}``, classes in ascending order. ``std`` is the sample standard deviation (ddof=1;
+    0 for a single case). The CI comes from the protocol (``default``: percentile bootstrap with
+    ``numpy.random.default_rng([seed, c])`` for class ``c``, the same resamples for every metric;
+    ``hemseg``: :func:`hemseg_bootstrap_ci`). ``n_bootstrap=0`` computes no CI (``None``). NaN values (cases
+    the official code leaves undefined) are left out of a metric's statistics where the protocol says so
+    (``omit_nan``; the metric's ``n`` counts the rest), and are an error otherwise.
     """
+    from .protocols import get_protocol
+
     if n_bootstrap < 0:
         raise MedSegError(None, f'the number of bootstrap resamples must be >= 0 (0: no CI), got {n_bootstrap}')
     if not 0.0 < ci < 1.0:
         raise MedSegError(None, f'the confidence level must be in (0, 1), got {ci}')
     if seed < 0:
         raise MedSegError(None, f'the bootstrap seed must be >= 0, got {seed}')
-    check_protocol(protocol)
+    spec = get_protocol(protocol)
+    metrics = spec.metrics
     by_class: Dict[int, list] = {}
     for row in rows:
         by_class.setdefault(int(row['class']), []).append(row)
     summary: Dict[int, dict] = {}
     for cls in sorted(by_class):
         class_rows = by_class[cls]
-        values = np.array([[float(r[m]) for m in METRIC_NAMES] for r in class_rows])
-        if not np.isfinite(values).all():
+        try:
+            values = np.array([[float(r[m]) for m in metrics] for r in class_rows])
+        except KeyError as exc:
+            raise MedSegError(None, f'class {cls}: rows lack metric {exc} of protocol {spec.name}') from None
+        finite = np.isfinite(values)
+        if not finite.all() and not (spec.omit_nan and not np.isinf(values).any()):
             raise MedSegError(None, f'class {cls}: metric values must be finite to be summarised')
         empties = [r.get('empty', '') for r in class_rows]
         unknown = set(empties) - set(EMPTY_CATEGORIES) - {''}
         if unknown:
             raise MedSegError(None, f'class {cls}: unknown empty categories {sorted(unknown)}')
-        n = len(class_rows)
-        mean = values.mean(axis=0)
-        std = values.std(axis=0, ddof=1) if n > 1 else np.zeros(len(METRIC_NAMES))
-        if n_bootstrap and protocol == 'hemseg':
-            low, high = hemseg_bootstrap_ci(values, n_bootstrap, ci)
-        elif n_bootstrap:
-            low, high = bootstrap_mean_ci(values, n_bootstrap, np.random.default_rng([seed, cls]), ci)
-        else:
-            low = high = [None] * len(METRIC_NAMES)
-        entry: dict = {'n': n, 'empty': {e: empties.count(e) for e in EMPTY_CATEGORIES}, 'ci': ci,
-                       'n_bootstrap': n_bootstrap, 'protocol': protocol}
-        for j, name in enumerate(METRIC_NAMES):
-            entry[name] = {'mean': float(mean[j]), 'std': float(std[j]),
-                           'ci_low': None if low[j] is None else float(low[j]),
-                           'ci_high': None if high[j] is None else float(high[j])}
+        entry: dict = {'n': len(class_rows), 'empty': {e: empties.count(e) for e in EMPTY_CATEGORIES}, 'ci': ci,
+                       'n_bootstrap': n_bootstrap, 'protocol': spec.name}
+        if finite.all():   # one resampling for all metrics
+            columns = [values]
+            low, high = (spec.bootstrap_ci(values, n_bootstrap, seed, cls, ci) if n_bootstrap and len(values)
+                         else ([None] * len(metrics),) * 2)
+            bounds = [(low[j], high[j]) for j in range(len(metrics))]
+        else:              # NaN left out metric by metric
+            columns, bounds = [], []
+            for j in range(len(metrics)):
+                kept = values[finite[:, j], j][:, None]
+                columns.append(kept)
+                if n_bootstrap and len(kept):
+                    lo, hi = spec.bootstrap_ci(kept, n_bootstrap, seed, cls, ci)
+                    bounds.append((lo[0], hi[0]))
+                else:
+                    bounds.append((None, None))
+        for j, name in enumerate(metrics):
+            column = columns[0][:, j] if len(columns) == 1 else columns[j][:, 0]
+            n = len(column)
+            if n == 0:
+                entry[name] = {'mean': float('nan'), 'std': float('nan'), 'ci_low': None, 'ci_high': None,
+                               'median': float('nan'), 'q1': float('nan'), 'q3': float('nan'), 'n': 0}
+                continue
+            median, q1, q3 = _quantiles(column)
+            low, high = bounds[j]
+            entry[name] = {'mean': float(column.mean()), 'std': float(column.std(ddof=1)) if n > 1 else 0.0,
+                           'ci_low': None if low is None else float(low),
+                           'ci_high': None if high is None else float(high),
+                           'median': median, 'q1': q1, 'q3': q3, 'n': n}
         summary[cls] = entry
     return summary
 
 
-def format_summary_markdown(summary: Mapping[int, Mapping]) -> str:
-    """A markdown table of :func:`summarize`'s result: ``mean ± std [CI]`` per metric, empty counts.
+def summarize_by_site(rows: Iterable[Mapping], protocol: Union[str, 'Protocol'], n_bootstrap: int = 0,
+                      seed: int = 0) -> Dict[str, Dict[int, dict]]:
+    """:func:`summarize` of the rows of each acquisition site (``protocol.site(case)``); ``{}`` when no
+    case carries a site. Cases without a site are grouped under ``'other'``."""
+    from .protocols import get_protocol
 
-    Without a CI (``n_bootstrap=0``) the cells are ``mean ± std``.
+    spec = get_protocol(protocol)
+    rows = list(rows)
+    sites = {r['case']: spec.site(str(r['case'])) for r in rows}
+    if not any(sites.values()):
+        return {}
+    groups: Dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(sites[r['case']] or 'other', []).append(r)
+    return {site: summarize(group, n_bootstrap=n_bootstrap, seed=seed, protocol=spec)
+            for site, group in sorted(groups.items())}
+
+
+def _cell(s: Mapping, digits: int, median_iqr: bool) -> str:
+    if s['n'] == 0:
+        return '–'
+    cell = f'{s["mean"]:.{digits}f} ± {s["std"]:.{digits}f}'
+    if s['ci_low'] is not None:
+        cell += f' [{s["ci_low"]:.{digits}f}, {s["ci_high"]:.{digits}f}]'
+    if median_iqr:
+        cell = f'{s["median"]:.{digits}f} [{s["q1"]:.{digits}f}, {s["q3"]:.{digits}f}]; ' + cell
+    return cell
+
+
+def format_summary_markdown(summary: Mapping[int, Mapping], names: Optional[Mapping[int, str]] = None) -> str:
+    """A markdown table of :func:`summarize`'s result, one row per class.
+
+    Cells are ``mean ± std [CI]`` (``median [Q1, Q3]; mean ± std [CI]`` for protocols reporting median and
+    IQR); distance columns name their unit (mm or voxels); a column ``n`` per metric appears when NaN cases
+    were left out. ``names`` relabels the class column.
     """
+    from .protocols import get_protocol, metric_header
+
     if not summary:
         return 'No classes to summarise.\n'
     first = next(iter(summary.values()))
+    spec = get_protocol(first.get('protocol', 'default'))
+    metrics = spec.metrics
     level = f'{100 * first["ci"]:g}%'
-    header = (['class', 'n'] + [f'{m} (mm)' if m in DISTANCE_METRICS else m for m in METRIC_NAMES]
-              + list(EMPTY_CATEGORIES))
-    if first['n_bootstrap'] and first.get('protocol') == 'hemseg':
-        caption = (f'Per class: mean ± std [{level} bootstrap CI of the mean, {first["n_bootstrap"]} resamples '
-                   'over cases, RandomState(47) as the HemSeg paper; HD95 with MONAI\'s boundary-voxel rule].')
-    elif first['n_bootstrap']:
-        caption = (f'Per class: mean ± std [{level} percentile-bootstrap CI of the mean, '
-                   f'{first["n_bootstrap"]} resamples over cases].')
+    omitted = any(entry[m]['n'] != entry['n'] for entry in summary.values() for m in metrics)
+    header = ['class', 'n'] + [metric_header(m) for m in metrics]
+    if omitted:
+        header += [f'n ({m})' for m in metrics]
+    header += list(EMPTY_CATEGORIES)
+    stats = 'median [IQR]; mean ± std' if spec.median_iqr else 'mean ± std'
+    if first['n_bootstrap']:
+        caption = (f'Protocol {spec.name}. Per class: {stats} [{level} CI of the mean: {spec.aggregation_rule}; '
+                   f'{first["n_bootstrap"]} resamples].')
     else:
-        caption = 'Per class: mean ± std over cases (no bootstrap CI).'
-    lines = [caption, '',
-             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+        caption = f'Protocol {spec.name}. Per class: {stats} over cases (no bootstrap CI).'
+    if omitted:
+        caption += ' Cases the official code scores NaN are left out of a metric (its n column).'
+    lines = [caption, '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     for cls, entry in summary.items():
-        cells = [str(cls), str(entry['n'])]
-        for name in METRIC_NAMES:
-            s = entry[name]
-            digits = 2 if name in DISTANCE_METRICS else 4
-            cell = f'{s["mean"]:.{digits}f} ± {s["std"]:.{digits}f}'
-            if s['ci_low'] is not None:
-                cell += f' [{s["ci_low"]:.{digits}f}, {s["ci_high"]:.{digits}f}]'
-            cells.append(cell)
+        label = (names or {}).get(cls, str(cls))
+        cells = [label, str(entry['n'])]
+        for name in metrics:
+            cells.append(_cell(entry[name], 4 if METRIC_UNITS[name] == 'fraction' else 2, spec.median_iqr))
+        if omitted:
+            cells += [str(entry[m]['n']) for m in metrics]
         cells += [str(entry['empty'][e]) for e in EMPTY_CATEGORIES]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
+
+def format_site_markdown(by_site: Mapping[str, Mapping[int, Mapping]],
+                         names: Optional[Mapping[int, str]] = None) -> str:
+    """Per-site tables (:func:`summarize_by_site`), one heading per site; '' when there is no site."""
+    parts = [f'Site {site} ({next(iter(s.values()))["n"] if s else 0} cases):\n\n' + format_summary_markdown(s, names)
+             for site, s in by_site.items()]
+    return '\n'.join(parts)

@@ -1,0 +1,21 @@
+"""Evaluation protocols, registered by name: ``VolumeMetric(protocol=NAME)``,
+``tools/evaluate_volumes.py --protocol NAME`` and the benchmark presets take the name.
+
+==================  =====================================================================================
+``default``         this project's surface-distance metrics (DeepMind definitions) in mm
+``hemseg``          ``default`` with the HemSeg paper's HD95 rule (MONAI, boundary voxels, mm) and CI
+``hemseg-paper``    the HemSeg paper's test scripts: RAS grid at the paper's spacing, MONAI metrics, HD95 in
+                    voxels of that grid
+``crossmoda``       the crossMoDA challenge's ``scores.py`` (medpy Dice and ASSD, |diag(affine)| spacing,
+                    350 mm for an empty prediction, median [IQR], per site)
+``covid19``         the COVID-19-CT-Seg benchmark's ``utils/COVID-19-Seg-Evaluation.py`` (DSC, NSD at 1 mm
+                    lungs / 3 mm lesion)
+==================  =====================================================================================
+
+Each protocol lives in its own module and states its rules and source in its :class:`Protocol` fields.
+"""
+from .base import METRIC_KEYS, METRIC_UNITS, Protocol, get_protocol, metric_header, protocol_names, register_protocol
+from . import default, hemseg, crossmoda, covid19  # noqa: F401,E402  (registration)
+
+__all__ = ['METRIC_KEYS', 'METRIC_UNITS', 'Protocol', 'get_protocol', 'metric_header', 'protocol_names',
+           'register_protocol']

@@ -1,0 +1,59 @@
+"""``covid19``: the COVID-19-CT-Seg benchmark's ``utils/COVID-19-Seg-Evaluation.py``.
+
+Per case and class: DSC by DeepMind's ``compute_dice_coefficient`` and NSD by
+``compute_surface_dice_at_tolerance(compute_surface_distances(gt == c, seg == c, spacing), tolerance)``
+with ``spacing = gt_nii.header.get_zooms()``, tolerance 1 mm for the left and right lung and 3 mm for the
+lesion (infection). Where the official code gives NaN (a class absent from both ground truth and
+prediction: 0/0) the case is left out of that class's mean, as pandas' ``mean`` does on its CSV; one of
+the two empty gives DSC = NSD = 0. Which label is which, when only files are given, follows the script:
+the largest label of the first ground truth is 1 (lesion), 2 (left, right lung) or 3 (lungs + lesion).
+"""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import numpy as np
+
+from ..surface import BOTH_EMPTY, NOT_EMPTY, empty_category, nsd, surface_distances_in_box, bounding_box, union_box
+from .base import Protocol, register_protocol
+
+SOURCE = ('JunMa11/COVID-19-CT-Seg-Benchmark: utils/COVID-19-Seg-Evaluation.py @ 2865f70 '
+          '(DeepMind surface-distance as utils/SurfaceDice.py)')
+#: NSD tolerance (mm) per class name, as the script's column names say (L-lung-1mm, LesionNSD-3mm).
+TOLERANCES = {'left_lung': 1.0, 'right_lung': 1.0, 'infection': 3.0, 'lesion': 3.0}
+#: The script's label meaning by the largest label of the first ground truth (``num_labels``).
+NAMES_BY_MAX_LABEL = {1: {1: 'infection'}, 2: {1: 'left_lung', 2: 'right_lung'},
+                      3: {1: 'left_lung', 2: 'right_lung', 3: 'infection'}}
+
+
+class Covid19Protocol(Protocol):
+    def class_row(self, gt_mask: np.ndarray, pred_mask: np.ndarray, spacing: Tuple[float, ...],
+                  tolerance: float, diagonal: float) -> dict:
+        gt_box, pred_box = bounding_box(gt_mask), bounding_box(pred_mask)
+        empty = empty_category(gt_box is not None, pred_box is not None)
+        if empty == BOTH_EMPTY:   # DeepMind: volume_sum == 0 -> NaN; surfel areas 0/0 -> NaN
+            return {'dice': float('nan'), 'nsd': float('nan'), 'empty': empty}
+        if empty != NOT_EMPTY:
+            return {'dice': 0.0, 'nsd': 0.0, 'empty': empty}
+        box = union_box(gt_box, pred_box)
+        gt_crop, pred_crop = gt_mask[box], pred_mask[box]
+        volume_sum = int(np.count_nonzero(gt_crop)) + int(np.count_nonzero(pred_crop))
+        dice = 2 * int(np.count_nonzero(gt_crop & pred_crop)) / volume_sum
+        sd = surface_distances_in_box(gt_crop, pred_crop, spacing, diagonal)
+        return {'dice': dice, 'nsd': nsd(sd, tolerance), 'empty': empty}
+
+    def class_names(self, max_label: int) -> Dict[int, str]:
+        return dict(NAMES_BY_MAX_LABEL.get(min(int(max_label), 3), {}))
+
+
+COVID19 = register_protocol(Covid19Protocol(
+    name='covid19',
+    title="the COVID-19-CT-Seg benchmark's evaluation script: DSC and NSD (1 mm lungs, 3 mm lesion)",
+    source=SOURCE,
+    metrics=('dice', 'nsd'),
+    empty_rule='both empty: NaN (left out of the mean, as the script + pandas); one empty: DSC = NSD = 0',
+    aggregation_rule='mean ± sample std over cases (per fold; pooled over folds for Avg rows)',
+    tolerances_by_name=TOLERANCES,
+    default_tolerance=None,
+    omit_nan=True,
+))

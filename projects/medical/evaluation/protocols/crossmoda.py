@@ -1,0 +1,95 @@
+"""``crossmoda``: the crossMoDA challenge's scoring (``scores.py``), bit for bit.
+
+Per case and structure (1 VS, 2 cochlea), as ``scores.py`` of CrossMoDA/CrossMoDA2022-Evaluation-code:
+
+* Dice = medpy 0.5.2 ``dc(pred, gt)``: ``2 |P ∩ G| / (|P| + |G|)``, 0 when both are empty (medpy catches
+  the division by zero and returns 0);
+* ASSD = medpy 0.5.2 ``assd(pred, gt, voxelspacing)``: border voxels = mask XOR its binary erosion (face
+  connectivity, voxels outside the array count as background), Euclidean distance transform with the
+  spacing, the mean of the two directed *average* distances (not area weighted);
+* spacing = ``[abs(affine[k, k]) for k in range(3)]`` of the ground truth's affine, as the official code
+  does (the true voxel size only for axis-aligned affines; a zero on the diagonal is refused);
+* an empty prediction of a structure scores ASSD = 350 mm (``MAX_VALUE_ASSD``); the official code has no
+  rule for an empty ground truth (medpy raises): we score 350 mm there too and flag the case ``gt_empty``;
+* results: median [IQR] per structure (and mean ± std), per site (London ``ldn``, Tilburg ``etz``) where
+  the case names carry it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
+
+from ...errors import MedSegError
+from ..surface import NOT_EMPTY, bounding_box, empty_category, union_box
+from .base import Protocol, register_protocol
+
+#: ``scores.py``: the ASSD of a structure whose prediction is empty (mm).
+MAX_VALUE_ASSD = 350.0
+SOURCE = 'CrossMoDA/CrossMoDA2022-Evaluation-code: scores.py @ 15ddf64 (medpy 0.5.2 dc, assd)'
+#: Site code in crossMoDA 2022 names (``crossmoda2022_etz_106``, ``crossmoda2021_ldn_12``) → site.
+SITES = {'ldn': 'London', 'etz': 'Tilburg'}
+_SITE = re.compile(r'crossmoda20\d\d_(ldn|etz)_\d+')
+
+
+def medpy_dc(result: np.ndarray, reference: np.ndarray) -> float:
+    """medpy 0.5.2 ``metric.binary.dc``."""
+    result, reference = np.asarray(result, bool), np.asarray(reference, bool)
+    size = int(np.count_nonzero(result)) + int(np.count_nonzero(reference))
+    return 2.0 * int(np.count_nonzero(result & reference)) / float(size) if size else 0.0
+
+
+def medpy_assd(result: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> float:
+    """medpy 0.5.2 ``metric.binary.assd(result, reference, voxelspacing=spacing)`` (both masks non-empty).
+
+    Computed in the union bounding box plus a one-voxel background margin, which is exact: erosion treats
+    voxels outside the array as background (so the margin keeps every border voxel a border voxel) and
+    every border voxel of either mask lies in the box.
+    """
+    result, reference = np.asarray(result, bool), np.asarray(reference, bool)
+    box = union_box(bounding_box(result), bounding_box(reference))
+    if box is None or not result.any() or not reference.any():
+        raise MedSegError(None, 'ASSD needs two non-empty masks')
+    footprint = generate_binary_structure(result.ndim, 1)
+    res, ref = np.pad(result[box], 1), np.pad(reference[box], 1)
+    res_border = res ^ binary_erosion(res, structure=footprint, iterations=1)
+    ref_border = ref ^ binary_erosion(ref, structure=footprint, iterations=1)
+    sampling = np.asarray([float(s) for s in spacing], dtype=np.float64)
+    asd_result = distance_transform_edt(~ref_border, sampling=sampling)[res_border].mean()
+    asd_reference = distance_transform_edt(~res_border, sampling=sampling)[ref_border].mean()
+    return float(np.mean((asd_result, asd_reference)))
+
+
+class CrossMoDAProtocol(Protocol):
+    def spacing(self, zooms: Sequence[float], affine: Optional[np.ndarray]) -> Tuple[float, ...]:
+        diagonal = tuple(abs(float(np.asarray(affine)[k, k])) for k in range(len(zooms)))
+        if not all(d > 0 for d in diagonal):
+            raise MedSegError(None, f'protocol crossmoda: the spacing rule of scores.py (|diagonal of the ground '
+                                    f'truth affine|) gives {diagonal} for this file: its axes are permuted; '
+                                    'score it with --protocol default')
+        return diagonal
+
+    def class_row(self, gt_mask: np.ndarray, pred_mask: np.ndarray, spacing: Tuple[float, ...],
+                  tolerance: float, diagonal: float) -> dict:
+        empty = empty_category(bool(gt_mask.any()), bool(pred_mask.any()))
+        assd = medpy_assd(pred_mask, gt_mask, spacing) if empty == NOT_EMPTY else MAX_VALUE_ASSD
+        return {'dice': medpy_dc(pred_mask, gt_mask), 'assd': assd, 'empty': empty}
+
+    def site(self, case: str) -> Optional[str]:
+        match = _SITE.search(case)
+        return None if match is None else SITES[match.group(1)]
+
+
+CROSSMODA = register_protocol(CrossMoDAProtocol(
+    name='crossmoda',
+    title="the crossMoDA challenge's scores.py: medpy Dice and ASSD, median [IQR] per structure and site",
+    source=SOURCE,
+    metrics=('dice', 'assd'),
+    spacing_rule='|diagonal of the ground truth affine| (as scores.py; equals the voxel size for axis-aligned files)',
+    empty_rule='empty prediction: ASSD 350 mm (scores.py); Dice by medpy (0 when both empty); empty ground truth '
+               '(undefined in scores.py): ASSD 350 mm, flagged gt_empty',
+    aggregation_rule='median [IQR] and mean ± std per structure; per site (London ldn / Tilburg etz) from 2022 names',
+    median_iqr=True,
+))
