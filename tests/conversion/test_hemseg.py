@@ -73,7 +73,9 @@ def test_official_split_patient_groups_and_card(raw, out):
     assert card['settings']['windows'] == 'brain'
     for s in LAYOUT:
         assert json.loads((out / 'cases' / f"{s['scan']}.json").read_text())['group'] == s['patient']
-    assert not list(out.rglob('*.nii.gz'))    # the label zip is read in place, nothing extracted
+    # the label zip is read in place, nothing extracted: the only NIfTIs are the engine's labels/<case>.nii.gz
+    niftis = sorted(p.relative_to(out).as_posix() for p in out.rglob('*.nii*'))
+    assert niftis == sorted(f'labels/{s}.nii.gz' for s in SCANS)
 
 
 def test_volumes_match_simpleitk_and_labels(raw, out):
@@ -127,7 +129,8 @@ def test_patient_split_never_separates_a_patient(raw, tmp_path):
     out = tmp_path / 'out'
     prepare(hemseg(split='patient', val_fraction=0.4), raw, out, workers=1, previews=0)
     splits = json.loads((out / 'splits.json').read_text())
-    assert set(splits) == {'train', 'val'}
+    assert set(splits) == {'train', 'val', 'test'}
+    assert splits['test'] == sorted([SCANS[0], SCANS[3]])   # the test scan 3 and scan 0 of its patient
     patient = {s['scan']: s['patient'] for s in LAYOUT}
     assert not {patient[c] for c in splits['train']} & {patient[c] for c in splits['val']}
 

@@ -188,6 +188,12 @@ class DatasetConverter:
         """Case → ``train``/``val`` for the labelled cases not pinned by ``CaseSource.split``."""
         return holdout_split(list(has_foreground), has_foreground, self.val_fraction, self.seed, groups)
 
+    def fold_pool(self, cases: Mapping[str, CaseInfo]) -> List[str]:
+        """The cases ``--folds K`` divides into folds: by default the labelled cases no split pins. A spec
+        may choose others (HemSeg: its published train + val). Must not read ``has_foreground``, which
+        :meth:`check_split_options` does not know yet."""
+        return [c for c, i in cases.items() if i.labelled and not i.pinned]
+
     def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
         """Extra named case lists a spec defines (official folds, ...); default none."""
         return {}
@@ -195,9 +201,10 @@ class DatasetConverter:
     def split_lists(self, cases: Mapping[str, CaseInfo]) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
         """(case → its manifest ``split`` column, split name → sorted cases) for every split list.
 
-        Unpinned labelled cases: hold-out ``train``/``val`` and, with ``--folds K``, ``fold{k}_train`` /
-        ``fold{k}_val``; unpinned unlabelled cases: ``unlabelled``; pinned cases: their split; then the
-        spec's :meth:`official_splits`. No patient group is in two splits of a train/val pair.
+        Unpinned labelled cases: hold-out ``train``/``val``; with ``--folds K``, ``fold{k}_train`` /
+        ``fold{k}_val`` over the :meth:`fold_pool`; unpinned unlabelled cases: ``unlabelled``; pinned
+        cases: their split; then the spec's :meth:`official_splits`. No patient group is in two splits of
+        a train/val pair.
         """
         free = {c: i for c, i in cases.items() if not i.pinned and i.labelled}
         groups = {c: i.group for c, i in cases.items()}
@@ -208,11 +215,13 @@ class DatasetConverter:
             fg = {c: i.has_foreground for c, i in free.items()}
             split_of.update(self.assign_splits(fg, {c: groups[c] for c in free}))
             exclusive.append(('train', 'val'))
-            if self.folds:
-                fold_of = kfold_split(list(free), fg, self.folds, self.seed, {c: groups[c] for c in free})
-                for k, fold in enumerate(folds_as_splits(fold_of, self.folds)):
-                    lists[f'fold{k}_train'], lists[f'fold{k}_val'] = fold['train'], fold['val']
-                    exclusive.append((f'fold{k}_train', f'fold{k}_val'))
+        pool = self.fold_pool(cases) if self.folds else []
+        if pool:
+            fold_of = kfold_split(pool, {c: cases[c].has_foreground for c in pool}, self.folds, self.seed,
+                                  {c: groups[c] for c in pool})
+            for k, fold in enumerate(folds_as_splits(fold_of, self.folds)):
+                lists[f'fold{k}_train'], lists[f'fold{k}_val'] = fold['train'], fold['val']
+                exclusive.append((f'fold{k}_train', f'fold{k}_val'))
         for case, split in split_of.items():
             lists.setdefault(split, []).append(case)
         for name, members in self.official_splits(cases).items():
@@ -233,9 +242,9 @@ class DatasetConverter:
     def check_split_options(self, cases: Sequence[CaseSource]) -> None:
         """Usage errors of the split options, raised before any conversion (ValueError)."""
         check_val_fraction(self.val_fraction)
-        free_groups = {c.patient for c in cases if not c.split and c.label is not None}
         if self.folds is not None:
-            check_folds(self.folds, len(free_groups))
+            infos = {c.case_id: CaseInfo(c.case_id, c.label is not None, False, c.patient, c.split) for c in cases}
+            check_folds(self.folds, len({infos[c].group for c in self.fold_pool(infos)}))
         pinned = {c.patient for c in cases if c.split}
         mixed = sorted(pinned & {c.patient for c in cases if not c.split})
         if mixed:

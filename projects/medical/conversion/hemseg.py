@@ -15,9 +15,12 @@ match that volume in shape and affine. Case = scan, group = patient. Split ``off
 label archive's train/val/test folders, the split the paper's code trains and tests on; ``csv``: the
 ``{train,val,test}_set.csv`` lists published with HemSeg-500 (they disagree with the HemSeg-200 label
 folders for many scans: 4 of the 6 real sample labels); both are kept as published although patients
-have scans in two splits (8 in the CSVs; warned, recorded in dataset.json); ``patient``: a seeded
-patient-disjoint train/val re-split (``--val-fraction``, ``--folds``). Intensity: ``--windows brain``
-(40/80) or three windows as the channels of colour PNGs (e.g. ``brain,subdural,bone``).
+have scans in two splits (8 in the CSVs; warned, recorded in dataset.json). With ``--folds K`` both add
+K patient-grouped folds over their train + val scans; patients who also have a test scan are in no fold
+(warned, recorded in dataset.json as ``fold_excluded_patients``). ``patient``: the CSVs' test set kept
+as test, with every other scan of its patients; the rest re-split patient-disjoint into train/val
+(``--val-fraction``, ``--folds``). Intensity: ``--windows brain`` (40/80) or three windows as the
+channels of colour PNGs (e.g. ``brain,subdural,bone``).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -38,7 +41,7 @@ from ..io.nifti import read_nifti
 from ..io.sources import zip_members
 from ..labels import LabelMap
 from ..volume import Volume
-from .base import CaseSource, DatasetConverter, find_below, register_converter
+from .base import CaseInfo, CaseSource, DatasetConverter, find_below, register_converter
 
 CLASSES = ('background', 'hemorrhage')
 DICOM_DIR = 'stage_2_train'
@@ -132,6 +135,30 @@ def read_split_csvs(folder: Path) -> Dict[str, str]:
     return split_of
 
 
+def require_split_csvs(folder: Path, why: str) -> Dict[str, str]:
+    """:func:`read_split_csvs` of ``folder``, or one error naming the first of the three CSVs missing."""
+    missing = next((folder / SPLIT_CSV.format(k) for k in SPLITS if not (folder / SPLIT_CSV.format(k)).is_file()), None)
+    if missing is not None:
+        raise MedSegError(missing, f'{why}, but this split CSV is not there (expected '
+                                   f'{SPLIT_CSV.format("{train,val,test}")} next to the scan list)')
+    return read_split_csvs(folder)
+
+
+def fold_excluded_patients(split_of: Mapping[str, str], patient_of: Mapping[str, str]) -> List[str]:
+    """Patients with a ``test`` scan and a scan in another split (scan → split, scan → patient): folds
+    made over the non-test scans leave them out, so that no fold trains or validates on a test patient."""
+    splits: Dict[str, Set[str]] = {}
+    for scan, split in split_of.items():
+        splits.setdefault(patient_of[scan], set()).add(split == 'test')
+    return sorted(p for p, kinds in splits.items() if kinds == {True, False})
+
+
+FOLD_EXCLUDED_REASON = ('patients with scans in the published test set and in its train/val: the --folds K '
+                        'lists (over train + val) leave them out, so no fold trains or validates on a test patient')
+MOVED_TO_TEST_REASON = ('--split patient keeps the split CSVs\' test set and puts every other scan of its '
+                        'patients there too, so the train/val re-split shares no patient with test')
+
+
 def _windows_arg(text: str) -> str:
     try:
         return ','.join(HemSegConverter._parse_windows(text))
@@ -156,8 +183,10 @@ class HemSegConverter(DatasetConverter):
         parser.add_argument('--labels', type=Path, default=None, help=f'{LABEL_ZIP} or its {LABEL_DIR}/ folder')
         parser.add_argument('--split', choices=SPLIT_RULES, default='official',
                             help="official: the label archive's train/val/test folders (the paper's split); csv: "
-                                 'the {train,val,test}_set.csv lists (HemSeg-500); neither is patient-disjoint; '
-                                 'patient: a seeded patient-disjoint train/val re-split (--val-fraction, --folds)')
+                                 'the {train,val,test}_set.csv lists (HemSeg-500); neither is patient-disjoint; with '
+                                 '--folds K both add K folds over train + val, leaving out patients with a test scan; '
+                                 "patient: the CSVs' test set (with its patients' other scans) as test, the rest "
+                                 're-split patient-disjoint (--val-fraction, --folds)')
         parser.add_argument('--windows', default=DEFAULT_WINDOWS, type=_windows_arg,
                             help=f'one HU window, or three as PNG channels, from {sorted(WINDOWS)} '
                                  f'(default {DEFAULT_WINDOWS} = 40/80; e.g. brain,subdural,bone)')
@@ -166,6 +195,11 @@ class HemSegConverter(DatasetConverter):
         super().__init__(**kwargs)
         self.windows = self._parse_windows(self.options.get('windows') or DEFAULT_WINDOWS)
         self.shared_patients: List[str] = []
+        #: Patients with a scan in the published test set (any scan of the scan list), set by find_cases.
+        self.test_patients: Set[str] = set()
+        #: official/csv: patients left out of the --folds pool; patient: scans moved to test with their patient.
+        self.fold_excluded: List[str] = []
+        self.moved_to_test: List[str] = []
 
     @staticmethod
     def _parse_windows(text: str) -> List[str]:
@@ -179,7 +213,14 @@ class HemSegConverter(DatasetConverter):
         return {'windows': ','.join(self.windows), 'split': self.options.get('split') or 'official'}
 
     def card(self) -> dict:
-        return {'official_split_shared_patients': self.shared_patients} if self.shared_patients else {}
+        card = {}
+        if self.shared_patients:
+            card['official_split_shared_patients'] = self.shared_patients
+        if self.fold_excluded:  # recorded with or without --folds: a later --folds only re-splits
+            card['fold_excluded_patients'] = {'patients': self.fold_excluded, 'reason': FOLD_EXCLUDED_REASON}
+        if self.moved_to_test:
+            card['patient_split_moved_to_test'] = {'scans': self.moved_to_test, 'reason': MOVED_TO_TEST_REASON}
+        return card
 
     # ---- inputs ----------------------------------------------------------------------------------
     def _inputs(self, src: Optional[Path]) -> Tuple[Path, Path, Path]:
@@ -201,19 +242,24 @@ class HemSegConverter(DatasetConverter):
         dicom_dir, scan_list, labels = self._inputs(None if src is None else Path(src))
         scans = read_scan_list(scan_list)
         label_of = find_labels(labels)
-        csv_split = read_split_csvs(scan_list.parent)
-        split_csvs = sorted(p for p in (scan_list.parent / SPLIT_CSV.format(k) for k in SPLITS) if p.is_file())
         rule = self.options.get('split') or 'official'
-        if rule == 'csv' and not csv_split:
-            raise MedSegError(scan_list.parent, f'--split csv: no {SPLIT_CSV.format("{train,val,test}")} here')
+        if rule == 'official':
+            csv_split = read_split_csvs(scan_list.parent)
+        else:
+            csv_split = require_split_csvs(scan_list.parent, f'--split {rule} takes the published test set from '
+                                                              'the split CSVs')
+        split_csvs = sorted(p for p in (scan_list.parent / SPLIT_CSV.format(k) for k in SPLITS) if p.is_file())
+        # the published split this rule keeps (patient: its test set only), over every scan it lists
+        published = {s: f for s, (f, _) in label_of.items()} if rule == 'official' else csv_split
+        self.test_patients = {scans[s][0] for s, k in published.items() if k == 'test' and s in scans}
         self.skipped, cases = {}, []
         for scan, (folder_split, label) in sorted(label_of.items()):
             try:
                 if scan not in scans:
                     raise MedSegError(label, f'scan {scan}: label for a scan not in {scan_list}')
-                if rule == 'csv' and scan not in csv_split:
+                if scan not in published:
                     raise MedSegError(label, f'scan {scan}: not listed by the split CSVs in {scan_list.parent}')
-                split = csv_split[scan] if rule == 'csv' else folder_split
+                split = published[scan]
                 patient, slice_ids = scans[scan]
                 files = [dicom_dir / f'ID_{s}.dcm' for s in slice_ids]
                 missing = next((f for f in files if not f.is_file()), None)
@@ -223,9 +269,24 @@ class HemSegConverter(DatasetConverter):
             except MedSegError as exc:
                 self.skip_or_raise(scan, exc)
                 continue
-            cases.append(CaseSource(scan, files, label, split=None if rule == 'patient' else split,
-                                    group=patient, aux=[scan_list, *split_csvs], extra={'official_split': split}))
-        if rule != 'patient':
+            pinned = split if rule != 'patient' else 'test' if patient in self.test_patients else None
+            cases.append(CaseSource(scan, files, label, split=pinned, group=patient, aux=[scan_list, *split_csvs],
+                                    extra={'official_split': split}))
+        if rule == 'patient':
+            self.moved_to_test = sorted(c.case_id for c in cases
+                                        if c.split == 'test' and c.extra['official_split'] != 'test')
+            if self.moved_to_test:
+                print(f'warning: --split patient: {len(self.moved_to_test)} scan(s) outside the published test set '
+                      f'go to test with their patient: {", ".join(self.moved_to_test)}', file=sys.stderr)
+        else:
+            # non-test scans as converted, test scans as published (also those not converted)
+            self.fold_excluded = fold_excluded_patients(
+                {**{s: 'test' for s, k in published.items() if k == 'test' and s in scans},
+                 **{c.case_id: c.split for c in cases}}, {s: p for s, (p, _) in scans.items()})
+            if self.fold_excluded and self.folds:
+                print(f'warning: --folds {self.folds}: {len(self.fold_excluded)} patient(s) with scans in the '
+                      f'published test set and in train/val are left out of every fold: '
+                      f'{", ".join(self.fold_excluded)}', file=sys.stderr)
             self.shared_patients = self._patients_in_two_splits(cases)
             if self.shared_patients:
                 print(f'warning: the official split is kept as published, but {len(self.shared_patients)} '
@@ -236,6 +297,13 @@ class HemSegConverter(DatasetConverter):
                 print(f'warning: {differ} scan(s) are in another split in the split CSVs than in the label archive '
                       '(--split csv uses the CSVs)', file=sys.stderr)
         return cases
+
+    def fold_pool(self, cases: Mapping[str, CaseInfo]) -> List[str]:
+        """Scans outside the published test set whose patient has no test scan (``official``/``csv``: the
+        pinned train + val scans; ``patient``: the re-split ones, as every scan of a test patient is test)."""
+        test = self.test_patients | {i.group for i in cases.values() if i.pinned == 'test'}
+        return [c for c, i in cases.items()
+                if i.labelled and i.pinned in (None, 'train', 'val') and i.group not in test]
 
     @staticmethod
     def _patients_in_two_splits(cases: Sequence[CaseSource]) -> List[str]:
