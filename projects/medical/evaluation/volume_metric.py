@@ -3,9 +3,12 @@
 mmseg's ``IoUMetric`` pools pixels over all slices and averages background in; the medical benchmarks
 score each case's 3D volume. This metric maps every predicted slice back to its case through
 ``manifest.csv`` (found next to the ``images/`` folder of the slice, or given as ``data_root``),
-restacks the cases in slice order with their geometry from ``cases/<case>.json``, and computes Dice, IoU,
-NSD, HD95 and ASSD per case and class with the voxel spacing, optionally after nnU-Net-style
-connected-component post-processing (:mod:`.postprocess`).
+restacks the cases in slice order with their geometry from ``cases/<case>.json``, maps each prediction back
+to the source scan's voxel grid and scores it against the case's source label (``labels/<case>.nii.gz``,
+kept by ``tools/prepare_dataset.py``), so a crop or resampling at prepare time loses no labelled voxel from
+the score. Metrics, spacing, empty-structure rules and aggregation are those of the evaluation protocol
+(:mod:`.protocols`), optionally after nnU-Net-style connected-component post-processing (:mod:`.postprocess`).
+Datasets prepared before ``labels/`` existed are scored on the slice grid (with a warning).
 """
 from __future__ import annotations
 
@@ -21,14 +24,16 @@ from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
 
 from ..errors import MedSegError
-from ..manifest import MANIFEST_NAME, SliceRecord, find_dataset_root, read_case_geometry, read_manifest, restack
+from ..manifest import (MANIFEST_NAME, SliceRecord, find_dataset_root, read_case_geometry, read_manifest,
+                        read_source_label, restack)
 from ..restacking import to_source_grid
 from ..volume import save_nifti
 from .cli import _write_atomic, rows_to_csv
-from .metrics import METRIC_NAMES, case_metrics, check_protocol
+from .metrics import case_metrics
 from .postprocess import (DEFAULT_CANDIDATES, active_rules, check_rule, choose_min_sizes, describe_rules, load_rules,
                           remove_small_components, save_rules)
-from .summary import format_summary_markdown, summarize
+from .protocols import METRIC_KEYS, METRIC_UNITS, get_protocol
+from .summary import format_site_markdown, format_summary_markdown, summarize, summarize_by_site
 from .surface import EMPTY_CATEGORIES
 
 Tolerance = Union[float, Mapping[int, float]]
@@ -54,7 +59,8 @@ class VolumeMetric(BaseMetric):
     Args:
         data_root: dataset root holding ``manifest.csv`` and ``cases/`` (default: found from the slices).
         classes: class indices to score (default: every class but background 0).
-        nsd_tolerance: NSD tolerance in mm, one value or ``{class: mm}``.
+        nsd_tolerance: NSD tolerance in mm, one value or ``{class: mm}``; default: the protocol's (per class
+            name: ``covid19`` 1 mm lungs, 3 mm infection; others 1 mm).
         n_bootstrap: resamples for the 95% CI of each mean logged in the table (0: no CI).
         postprocess: connected-component post-processing of the restacked predictions before scoring
             (3D components, :mod:`.postprocess`): ``None`` (off); a ``postprocessing.json`` path (rules
@@ -64,21 +70,22 @@ class VolumeMetric(BaseMetric):
             mean Dice the most (none if no rule does; nnU-Net's ``determine_postprocessing``) and logs it.
             Optional ``connectivity`` (1: faces, 3: also edges and corners). Choosing on the cases being
             scored is optimistic: choose on validation, then pass the fixed ``min_size`` for the test set.
-        protocol: ``'default'``, or ``'hemseg'`` for the HemSeg paper's Table 1 protocol: HD95 with MONAI's
-            ``HausdorffDistanceMetric(percentile=95)`` rule (boundary voxels, not surfel-weighted; in mm here,
-            the paper's code passes no spacing) and the CI of ``RandomState(47)`` resamples
-            (:func:`~mmseg_medical.evaluation.summary.hemseg_bootstrap_ci`). Empty masks keep the policy.
+        protocol: a registered evaluation protocol (:mod:`mmseg_medical.evaluation.protocols`): ``'default'``,
+            ``'hemseg'``, ``'hemseg-paper'``, ``'crossmoda'``, ``'covid19'``: which metrics, how each is
+            defined, the spacing and grid, empty structures, tolerances, aggregation (median [IQR] and a
+            per-site breakdown for ``crossmoda``). The log table names the protocol.
         output_dir: if set, write each restacked (post-processed) prediction as ``<case>.nii.gz`` with the
             source affine, the per-case rows as ``metrics.csv`` (``case,class,dice,iou,nsd,hd95,assd,empty``
             as ``tools/evaluate_volumes.py``: class index, fractions and mm at full precision) and the
             post-processing rules as ``postprocessing.json`` for inference.
         collect_device, prefix: as in :class:`mmengine.evaluator.BaseMetric` (keys are ``volume/…``).
 
-    Returned keys: ``mDice``, ``mIoU``, ``mNSD``, ``mHD95``, ``mASSD`` (mean over cases and the scored
-    classes; Dice/IoU/NSD in %, distances in mm), per class ``Dice.<class>``, ``IoU.<class>``, ``NSD.<class>``,
-    ``HD95.<class>``, ``ASSD.<class>``, the
-    sample standard deviation over cases (ddof=1, 0 for one case; same units) ``Dice_std.<class>``,
-    ``IoU_std.<class>``, ``NSD_std.<class>``, ``HD95_std.<class>``, ``ASSD_std.<class>``, and
+    Returned keys, for each metric of the protocol (``Dice``, ``IoU``, ``NSD``, ``HD95``, ``ASSD``; ``HD95vox``
+    in voxels for ``hemseg-paper``): ``m<Metric>`` (mean over cases and the scored classes; Dice/IoU/NSD in %,
+    distances in mm or voxels), per class ``<Metric>.<class>`` and the sample standard deviation over cases
+    (ddof=1, 0 for one case; same units) ``<Metric>_std.<class>``; with a CI ``<Metric>.<class>.ci_low`` /
+    ``.ci_high``; for median protocols ``<Metric>_median.<class>``, ``<Metric>_q1.<class>``,
+    ``<Metric>_q3.<class>``; per site ``<Metric>.<class>.<site>`` (mean); and
     the empty-mask counts behind those means: ``n_both_empty``, ``n_gt_empty``, ``n_pred_empty`` (cases x
     classes) and per class ``n_<category>.<class>``. The empty-mask policy of
     :mod:`mmseg_medical.evaluation.surface` applies (no case is dropped); a case without recorded spacing
@@ -89,21 +96,21 @@ class VolumeMetric(BaseMetric):
     default_prefix: Optional[str] = 'volume'
 
     def __init__(self, data_root: Optional[str] = None, classes: Optional[Sequence[int]] = None,
-                 nsd_tolerance: Tolerance = 1.0, n_bootstrap: int = 5000,
+                 nsd_tolerance: Optional[Tolerance] = None, n_bootstrap: int = 5000,
                  postprocess: Union[None, str, Mapping] = None, output_dir: Optional[str] = None,
                  protocol: str = 'default', collect_device: str = 'cpu', prefix: Optional[str] = None, **kwargs) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.data_root = data_root
         self.classes = None if classes is None else [int(c) for c in classes]
         self.nsd_tolerance = {int(k): float(v) for k, v in nsd_tolerance.items()} \
-            if isinstance(nsd_tolerance, Mapping) else float(nsd_tolerance)
+            if isinstance(nsd_tolerance, Mapping) else None if nsd_tolerance is None else float(nsd_tolerance)
         if n_bootstrap < 0:
             raise MedSegError(None, f'VolumeMetric: n_bootstrap must be >= 0 (0: no CI), got {n_bootstrap}')
         self.n_bootstrap = int(n_bootstrap)
         self.postprocess = self._check_postprocess(postprocess)
         self.postprocess_rules: Dict[int, object] = {}
         self.output_dir = output_dir
-        self.protocol = check_protocol(protocol)
+        self.protocol = get_protocol(protocol).name
         self._index: Dict[Path, Dict[str, SliceRecord]] = {}
 
     @staticmethod
@@ -168,22 +175,54 @@ class VolumeMetric(BaseMetric):
                 print_log(f'VolumeMetric: case {case_id} has no spacing; distances are in voxels', logger, level=30)
                 spacing = (1.0, 1.0, 1.0)
             volumes.append((case_id, gt, pred, spacing))
-            geometries[case_id] = geometry
+            geometries[case_id] = dict(geometry, _root=root)
         self._postprocess(volumes, classes, logger)
+        protocol = get_protocol(self.protocol)
+        label_names = {c: names[c] for c in classes if c < len(names)}
         rows: List[dict] = []
-        for case_id, gt, pred, (sx, sy, sz) in volumes:
-            for row in case_metrics(gt.array, pred.array, (sz, sy, sx), classes, self.nsd_tolerance,
-                                    self.protocol):
-                rows.append({'case': case_id, **row})
+        slice_grid: List[str] = []
+        for case_id, gt, pred, spacing in volumes:
+            geometry = geometries[case_id]
+            on_source = to_source_grid(pred.array, geometry)
+            gt_array, pred_array, zooms, affine = self._scoring_grid(geometry, case_id, gt, pred, on_source, spacing)
+            if gt_array is None:
+                slice_grid.append(case_id)
+                gt_array, pred_array, zooms, affine = gt.nifti_array(), pred.nifti_array(), tuple(spacing), \
+                    geometry.get('affine')
+            scored = case_metrics(gt_array, pred_array, zooms, classes, self.nsd_tolerance, protocol.name,
+                                  label_names, None if affine is None else np.asarray(affine))
+            rows.extend({'case': case_id, **row} for row in scored)
             if self.output_dir:  # on the source scan's own voxel grid and affine
-                save_nifti(to_source_grid(pred.array, geometries[case_id]),
-                           Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
+                save_nifti(on_source, Path(self.output_dir) / f'{case_id}.nii.gz', np.uint8)
+        if slice_grid:
+            spatial = [c for c in slice_grid if geometries[c].get('spatial')]
+            print_log(f'VolumeMetric: {len(slice_grid)} case(s) have no source label (labels/<case>.nii.gz: '
+                      'prepared by an older version), scored on the prepared slice grid'
+                      + (f'; {len(spatial)} of them were resampled/cropped at prepare time, so labelled voxels '
+                         'outside the crop are not counted: prepare again to score on the source grid'
+                         if spatial else ''), logger, level=30)
         if self.output_dir:
             out_dir = Path(self.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows))
+            _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows, protocol.metrics))
         voxel_units = any(g.get('spacing') is None for g in geometries.values())
         return self._summarise(rows, names, classes, logger, voxel_units)
+
+    @staticmethod
+    def _scoring_grid(geometry: dict, case_id: str, gt, pred, on_source, spacing):
+        """Ground truth, prediction, zooms and affine on the source scan's grid (NIfTI ``i, j, k`` order), or
+        ``(None,) * 4`` when the dataset kept no source label for the case."""
+        source = read_source_label(geometry['_root'], case_id)
+        if source is None:
+            return None, None, None, None
+        if source.array.shape != on_source.array.shape:
+            raise MedSegError(f'{geometry["_root"]}/labels/{case_id}.nii.gz',
+                              f'source label shape {source.array.shape} (z, h, w) differs from the restacked '
+                              f'prediction mapped to the source grid {on_source.array.shape}')
+        zooms = source.spacing if source.spacing is not None else (1.0, 1.0, 1.0)
+        if geometry.get('spacing') is None:   # no recorded geometry: the slice grid's unit voxels
+            zooms = (1.0, 1.0, 1.0)
+        return source.array.transpose(2, 1, 0), on_source.array.transpose(2, 1, 0), tuple(zooms), source.affine
 
     def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
         """Choose (``'auto'``) and apply the post-processing rules to the predictions in place."""
@@ -209,29 +248,39 @@ class VolumeMetric(BaseMetric):
 
     def _summarise(self, rows: List[dict], names: List[str], classes: List[int], logger,
                    voxel_units: bool = False) -> Dict[str, float]:
-        summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0, protocol=self.protocol)
+        protocol = get_protocol(self.protocol)
+        summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0, protocol=protocol)
         label = {c: names[c] if c < len(names) else str(c) for c in classes}
-        table = format_summary_markdown(summary)
-        for c in classes:
-            table = table.replace(f'\n| {c} | ', f'\n| {label[c]} | ', 1)
+        table = format_summary_markdown(summary, label)
         n_cases = len({r['case'] for r in rows})
-        units = ('HD95/ASSD and the NSD tolerance in VOXELS: some cases have no recorded spacing'
-                 if voxel_units else 'HD95/ASSD in mm')
-        print_log(f'volume metrics over {n_cases} cases (Dice/IoU/NSD as fractions, {units}):\n' + table,
-                  logger)
+        units = ('distances and the NSD tolerance in VOXELS: some cases have no recorded spacing'
+                 if voxel_units else ', '.join(f'{m} in {METRIC_UNITS[m]}' for m in protocol.metrics
+                                                if METRIC_UNITS[m] != 'fraction') or 'no distances')
+        by_site = summarize_by_site(rows, protocol)
+        sites = ('\nper site:\n' + format_site_markdown(by_site, label)) if by_site else ''
+        print_log(f'volume metrics over {n_cases} cases, protocol {protocol.name} (fractions; {units}):\n'
+                  + table + sites, logger)
         out: Dict[str, float] = {}
-        scale = {'dice': 100.0, 'iou': 100.0, 'nsd': 100.0, 'hd95': 1.0, 'assd': 1.0}
-        key = {'dice': 'Dice', 'iou': 'IoU', 'nsd': 'NSD', 'hd95': 'HD95', 'assd': 'ASSD'}
-        for metric in METRIC_NAMES:
-            out[f'm{key[metric]}'] = round(float(np.mean([summary[c][metric]['mean'] for c in classes]))
-                                          * scale[metric], 4)
+
+        def scaled(metric: str, value) -> float:
+            return round(float(value) * (100.0 if METRIC_UNITS[metric] == 'fraction' else 1.0), 4)
+
+        for metric in protocol.metrics:
+            out[f'm{METRIC_KEYS[metric]}'] = scaled(metric, np.nanmean([summary[c][metric]['mean'] for c in classes]))
         for c in classes:
-            for metric in METRIC_NAMES:  # mean and spread over the cases per class, same units
-                out[f'{key[metric]}.{label[c]}'] = round(summary[c][metric]['mean'] * scale[metric], 4)
-                out[f'{key[metric]}_std.{label[c]}'] = round(float(summary[c][metric]['std']) * scale[metric], 4)
-                if self.protocol == 'hemseg' and metric != 'nsd' and summary[c][metric]['ci_low'] is not None:
+            for metric in protocol.metrics:  # mean and spread over the cases per class, same units
+                key, s = METRIC_KEYS[metric], summary[c][metric]
+                out[f'{key}.{label[c]}'] = scaled(metric, s['mean'])
+                out[f'{key}_std.{label[c]}'] = scaled(metric, s['std'])
+                if s['ci_low'] is not None and (self.protocol != 'default'):
                     for end in ('ci_low', 'ci_high'):
-                        out[f'{key[metric]}.{label[c]}.{end}'] = round(summary[c][metric][end] * scale[metric], 4)
+                        out[f'{key}.{label[c]}.{end}'] = scaled(metric, s[end])
+                if protocol.median_iqr:
+                    for stat in ('median', 'q1', 'q3'):
+                        out[f'{key}_{stat}.{label[c]}'] = scaled(metric, s[stat])
+                for site, site_summary in by_site.items():
+                    if c in site_summary:
+                        out[f'{key}.{label[c]}.{site}'] = scaled(metric, site_summary[c][metric]['mean'])
         for category in EMPTY_CATEGORIES:
             # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
             out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
