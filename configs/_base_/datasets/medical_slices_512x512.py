@@ -38,12 +38,13 @@ val_dataloader = dict(
         data_prefix=dict(img_path='images/', seg_map_path='masks/'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# Slice-pooled mmseg metrics plus per-case volume metrics (restacked with manifest.csv; HD95 in mm).
+# Slice-pooled mmseg metrics plus per-case volume metrics (restacked with manifest.csv, scored on the source grid
+# against labels/<case>.nii.gz; protocol 'default': Dice, IoU, NSD@1 mm, HD95 and ASSD in mm).
 # SegEvaluator = mmengine's Evaluator that also takes `mim test --out DIR` (slice PNGs + DIR/volumes/*.nii.gz).
 val_evaluator = dict(
     type='SegEvaluator',
     metrics=[
         dict(type='IoUMetric', iou_metrics=['mIoU', 'mDice']),
-        dict(type='VolumeMetric', nsd_tolerance=1.0),
+        dict(type='VolumeMetric', protocol='default'),
     ])
 test_evaluator = val_evaluator
