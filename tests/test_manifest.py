@@ -1,9 +1,12 @@
+import nibabel as nib
 import numpy as np
 import pytest
 
 from mmseg_medical.errors import MedSegError
-from mmseg_medical.manifest import (MANIFEST_COLUMNS, SliceRecord, group_by_case, read_manifest, restack,
-                                    write_manifest)
+from mmseg_medical.manifest import (LABELS_DIR, MANIFEST_COLUMNS, SliceRecord, group_by_case, read_manifest,
+                                    read_source_label, restack, source_label_path, write_manifest,
+                                    write_source_label)
+from mmseg_medical.volume import Volume
 
 
 def test_manifest_round_trip_and_columns(tmp_path):
@@ -31,3 +34,26 @@ def test_restack_puts_slices_back_with_geometry():
     assert vol.spacing == (0.5, 0.6, 5.0)
     with pytest.raises(MedSegError, match='expected'):
         restack({0: np.zeros((4, 2), np.uint8)}, geometry)
+
+
+def test_source_label_round_trip_and_absent_file(tmp_path):
+    affine = np.array([[-0.4, 0, 0, 10], [0, 0, 1.5, -3], [0, -0.5, 0, 7], [0, 0, 0, 1.0]])   # voxels in L,S,P order
+    label = Volume(array=np.arange(24, dtype=np.uint8).reshape(2, 3, 4) % 3, affine=affine)
+    assert read_source_label(tmp_path, 'c1') is None                     # prepared before labels/ existed
+    path = write_source_label(tmp_path, 'c1', label)
+    assert path == source_label_path(tmp_path, 'c1') == tmp_path / LABELS_DIR / 'c1.nii.gz'
+    img = nib.load(str(path))
+    assert img.get_data_dtype() == np.uint8 and np.allclose(img.affine, affine)
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj), label.array.transpose(2, 1, 0))
+    back = read_source_label(tmp_path, 'c1')
+    np.testing.assert_array_equal(back.array, label.array)
+    assert np.allclose(back.affine, affine) and back.spacing == pytest.approx((0.4, 0.5, 1.5))
+
+
+def test_source_label_without_geometry_reads_back_without_one(tmp_path):
+    """A source with no affine (e.g. JPG frames) is not given a made-up 1 mm grid."""
+    label = Volume(array=np.ones((2, 3, 4), np.uint8))
+    write_source_label(tmp_path, 'c1', label)
+    back = read_source_label(tmp_path, 'c1')
+    assert back.affine is None and back.spacing is None
+    np.testing.assert_array_equal(back.array, label.array)

@@ -96,3 +96,28 @@ def test_bad_inputs_are_one_line_errors():
     _, _, record = apply_spatial(_volume(np.zeros((1, 8, 8), np.float32), (1, 1, 1)), None, None, 4)
     with pytest.raises(MedSegError, match=r'does not match the recorded in-plane grid \[4, 4\]'):
         invert_spatial(np.zeros((1, 5, 4), np.uint8), record)
+
+
+def test_label_losses_split_into_outside_the_crop_and_resampling():
+    """Display 12 x 20 at 1 mm → 2 mm (6 x 10; resampled pixel i on source pixel 2i, source pixel j back from
+    resampled floor(j / 2 + 0.5)) → crop 8: rows padded, resampled columns 0 and 9 cut, i.e. display
+    columns 0 and 17..19."""
+    from mmseg_medical.conversion.engine import spatial_label_losses
+
+    label = np.zeros((2, 12, 20), np.uint8)
+    label[0, 0:4, 0] = 1             # 4 voxels in display column 0: outside the crop
+    label[1, 4:8, 4:8] = 1           # 16 voxels ending on odd row/column 7: row 7 and column 7 lost (7)
+    label[1, 2, 18] = 2              # outside, and the class's only voxel
+    image = _volume(label.astype(np.float32), (1.0, 1.0, 1.0))
+    _, small, record = apply_spatial(image, _volume(label, (1.0, 1.0, 1.0)), 2.0, 8)
+    assert record['crop_offset_yx'] == [-1, 1]
+    removed, warnings = spatial_label_losses('x', label, small.array, record, ('background', 'a', 'b'))
+    assert removed == {'a': {'source_voxels': 20, 'outside_crop': 4, 'resampling': 7},
+                       'b': {'source_voxels': 1, 'outside_crop': 1, 'resampling': 0}}
+    assert warnings == [
+        'warning: x: --spacing 2 --crop 8 removes 11 of 20 labelled voxels of a (4 outside the crop window, '
+        '7 by resampling)',
+        'warning: x: --crop 8 removes 1 of 1 labelled voxels of b (outside the crop window); none left on the '
+        'prepared slices']
+    back = invert_spatial(small.array, record)
+    assert np.count_nonzero((label == 1) & (back != 1)) == 11    # the same round trip, counted directly

@@ -15,7 +15,7 @@ from mmseg_medical.conversion import CONVERTERS, prepare
 from mmseg_medical.conversion.cranium import RELEASE
 from mmseg_medical.conversion.engine import clean_stale
 from mmseg_medical.errors import MedSegError
-from mmseg_medical.manifest import read_manifest
+from mmseg_medical.manifest import LABELS_DIR, read_manifest
 from mmseg_medical.synthetic import write_cranium_release
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +48,39 @@ def test_sigkill_mid_run_then_rerun_gives_complete_output(release, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists() and staging[0].exists()                     # a half-written staging folder
+    assert list((staging[0] / LABELS_DIR).glob('*.nii.gz'))             # with source labels (written first)
     done = subprocess.run(_cli(release, out), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ['cranium']           # the stale folder is gone
     rows = read_manifest(out)
     assert len(rows) == PATIENTS * SLICES and all((out / r.image).is_file() and (out / r.mask).is_file() for r in rows)
     assert sorted(p.name for p in (out / 'images').iterdir()) == sorted(f'{r.stem}.png' for r in rows)
+    assert sorted(p.name for p in (out / LABELS_DIR).iterdir()) == sorted({f'{r.case_id}.nii.gz' for r in rows})
+
+
+def test_a_case_failing_with_skip_bad_leaves_no_source_label(release, tmp_path):
+    """The failure comes after the case's label was written (in the intensity rule): it is removed with the
+    case's slices; a failure without --skip-bad leaves no output at all."""
+    converter = CONVERTERS['cranium'](skip_bad=True)
+    to_uint8 = converter.to_uint8
+
+    def failing(case, image):
+        if case.case_id == '052':
+            raise MedSegError(case.image, 'intensity rule failed')
+        return to_uint8(case, image)
+
+    converter.to_uint8 = failing
+    out = tmp_path / 'cranium'
+    stats = prepare(converter, release, out, workers=1, previews=0)
+    assert list(stats['skipped']) == ['052']
+    labels = sorted(p.name for p in (out / LABELS_DIR).iterdir())
+    assert len(labels) == PATIENTS - 1 and '052.nii.gz' not in labels
+    assert not list((out / 'images').glob('052_*')) and not list((out / 'masks').glob('052_*'))
+    converter = CONVERTERS['cranium']()
+    converter.to_uint8 = failing
+    with pytest.raises(MedSegError, match='intensity rule failed'):
+        prepare(converter, release, tmp_path / 'other', workers=1, previews=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cranium']
 
 
 def test_a_running_conversions_staging_is_left_alone(tmp_path):
