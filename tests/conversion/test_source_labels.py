@@ -207,3 +207,19 @@ def test_jpg_frames_get_a_source_label_too(tmp_path, layouts):
             assert volume.spacing == pytest.approx(geometry['spacing'])
         else:
             assert volume.affine is None and volume.spacing is None and geometry['spacing'] is None
+
+
+def test_outputs_of_another_version_are_stale(release, tmp_path, monkeypatch):
+    """The package version is part of the fingerprint: an output of 0.1.0 (no labels/) is not taken as up
+    to date by this version, and --overwrite redoes it."""
+    from mmseg_medical.conversion import engine
+    from mmseg_medical.errors import MedSegError
+
+    out = tmp_path / 'out'
+    monkeypatch.setattr(engine, '__version__', '0.1.0')
+    prepare(CONVERTERS['crossmoda'](), release, out, workers=1, previews=0)
+    monkeypatch.undo()
+    with pytest.raises(MedSegError, match='prepared from other inputs or options; pass --overwrite'):
+        prepare(CONVERTERS['crossmoda'](), release, out, workers=1, previews=0)
+    prepare(CONVERTERS['crossmoda'](), release, out, workers=1, previews=0, overwrite=True)
+    assert json.loads((out / 'dataset.json').read_text())['version'] != '0.1.0'
