@@ -2,11 +2,17 @@
 
 Per case and structure (1 VS, 2 cochlea), as ``scores.py`` of CrossMoDA/CrossMoDA2022-Evaluation-code:
 
-* Dice = medpy 0.5.2 ``dc(pred, gt)``: ``2 |P ∩ G| / (|P| + |G|)``, 0 when both are empty (medpy catches
-  the division by zero and returns 0);
+* Dice = medpy 0.5.2 ``dc(pred, gt)``: ``2 |P ∩ G| / (|P| + |G|)``; when both are empty medpy divides
+  NumPy integers, gets NaN (its ``ZeroDivisionError`` branch, meant to return 1, is never reached), and we
+  keep that NaN and leave the case out of the structure's Dice statistics (the challenge's test labels
+  always contain both structures);
 * ASSD = medpy 0.5.2 ``assd(pred, gt, voxelspacing)``: border voxels = mask XOR its binary erosion (face
   connectivity, voxels outside the array count as background), Euclidean distance transform with the
-  spacing, the mean of the two directed *average* distances (not area weighted);
+  spacing, the mean over the *concatenated* distances of both directions (every border voxel of either
+  mask counts once; not area weighted). medpy <= 0.4.0, current when the challenge ran, took instead the
+  mean of the two directed averages; the two agree when both borders have as many voxels. We follow the
+  medpy on the package index today (0.5.2, what ``pip install medpy`` gives a user re-running
+  ``scores.py``); :func:`medpy_assd` has ``concatenate=False`` for the 0.4.0 rule;
 * spacing = ``[abs(affine[k, k]) for k in range(3)]`` of the ground truth's affine, as the official code
   does (the true voxel size only for axis-aligned affines; a zero on the diagonal is refused);
 * an empty prediction of a structure scores ASSD = 350 mm (``MAX_VALUE_ASSD``); the official code has no
@@ -35,14 +41,16 @@ _SITE = re.compile(r'crossmoda20\d\d_(ldn|etz)_\d+')
 
 
 def medpy_dc(result: np.ndarray, reference: np.ndarray) -> float:
-    """medpy 0.5.2 ``metric.binary.dc``."""
+    """medpy 0.5.2 ``metric.binary.dc`` (NaN when both masks are empty, as it returns with NumPy >= 1)."""
     result, reference = np.asarray(result, bool), np.asarray(reference, bool)
     size = int(np.count_nonzero(result)) + int(np.count_nonzero(reference))
-    return 2.0 * int(np.count_nonzero(result & reference)) / float(size) if size else 0.0
+    return 2.0 * int(np.count_nonzero(result & reference)) / float(size) if size else float('nan')
 
 
-def medpy_assd(result: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> float:
-    """medpy 0.5.2 ``metric.binary.assd(result, reference, voxelspacing=spacing)`` (both masks non-empty).
+def medpy_assd(result: np.ndarray, reference: np.ndarray, spacing: Sequence[float],
+               concatenate: bool = True) -> float:
+    """medpy 0.5.2 ``metric.binary.assd(result, reference, voxelspacing=spacing)`` (both masks non-empty);
+    ``concatenate=False``: medpy 0.4.0's mean of the two directed averages.
 
     Computed in the union bounding box plus a one-voxel background margin, which is exact: erosion treats
     voxels outside the array as background (so the margin keeps every border voxel a border voxel) and
@@ -57,9 +65,11 @@ def medpy_assd(result: np.ndarray, reference: np.ndarray, spacing: Sequence[floa
     res_border = res ^ binary_erosion(res, structure=footprint, iterations=1)
     ref_border = ref ^ binary_erosion(ref, structure=footprint, iterations=1)
     sampling = np.asarray([float(s) for s in spacing], dtype=np.float64)
-    asd_result = distance_transform_edt(~ref_border, sampling=sampling)[res_border].mean()
-    asd_reference = distance_transform_edt(~res_border, sampling=sampling)[ref_border].mean()
-    return float(np.mean((asd_result, asd_reference)))
+    to_reference = distance_transform_edt(~ref_border, sampling=sampling)[res_border]
+    to_result = distance_transform_edt(~res_border, sampling=sampling)[ref_border]
+    if concatenate:
+        return float(np.concatenate([to_reference, to_result]).mean())
+    return float(np.mean((to_reference.mean(), to_result.mean())))
 
 
 class CrossMoDAProtocol(Protocol):
@@ -88,8 +98,9 @@ CROSSMODA = register_protocol(CrossMoDAProtocol(
     source=SOURCE,
     metrics=('dice', 'assd'),
     spacing_rule='|diagonal of the ground truth affine| (as scores.py; equals the voxel size for axis-aligned files)',
-    empty_rule='empty prediction: ASSD 350 mm (scores.py); Dice by medpy (0 when both empty); empty ground truth '
-               '(undefined in scores.py): ASSD 350 mm, flagged gt_empty',
+    empty_rule='empty prediction: ASSD 350 mm (scores.py); both empty: Dice NaN as medpy 0.5.2 returns it, left out '
+               'of the Dice statistics; empty ground truth (undefined in scores.py): ASSD 350 mm, flagged gt_empty',
     aggregation_rule='median [IQR] and mean ± std per structure; per site (London ldn / Tilburg etz) from 2022 names',
     median_iqr=True,
+    omit_nan=True,
 ))
