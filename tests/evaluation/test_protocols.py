@@ -152,7 +152,7 @@ def test_crossmoda_sites_from_2022_names():
 
 # ---------------------------------------------------------------------------------------------- covid19
 def _decode(blob: dict) -> np.ndarray:
-    raw = zlib.decompress(base64.b64decode(blob['data']))
+    raw = zlib.decompress(base64.b64decode(blob['zlib_base64']))
     assert hashlib.sha256(raw).hexdigest() == blob['sha256']
     return np.frombuffer(raw, dtype=np.uint8).reshape(blob['shape'])
 
@@ -235,7 +235,8 @@ def test_evaluate_volumes_crossmoda_median_iqr_and_sites(tmp_path, capsys):
             pred[pred == 2] = 0                       # cochlea missed: ASSD 350 mm
         _write(gt_dir / f'{name}.nii.gz', gt, affine)
         _write(pred_dir / f'{name}.nii.gz', pred, affine)
-        spacing = [abs(affine[i, i]) for i in range(3)]
+        stored = nib.load(str(gt_dir / f'{name}.nii.gz')).affine     # float32 in the header, as scores.py reads it
+        spacing = [abs(stored[i, i]) for i in range(3)]
         expected[name] = {c: (medpy.dc(pred == c, gt == c),
                               medpy.assd(pred == c, gt == c, voxelspacing=spacing) if (pred == c).any() else 350.0)
                           for c in (1, 2)}
