@@ -2,6 +2,7 @@
 multi-file and zipped sources, geometry checks, re-splitting without re-conversion."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import zipfile
@@ -204,7 +205,12 @@ def test_labels_read_from_a_zip_equal_the_extracted_files(src, tmp_path):
     for mask in sorted((a / 'masks').iterdir()):
         np.testing.assert_array_equal(cv2.imread(str(mask), cv2.IMREAD_UNCHANGED),
                                       cv2.imread(str(b / 'masks' / mask.name), cv2.IMREAD_UNCHANGED))
-    assert not list(b.rglob('*.nii.gz'))                                                  # nothing extracted
+    # nothing extracted: the only NIfTI files in the output are prepare's labels/<case>.nii.gz, one per case,
+    # equal (the decompressed NIfTI bytes: header and voxels) to those prepared from the extracted files
+    assert sorted(p.relative_to(b).as_posix() for p in b.rglob('*.nii*')) == [f'labels/{c}.nii.gz' for c in CASES]
+    for c in CASES:
+        assert gzip.decompress((b / 'labels' / f'{c}.nii.gz').read_bytes()) == \
+            gzip.decompress((a / 'labels' / f'{c}.nii.gz').read_bytes())
     # The fingerprint covers the archive: a changed member makes the output stale.
     with zipfile.ZipFile(archive, 'a') as zf:
         zf.writestr('train/label/extra.txt', 'x')
