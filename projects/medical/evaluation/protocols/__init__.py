@@ -15,7 +15,7 @@
 Each protocol lives in its own module and states its rules and source in its :class:`Protocol` fields.
 """
 from .base import METRIC_KEYS, METRIC_UNITS, Protocol, get_protocol, metric_header, protocol_names, register_protocol
-from . import default, hemseg, crossmoda, covid19  # noqa: F401,E402  (registration)
+from . import default, hemseg, hemseg_paper, crossmoda, covid19  # noqa: F401,E402  (registration)
 
 __all__ = ['METRIC_KEYS', 'METRIC_UNITS', 'Protocol', 'get_protocol', 'metric_header', 'protocol_names',
            'register_protocol']
