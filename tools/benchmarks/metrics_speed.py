@@ -15,6 +15,10 @@ run on that pair:
   ``compute_average_surface_distance(symmetric=True)``: MONAI measures between boundary *voxels*
   (unweighted), not area-weighted surfels at voxel corners, so its values differ slightly by definition.
 
+Then the ``crossmoda`` protocol (medpy 0.5.2's Dice and ASSD as the challenge's ``scores.py`` calls them,
+computed in the union bounding box) against medpy 0.5.2 itself on the whole volume: values must be equal
+(checked), ``ratio_medpy_vs_crossmoda`` = medpy's time / ours.
+
 The peers are optional (``make bench`` / ``pip install -r requirements/bench.txt``); a missing one is
 reported and skipped. surface-distance 0.1 needs ``np.Inf`` / ``np.NaN``, which NumPy 2 removed: this
 script restores the aliases before importing it. Each line gives a median time and ``time / ours``.
@@ -143,6 +147,11 @@ def load_peers() -> Dict[str, object]:
     except ImportError as exc:
         print(f'surface-distance not installed ({exc}); skipped. Install: pip install -r requirements/bench.txt')
     try:
+        import medpy.metric.binary
+        peers['medpy'] = medpy.metric.binary
+    except ImportError as exc:
+        print(f'medpy not installed ({exc}); skipped. Install: pip install -r requirements/bench.txt')
+    try:
         import monai.metrics
         import torch
         peers['monai'] = (monai.metrics, torch)
@@ -193,6 +202,26 @@ def main() -> None:
     print(f'ratio_vs_whole_volume={naive_t / ours_t:.2f}')
     for label, t, *_ in lines[2:]:
         print(f'ratio_{label.split()[0].lower()}_vs_ours={t / ours_t:.2f}')
+    if 'medpy' in peers:
+        crossmoda_protocol(peers['medpy'], gt, pred, args)
+
+
+def crossmoda_protocol(medpy, gt: np.ndarray, pred: np.ndarray, args: argparse.Namespace) -> None:
+    """The crossmoda protocol (bbox crop) against medpy 0.5.2's dc + assd on the whole volume, as scores.py."""
+    affine = np.diag([-SPACING[0], -SPACING[1], SPACING[2], 1.0])       # L,P,S like the real labels
+    spacing = [abs(affine[k, k]) for k in range(3)]
+    ours_t, ours = timed(lambda: case_metrics(gt, pred, SPACING, [1], protocol='crossmoda', affine=affine)[0],
+                         args.repeats)
+    ref_t, ref = timed(lambda: {'dice': medpy.dc(pred == 1, gt == 1),
+                                'assd': medpy.assd(pred == 1, gt == 1, voxelspacing=spacing)}, args.peer_repeats)
+    for name in ('dice', 'assd'):
+        assert ours[name] == ref[name], (name, ours[name], ref[name])
+    print(f'\ncrossmoda protocol (Dice, ASSD as scores.py):')
+    print(f'{"ours (protocol crossmoda, union bbox crop)":52s} {ours_t * 1000:8.1f} ms {1.0:9.2f}x  {_values(ours)}'
+          f'  [median of {args.repeats}]')
+    print(f'{"medpy 0.5.2 dc + assd (whole volume)":52s} {ref_t * 1000:8.1f} ms {ref_t / ours_t:9.2f}x  '
+          f'{_values(ref)}  [equal to ours, bit for bit (checked); median of {args.peer_repeats}]')
+    print(f'ratio_medpy_vs_crossmoda={ref_t / ours_t:.2f}')
 
 
 if __name__ == '__main__':
