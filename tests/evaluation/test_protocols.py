@@ -263,3 +263,17 @@ def test_evaluate_volumes_bad_option_is_a_usage_error(tmp_path, option, capsys):
     assert exc.value.code == 2
     assert 'error:' in capsys.readouterr().err
     assert not (tmp_path / 'm.csv').exists()
+
+
+def test_readme_protocol_table_lists_every_registered_protocol():
+    """The README's protocol table is hand-written: it must name every registered protocol, each once,
+    with the repository its module says it reproduces."""
+    readme = (HERE.parents[1] / 'README.md').read_text()
+    start = readme.index('| protocol | reproduces')
+    table = readme[start:readme.index('\n\n', start)]
+    rows = {line.split('|')[1].strip().strip('`'): line for line in table.splitlines()[2:]}
+    assert set(rows) == set(protocol_names())
+    for name, line in rows.items():
+        source = get_protocol(name).source
+        if '/' in source.split(':')[0]:                       # 'owner/repo: file @ commit'
+            assert source.split(':')[0].split('/')[1] in line, (name, source)
