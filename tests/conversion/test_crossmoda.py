@@ -1,5 +1,6 @@
 """CrossMoDA converter on the synthetic release: both namings, float labels, geometry check, image-only
-target splits, and the resample/crop round trip back onto the source files (read with nibabel)."""
+target splits, files stored in other voxel orders than L,P,S (slices checked against SimpleITK's LPS
+orientation of the file), and the resample/crop round trip back onto the source files (read with nibabel)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from mmseg_medical.conversion import CONVERTERS, prepare
 from mmseg_medical.conversion.cli import main as prepare_main
@@ -146,6 +148,74 @@ def test_image_label_mismatch_and_orphan_label(releases, tmp_path):
     label.unlink()
     with pytest.raises(MedSegError, match=r'crossmoda_5_ceT1.nii.gz: no label crossmoda_5_Label.nii.gz'):
         _convert(raw, tmp_path / 'out')
+
+
+AXIS = {'L': 0, 'R': 0, 'P': 1, 'A': 1, 'S': 2, 'I': 2}
+
+
+def _store_as(path: Path, axcodes: str) -> None:
+    """Rewrite an L,P,S file of the synthetic release with its voxels in ``axcodes`` order, by hand: axis k
+    of the new array is the old axis of the same body direction, reversed where the letter differs; the
+    affine's columns follow (negated for a reversed axis, whose first voxel is the old last one), so every
+    voxel keeps its world position."""
+    img = nib.load(str(path))
+    data, affine = np.asanyarray(img.dataobj), img.affine
+    assert ''.join(nib.aff2axcodes(affine)) == 'LPS'
+    perm = [AXIS[c] for c in axcodes]
+    flip = [c not in 'LPS' for c in axcodes]
+    new_data = data.transpose(perm)
+    new_affine = np.eye(4)
+    new_affine[:3, 3] = affine[:3, 3]
+    for k, (old, reverse) in enumerate(zip(perm, flip)):
+        column = affine[:3, old]
+        if reverse:
+            new_data = np.flip(new_data, axis=k)
+            new_affine[:3, 3] += (data.shape[old] - 1) * column
+            column = -column
+        new_affine[:3, k] = column
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(new_data), new_affine), str(path))
+    assert ''.join(nib.aff2axcodes(nib.load(str(path)).affine)) == axcodes
+
+
+def _sitk_display(path: Path) -> np.ndarray:
+    """The file as SimpleITK reads it, reoriented to LPS: GetArrayFromImage is (z, y, x) = display slices."""
+    img = sitk.DICOMOrient(sitk.ReadImage(str(path)), 'LPS')
+    assert img.GetDirection() == pytest.approx((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    return sitk.GetArrayFromImage(img)
+
+
+@pytest.mark.parametrize('axcodes', ['RAS', 'LAS', 'PLS', 'SRA'])
+def test_files_not_stored_lps_give_the_slices_of_their_lps_orientation(releases, tmp_path, axcodes):
+    """Real crossMoDA files are L,P,S (as the synthetic release writes them), other NIfTI releases are not
+    (MosMed masks are LAS): the scans and labels rewritten in another voxel order give the PNG slices of
+    SimpleITK's LPS orientation of the same files (masks exact, images up to rounding)."""
+    raw = _copy_release(releases['2021'], tmp_path / 'raw')
+    source = raw / 'crossmoda_training' / 'source_training'
+    target = raw / 'crossmoda_training' / 'target_training'
+    files = sorted(source.glob('*.nii.gz')) + [target / 'crossmoda_6_hrT2.nii.gz']   # with an image-only scan
+    for path in files:
+        _store_as(path, axcodes)
+    out = tmp_path / 'out'
+    _convert(raw, out)
+    for path in files:
+        case, kind = path.name[:-len('.nii.gz')].rsplit('_', 1)
+        expected = _sitk_display(path)
+        assert expected.shape == (SLICES, 48, 48)
+        if kind == 'Label':
+            assert set(np.unique(expected)) == {0.0, 1.0, 2.0}
+            # not symmetric: a flipped or transposed slice would not pass
+            assert all(not np.array_equal(expected, other) for other in
+                       (expected[:, ::-1], expected[:, :, ::-1], expected.transpose(0, 2, 1), expected[::-1]))
+            for k in range(SLICES):
+                mask = cv2.imread(str(out / 'masks' / f'{case}_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+                np.testing.assert_array_equal(mask, expected[k].astype(np.uint8))
+        else:
+            image = expected.astype(np.float64)
+            lo, hi = np.percentile(image, [0.5, 99.5])
+            for k in range(SLICES):
+                png = cv2.imread(str(out / 'images' / f'{case}_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+                assert np.abs(png.astype(int) - np.clip(np.rint((image[k] - lo) * 255 / (hi - lo)), 0, 255)).max() <= 1
+    assert len(files) == 11
 
 
 @pytest.mark.parametrize('spacing, crop, exact', [(2.5, 64, True), (6.0, 40, False), (None, 40, True)])
