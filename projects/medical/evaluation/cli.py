@@ -74,6 +74,40 @@ def pair_cases(gt_dir: Path, pred_dir: Path) -> List[Tuple[str, Path, Path]]:
     return [(name, gt_cases[name], pred_cases[name]) for name in gt_cases]
 
 
+def prepared_cases(data: Path, split: Optional[str], pred_dir: Path) -> Tuple[List[Tuple[str, Path, Path]], List[str]]:
+    """``(case, source label, prediction)`` for the predicted cases of ``split`` of a prepared dataset, and the
+    cases of the split left without a prediction. The ground truth is the dataset's ``labels/<case>.nii.gz``
+    (class indices on the source scan's grid, as prepare read the release: labels inside a zip included).
+    A prediction may be named ``<case>`` or, as the crossMoDA challenge names labels, ``<case>_Label``."""
+    from ..manifest import LABELS_DIR, source_label_path
+    from ..restacking import split_cases
+
+    if not (data / 'dataset.json').is_file():
+        raise MedSegError(data, 'not a prepared dataset (no dataset.json): run tools/prepare_dataset.py first')
+    if not (data / LABELS_DIR).is_dir():
+        raise MedSegError(data, f'has no {LABELS_DIR}/ folder (prepared by a version before 0.1.1): prepare it '
+                                'again with --overwrite to keep the labels on the source grid')
+    members = split_cases(data, split) if split else sorted(p.name[:-len('.nii.gz')]
+                                                             for p in (data / LABELS_DIR).glob('*.nii.gz'))
+    predictions = nifti_cases(pred_dir)
+    for name in list(predictions):
+        if name.endswith('_Label') and name[:-len('_Label')] not in predictions:
+            predictions[name[:-len('_Label')]] = predictions.pop(name)
+    pairs, missing = [], []
+    for case in members:
+        label = source_label_path(data, case)
+        if not label.is_file():
+            continue                      # image-only cases of the split (no label to score)
+        if case in predictions:
+            pairs.append((case, label, predictions[case]))
+        else:
+            missing.append(case)
+    if not pairs:
+        raise MedSegError(pred_dir, f'no prediction for any labelled case of split {split or "(all)"} of {data} '
+                                    f'(expected e.g. {members[0] if members else "<case>"}.nii.gz)')
+    return pairs, missing
+
+
 def load_labels(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], np.ndarray]:
     """A NIfTI label map as ``(labels, spacing, affine)``, labels a non-negative integer array.
 
@@ -199,7 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
                'dice=iou=nsd=0, hd95=assd=volume diagonal (mm). Every case stays in every mean. Other protocols: '
                'see --protocol.')
     parser.add_argument('--pred', required=True, type=Path, help='folder of predicted label maps (.nii/.nii.gz)')
-    parser.add_argument('--gt', required=True, type=Path, help='folder of ground-truth label maps')
+    truth = parser.add_mutually_exclusive_group(required=True)
+    truth.add_argument('--gt', type=Path, help='folder of ground-truth label maps (<case>.nii.gz)')
+    truth.add_argument('--data', type=Path, help='a dataset prepared by tools/prepare_dataset.py: the ground truth '
+                                                 "is its labels/<case>.nii.gz on the source grid, class names "
+                                                 'from its dataset.json')
+    parser.add_argument('--split', default=None, help='with --data: score the predicted cases of this split list '
+                                                      '(splits.json: test, val, fold2_val, ...; default: all)')
     parser.add_argument('--out', required=True, type=Path, help='per-case CSV to write')
     parser.add_argument('--nsd-tolerance', default=None,
                         help='NSD tolerance in mm: a default and/or CLASS:MM items, e.g. "1:1.0,2:3.0" or '
@@ -227,9 +267,25 @@ def run(args: argparse.Namespace) -> str:
     if out.is_dir():
         raise MedSegError(out, 'is a directory; --out must be a CSV file path')
     spec = get_protocol(getattr(args, 'protocol', 'default'))
-    pairs = pair_cases(args.gt, args.pred)
+    data = getattr(args, 'data', None)
+    dataset_names: Dict[int, str] = {}
+    if data is not None:
+        pairs, missing = prepared_cases(data, getattr(args, 'split', None), args.pred)
+        if missing:
+            print(f'warning: {len(missing)} labelled case(s) of split {args.split or "(all)"} have no prediction '
+                  f'in {args.pred} and are not scored: {", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}',
+                  file=sys.stderr)
+        import json
+        classes_of = json.loads((data / 'dataset.json').read_text()).get('classes', [])
+        dataset_names = {i: str(n) for i, n in enumerate(classes_of) if i}
+    else:
+        if getattr(args, 'split', None):
+            raise MedSegError('--split', 'needs --data (a prepared dataset)')
+        pairs = pair_cases(args.gt, args.pred)
     if args.classes is not None:
         classes = parse_classes(args.classes)
+    elif dataset_names:
+        classes = sorted(dataset_names)
     else:
         found = set()
         for _, gt_path, _ in tqdm(pairs, desc='scanning labels', unit='case', disable=None):
@@ -237,7 +293,7 @@ def run(args: argparse.Namespace) -> str:
         classes = sorted(found)
         if not classes:
             raise MedSegError(args.gt, 'no non-zero label in any ground truth; pass --classes')
-    names = spec.class_names(int(load_labels(pairs[0][1])[0].max()))
+    names = dataset_names or spec.class_names(int(load_labels(pairs[0][1])[0].max()))
     if args.nsd_tolerance is None:
         tolerances = spec.tolerances(classes, names) if 'nsd' in spec.metrics else {c: 0.0 for c in classes}
     else:
@@ -256,9 +312,10 @@ def run(args: argparse.Namespace) -> str:
 
     summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=spec)
     label = {c: f'{c} ({names[c]})' for c in classes if c in names}
+    truth = args.gt if data is None else f'{data}/labels/ (split {args.split or "all"})'
     tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items()) if 'nsd' in spec.metrics else 'no NSD'
     report = (f'# Volume metrics ({len(pairs)} cases, protocol {spec.name})\n\n'
-              f'Ground truth: `{args.gt}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
+              f'Ground truth: `{truth}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
               f'Protocol {spec.name}: {spec.title}. Reproduces: {spec.source}. Spacing: {spec.spacing_rule}. '
               f'Grid: {spec.grid_rule}. Empty structures: {spec.empty_rule}.\n\n'
               + format_summary_markdown(summary, label))
