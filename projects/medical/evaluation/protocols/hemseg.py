@@ -15,7 +15,7 @@ import numpy as np
 from ..surface import bounding_box, union_box
 from .base import Protocol, register_protocol
 
-SOURCE = ('songchangwei/3DCT-SD-IVH-ICH: model_inference/*_test.py (MONAI HausdorffDistanceMetric) and '
+SOURCE = ('songchangwei/3DCT-SD-IVH-ICH: model_inference/*_test.py @ d8e2199 (MONAI HausdorffDistanceMetric) and '
           'evaluation/eval_bootstrap_ci.py @ 2ba87cf')
 
 
