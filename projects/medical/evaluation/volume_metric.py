@@ -272,7 +272,7 @@ class VolumeMetric(BaseMetric):
                 key, s = METRIC_KEYS[metric], summary[c][metric]
                 out[f'{key}.{label[c]}'] = scaled(metric, s['mean'])
                 out[f'{key}_std.{label[c]}'] = scaled(metric, s['std'])
-                if s['ci_low'] is not None and (self.protocol != 'default'):
+                if s['ci_low'] is not None:
                     for end in ('ci_low', 'ci_high'):
                         out[f'{key}.{label[c]}.{end}'] = scaled(metric, s[end])
                 if protocol.median_iqr:
