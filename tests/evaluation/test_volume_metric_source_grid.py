@@ -29,7 +29,7 @@ SIZE, CROP, SLICES = 48, 24, 6
 @pytest.fixture(scope='module')
 def cropped(tmp_path_factory):
     root = tmp_path_factory.mktemp('crossmoda_crop')
-    raw = write_crossmoda_release(root / 'download', naming='2021', num_source=4, num_target=1, num_val=1,
+    raw = write_crossmoda_release(root / 'download', naming='2022', num_source=4, num_target=1, num_val=1,
                                   size=SIZE, num_slices=SLICES)
     out = root / 'prepared'
     prepare(CONVERTERS['crossmoda'](crop=CROP, val_fraction=0.5), raw, out, workers=1, previews=0)
@@ -55,20 +55,25 @@ def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path)
     metric.dataset_meta = dict(classes=('background', 'vestibular_schwannoma', 'cochlea'))
     for sample in _perfect_samples(root):
         metric.process({}, [sample])
-    metric.compute_metrics(metric.results)
+    result = metric.compute_metrics(metric.results)
     with open(tmp_path / 'volumes' / 'metrics.csv', newline='') as f:
         rows = {(r['case'], int(r['class'])): r for r in csv.DictReader(f)}
-    folder = raw / 'crossmoda_training' / 'source_training'
+    labels = sorted(raw.rglob('*_Label.nii.gz'))
+    assert len(labels) == 4
     lo = (SIZE - CROP) // 2
-    cut_somewhere = False
-    for path in sorted(folder.glob('*_Label.nii.gz')):
-        case = path.name[:-len('_Label.nii.gz')]
+    cut_somewhere, checked = False, set()
+    for path in labels:
+        # 2022 release: a re-released 2021 label (crossmoda2021_ldn_2_Label) belongs to the scan of the same site
+        # and number (crossmoda2022_ldn_2_ceT1), whose name is the case
+        _, site, number = path.name[:-len('_Label.nii.gz')].split('_')
+        case = next(k for k, _ in rows if k.endswith(f'_{site}_{number}'))
         label_file = nib.load(str(path))
         truth = np.rint(np.asanyarray(label_file.dataobj)).astype(np.uint8)     # (i, j, k), L,P,S file
         window = np.zeros(truth.shape, bool)
         window[lo:lo + CROP, lo:lo + CROP, :] = True
         spacing = [abs(label_file.affine[k, k]) for k in range(3)]
         for c in (1, 2):
+            checked.add((case, c))
             g = truth == c
             p = g & window
             if not g.any():
@@ -79,4 +84,14 @@ def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path)
             assert float(row['dice']) == pytest.approx(dice, abs=1e-12), (case, c)
             want = medpy.assd(p.astype(int), g.astype(int), voxelspacing=spacing) if p.any() else 350.0
             assert float(row['assd']) == pytest.approx(want, rel=1e-9), (case, c)
+    # crossMoDA 2022 names carry the site: per-site means are logged and returned (London ldn / Tilburg etz)
+    sites = {'ldn': 'London', 'etz': 'Tilburg'}
+    by_site = {}
+    for (case, c), row in rows.items():
+        site = sites[case.split('_')[1]]
+        by_site.setdefault((site, c), []).append(float(row['dice']))
+    for (site, c), values in by_site.items():
+        name = ('vestibular_schwannoma', 'cochlea')[c - 1]
+        assert result[f'Dice.{name}.{site}'] == pytest.approx(100 * np.mean(values), abs=1e-4)
+    assert checked == set(rows)
     assert cut_somewhere, 'the crop removes no labelled voxel: the test would not tell slice-grid from source-grid scoring'
