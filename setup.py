@@ -28,6 +28,8 @@ setup(
     python_requires='>=3.9',
     package_dir={'mmseg_medical': PKG_DIR},
     packages=['mmseg_medical'] + [f'mmseg_medical.{p}' for p in find_packages(PKG_DIR)],
+    # data files read at run time: the COVID-19-CT-Seg benchmark's official split files (with their provenance)
+    package_data={'mmseg_medical': ['data/*.json']},
     # mmcv is not a hard requirement: mmcv-lite (default, `pip install -e .[lite]`) and the compiled mmcv
     # (`make install-full`) both provide the `mmcv` package, and pip must not install one over the other.
     install_requires=requirements('torch') + requirements('runtime'),

@@ -1,7 +1,8 @@
-"""COVID-19-CT-Seg: both layouts, subtasks, the value-range intensity rule, the official Task 1 folds.
+"""COVID-19-CT-Seg: both layouts, the all-masks store and the subtasks, the value-range intensity rule, the
+official Task 1 folds and the Task 2 test list.
 
-Expected values come from ../shared/NOTES.md (case names, folds, typed here), nibabel reads of the raw
-files and hand-computed window values, never from the converter itself.
+Expected values come from ../shared/NOTES.md (case names, folds, typed here), the benchmark's split files read
+as JSON, nibabel reads of the raw files and hand-computed window values and codes, never from the converter.
 """
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ from mmseg_medical.manifest import read_manifest
 from mmseg_medical.synthetic.covid19 import write_covid19_release
 
 SLICES = 4
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / 'shared' / 'realdata' / 'covid19'
+
+
+@pytest.fixture(scope='session')
+def official():
+    """The benchmark's split file ``<task>_<name>`` read as JSON: the decoded copy in ../shared/realdata when present,
+    else the package's data file (test_covid19_splits.py checks that the two agree)."""
+    def read(task: str, name: str) -> list:
+        shared = SHARED / f'{task}_{name}.json'
+        if shared.is_file():
+            return json.loads(shared.read_text())
+        return json.loads((REPO / 'projects/medical/data/covid19_splits.json').read_text())['splits'][name]
+    return read
 # ../shared/NOTES.md, COVID-19-CT-Seg: the 20 cases and the official Task 1 folds (train cases).
 NOTES_CASES = [f'coronacases_{i:03d}' for i in range(1, 11)] + [
     'radiopaedia_4_85506_1', 'radiopaedia_7_85703_0', 'radiopaedia_10_85902_1', 'radiopaedia_10_85902_3',
@@ -129,13 +144,15 @@ def test_every_case_once_in_the_manifest(prepared):
     assert split['radiopaedia_29_86490_1'] == split['radiopaedia_29_86491_1']
 
 
-def test_official_task1_folds(prepared):
+def test_official_task1_folds(prepared, official):
     splits = prepared['zenodo'] / 'splits'
     folds = json.loads((splits / 'task1_folds.json').read_text())
     assert len(folds) == 5
+    published = official('Task1', 'Task1_COVID_datasplit')  # the benchmark's file: "val" = the 16 test cases
     for k, (fold, train) in enumerate(zip(folds, NOTES_FOLDS)):
         assert set(fold) == {'train', 'test'}
-        assert fold['train'] == train
+        assert fold['train'] == train == published[k]['train']
+        assert fold['test'] == published[k]['val']
         assert len(fold['test']) == 16 and set(fold['test']) == set(NOTES_CASES) - set(train)
         for name, cases in (('train', train), ('test', fold['test'])):
             stems = (splits / f'task1_fold{k}_{name}.txt').read_text().split()
@@ -143,19 +160,50 @@ def test_official_task1_folds(prepared):
     assert sorted(c for f in NOTES_FOLDS for c in f) == sorted(NOTES_CASES)  # each case trains in one fold
 
 
-def test_masks_equal_the_raw_combined_masks(releases, prepared):
+def test_default_store_holds_all_three_masks(releases, prepared):
+    """Code = lung label + 3 where infected (the module's rule, computed here by hand from the three raw files);
+    codes 0..3 are the combined mask's labels, and each subtask's reading gives back its own raw mask."""
     _, zenodo, _ = releases
     for case in ('coronacases_001', 'radiopaedia_7_85703_0'):
-        raw = _slices(zenodo / 'Lung_and_Infection_Mask' / f'{case}.nii.gz')
-        assert set(np.unique(raw)) == {0, 1, 2, 3}
-        for k in range(SLICES):
-            assert np.array_equal(_png(prepared['zenodo'] / 'masks' / f'{case}_{k:04d}.png'), raw[k])
+        lung = _slices(zenodo / 'Lung_Mask' / f'{case}.nii.gz').astype(int)
+        infection = _slices(zenodo / 'Infection_Mask' / f'{case}.nii.gz').astype(int)
+        joint = _slices(zenodo / 'Lung_and_Infection_Mask' / f'{case}.nii.gz').astype(int)
+        assert set(np.unique(joint)) == {0, 1, 2, 3} and infection.max() == 1
+        codes = np.stack([_png(prepared['zenodo'] / 'masks' / f'{case}_{k:04d}.png') for k in range(SLICES)])
+        assert np.array_equal(codes, lung + 3 * infection)
+        assert np.array_equal(np.where(codes >= 3, 3, codes), joint)               # joint: 4, 5 -> 3
+        assert np.array_equal(np.where(codes >= 3, codes - 3, codes), lung)        # lung: infected voxels keep the lung
+        assert np.array_equal((codes >= 3).astype(int), infection)
     card = json.loads((prepared['zenodo'] / 'dataset.json').read_text())
-    assert card['classes'] == ['background', 'left_lung', 'right_lung', 'infection']
+    assert card['classes'] == ['background', 'left_lung', 'right_lung', 'infection', 'infection_left_lung',
+                               'infection_right_lung']
+    assert card['settings']['subtask'] == 'all'
+    assert card['label_store']['subtasks']['lung'] == {'0': 0, '1': 1, '2': 2, '3': 0, '4': 1, '5': 2}
     assert 'Hounsfield units' in card['settings']['intensity_rule'] and '[0, 255]' in card['settings']['intensity_rule']
 
 
+def test_combined_mask_that_disagrees_is_one_error(releases, tmp_path, capsys):
+    _, zenodo, _ = releases
+    src = tmp_path / 'src'
+    shutil.copytree(zenodo, src)
+    path = src / 'Lung_and_Infection_Mask' / 'coronacases_006.nii.gz'
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj).copy()
+    assert data[0, 0, 0] == 0
+    data[0, 0, 0], data[1, 0, 0] = 1, 3  # two voxels outside the lungs labelled in the combined mask only
+    nib.save(nib.Nifti1Image(data, img.affine), str(path))
+    code = prepare_main(['covid19', '--src', str(src), '--out', str(tmp_path / 'out'), '--workers', '1'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and 'coronacases_006' in err[0]
+    assert 'Lung_and_Infection_Mask differs from Lung_Mask with Infection_Mask over it in 2 voxels' in err[0]
+    assert not (tmp_path / 'out').exists()
+    # the subtask that reads only that folder still prepares
+    assert prepare_main(['covid19', '--src', str(src), '--out', str(tmp_path / 'joint'), '--workers', '1',
+                         '--subtask', 'lung_infection', '--previews', '0']) == 0
+
+
 @pytest.mark.parametrize('subtask,folder,classes', [
+    ('lung_infection', 'lung_and_infection_mask', ['background', 'left_lung', 'right_lung', 'infection']),
     ('lung', 'lung_mask', ['background', 'left_lung', 'right_lung']),
     ('infection', 'infection_mask', ['background', 'infection']),
 ])
@@ -190,10 +238,28 @@ def test_missing_case_and_missing_mask_are_errors(releases, tmp_path):
         prepare(CONVERTERS['covid19'](), src, tmp_path / 'out', workers=1)
 
 
-def test_dataset_classes_follow_the_subtask(prepared):
+@pytest.mark.parametrize('subtask,folder,classes', [
+    ('lung_infection', 'Lung_and_Infection_Mask', ('background', 'left_lung', 'right_lung', 'infection')),
+    ('lung', 'Lung_Mask', ('background', 'left_lung', 'right_lung')),
+    ('infection', 'Infection_Mask', ('background', 'infection')),
+])
+def test_one_store_feeds_every_subtask(releases, prepared, subtask, folder, classes):
+    """Covid19Dataset(subtask) over the default store: the loaded ground truth equals that subtask's raw mask."""
+    from mmseg.datasets.transforms import LoadAnnotations
+
     from mmseg_medical.datasets import Covid19Dataset
-    ds = Covid19Dataset(subtask='infection', data_root=str(prepared['zenodo']), ann_file='splits/task1_fold1_train.txt',
-                        data_prefix=dict(img_path='images/', seg_map_path='masks/'), pipeline=[])
-    assert ds.metainfo['classes'] == ('background', 'infection') and ds.label_map is None
+    _, zenodo, _ = releases
+    ds = Covid19Dataset(subtask=subtask, data_root=str(prepared['zenodo']), ann_file='splits/task1_fold1_train.txt',
+                        data_prefix=dict(img_path='images/', seg_map_path='masks/'), pipeline=[LoadAnnotations()])
+    assert ds.metainfo['classes'] == classes
     assert len(ds) == 4 * SLICES
+    raw = _slices(zenodo / folder / 'coronacases_009.nii.gz')  # fold 1 trains on coronacases_009 (NOTES.md)
+    loaded = {Path(d['img_path']).stem: d['gt_seg_map'] for d in (ds[i] for i in range(len(ds)))}
+    for k in range(SLICES):
+        assert np.array_equal(loaded[f'coronacases_009_{k:04d}'], raw[k])
     assert Covid19Dataset.METAINFO['classes'] == ('background', 'left_lung', 'right_lung', 'infection')
+
+
+def test_task2_test_list_is_all_20_cases(prepared):
+    stems = (prepared['kaggle'] / 'splits' / 'task2_test.txt').read_text().split()
+    assert sorted(stems) == sorted(f'{c}_{z:04d}' for c in NOTES_CASES for z in range(SLICES))

@@ -2,7 +2,8 @@
 from . import cranium  # noqa: F401  (registers the converter)
 from . import crossmoda  # noqa: F401,E402  (registers crossmoda)
 from . import hemseg  # noqa: F401,E402  (registers hemseg)
-from . import covid19, mosmed, nifti_pairs  # noqa: F401,E402  (register covid19, mosmed, msd-lung, structseg-lung)
+from . import covid19, mosmed, nifti_pairs  # noqa: F401,E402  (register covid19, mosmed, msd-lung)
+from . import nsclc, structseg  # noqa: F401,E402  (register nsclc-lung, nsclc-pe, structseg-lung, structseg-gtv)
 from .base import CONVERTERS, CaseSource, DatasetConverter, register_converter
 from .engine import format_statistics, prepare
 

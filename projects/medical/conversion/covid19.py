@@ -1,4 +1,4 @@
-"""COVID-19-CT-Seg (Zenodo 3757476): 20 chest CTs with lung and infection masks, and its Task 1 folds.
+"""COVID-19-CT-Seg (Zenodo 3757476): 20 chest CTs with lung and infection masks, and the benchmark's splits.
 
 Two layouts of the same 20 cases, found at any depth under ``--src`` (``--layout auto`` takes the first
 one found, Zenodo before Kaggle at the same depth):
@@ -10,8 +10,16 @@ one found, Zenodo before Kaggle at the same depth):
   ``infection_mask/``, ``lung_and_infection_mask/`` named ``coronacases_001.nii``,
   ``radiopaedia_4_85506_1.nii``. The case id is the Zenodo stem in both layouts.
 
-``--subtask`` picks the mask folder and classes: ``lung_infection`` (default; background, left lung,
-right lung, infection from the combined masks), ``lung`` or ``infection``.
+``--subtask`` picks what the masks hold. ``all`` (default) reads the three mask folders into one label
+store, so one prepared folder feeds every Task 1 model: each voxel's code (:data:`ALL_CLASSES`) is its
+lung label (0 none, 1 left, 2 right, ``Lung_Mask``) plus 3 where ``Infection_Mask`` is 1, i.e. 0
+background, 1 left lung, 2 right lung, 3 infection outside the lung masks, 4 infection in the left lung,
+5 infection in the right lung. Codes 0..3 are the ``Lung_and_Infection_Mask`` labels, which must equal
+that overlay (infection over lungs) voxel for voxel: a disagreement is an error naming the case. The
+mmseg dataset (``Covid19Dataset(subtask=...)``) reads the store as the subtask's classes
+(:data:`CODE_MAPS`): ``lung_infection`` (background, left lung, right lung, infection; the joint model),
+``lung`` or ``infection``. ``--subtask lung_infection|lung|infection`` writes only that mask folder, as
+before.
 
 Intensity (:class:`ValueRangeRule`, decided by each volume's value range, never by its name): a volume
 whose values lie in [0, 255] is already windowed to [-1250, 250] HU and scaled (the ``radiopaedia_*``
@@ -19,16 +27,21 @@ cases) and is kept; a volume in Hounsfield units (the ``coronacases_*``) goes th
 [-1250, 250] → [0, 255]; anything else is an error.
 
 Splits: every case once in the manifest (seeded hold-out ``train``/``val`` over patients, where the two
-series of one Radiopaedia case are one patient), plus the benchmark's official Task 1 folds as split lists
-``task1_fold{k}_train`` (4 cases) / ``task1_fold{k}_test`` (the other 16) and ``splits/task1_folds.json``.
-The official folds are kept as published, although they put two series of Radiopaedia cases 10 and 29
-(same patient) into the train and test lists of one fold.
+series of one Radiopaedia case are one patient), plus the benchmark's official lists read from the
+shipped split files (:func:`benchmark_split`): Task 1 folds ``task1_fold{k}_train``
+(4 cases) / ``task1_fold{k}_test`` (the other 16) and ``splits/task1_folds.json``; ``task2_test`` (all 20:
+the Task 2 test set). Task 3 trains on a source's list plus ``task1_fold{k}_train`` and tests on
+``task1_fold{k}_test`` (the Task 3 split files hold exactly these). The official folds are kept as
+published, although they put two series of Radiopaedia cases 10 and 29 (same patient) into the train and
+test lists of one fold.
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -37,8 +50,8 @@ import numpy as np
 from ..errors import MedSegError
 from ..intensity import WINDOWS, KeepUint8, Window
 from ..io.nifti import NIFTI_SUFFIXES, nifti_stem, read_nifti
-from ..labels import LabelMap
-from ..volume import Volume
+from ..labels import LabelMap, as_integer_labels
+from ..volume import Volume, check_same_geometry
 from .base import CaseInfo, CaseSource, DatasetConverter, find_release_dir, register_converter
 
 CORONACASES = tuple(f'coronacases_{i:03d}' for i in range(1, 11))
@@ -49,15 +62,11 @@ RADIOPAEDIA = ('radiopaedia_4_85506_1', 'radiopaedia_7_85703_0', 'radiopaedia_10
 #: The 20 case ids (Zenodo file stems), in the release's order.
 CASES = CORONACASES + RADIOPAEDIA
 
-#: Official Task 1 folds: the 4 training cases of fold k (its test cases are the other 16), as published.
-TASK1_TRAIN: Tuple[Tuple[str, ...], ...] = (
-    ('coronacases_008', 'coronacases_007', 'radiopaedia_36_86526_0', 'radiopaedia_4_85506_1'),
-    ('coronacases_009', 'coronacases_004', 'radiopaedia_14_85914_0', 'radiopaedia_7_85703_0'),
-    ('coronacases_010', 'coronacases_001', 'radiopaedia_10_85902_1', 'radiopaedia_29_86491_1'),
-    ('coronacases_003', 'coronacases_005', 'radiopaedia_40_86625_0', 'radiopaedia_27_86410_0'),
-    ('coronacases_002', 'radiopaedia_10_85902_3', 'coronacases_006', 'radiopaedia_29_86490_1'),
-)
+#: The benchmark's split files, decoded from its pickles, shipped with this package (provenance inside).
+SPLITS_FILE = Path(__file__).resolve().parents[1] / 'data' / 'covid19_splits.json'
 
+#: The label store of subtask ``all``: code = lung label (0, 1 left, 2 right) + 3 where infected.
+ALL_CLASSES = ('background', 'left_lung', 'right_lung', 'infection', 'infection_left_lung', 'infection_right_lung')
 #: subtask → (classes, Zenodo mask folder, Kaggle mask folder). Raw label i is class i.
 SUBTASKS: Dict[str, Tuple[Tuple[str, ...], str, str]] = {
     'lung_infection': (('background', 'left_lung', 'right_lung', 'infection'),
@@ -65,7 +74,16 @@ SUBTASKS: Dict[str, Tuple[Tuple[str, ...], str, str]] = {
     'lung': (('background', 'left_lung', 'right_lung'), 'Lung_Mask', 'lung_mask'),
     'infection': (('background', 'infection'), 'Infection_Mask', 'infection_mask'),
 }
-DEFAULT_SUBTASK = 'lung_infection'
+#: How a subtask reads the codes of the ``all`` store: code → class index of the subtask.
+CODE_MAPS: Dict[str, Dict[int, int]] = {
+    'lung_infection': {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 3},
+    'lung': {0: 0, 1: 1, 2: 2, 3: 0, 4: 1, 5: 2},
+    'infection': {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1},
+}
+ALL = 'all'
+DEFAULT_SUBTASK = ALL
+#: The subtask a dataset reads when none is named (the joint model of the ``all`` store).
+JOINT = 'lung_infection'
 #: NSD tolerance of the benchmark per class name, in mm (lungs 1 mm, lesion 3 mm).
 NSD_TOLERANCE_MM = {'left_lung': 1.0, 'right_lung': 1.0, 'infection': 3.0}
 
@@ -74,9 +92,11 @@ _KAGGLE_NAMES = (re.compile(r'coronacases_org_(\d{3})'), re.compile(r'radiopaedi
 
 
 def subtask_classes(subtask: str) -> Tuple[str, ...]:
-    """Class names of a subtask (index = mask value)."""
+    """Class names of a subtask (index = mask value; for ``all`` the store's codes)."""
+    if subtask == ALL:
+        return ALL_CLASSES
     if subtask not in SUBTASKS:
-        raise ValueError(f'unknown subtask {subtask!r}; choose from {sorted(SUBTASKS)}')
+        raise ValueError(f'unknown subtask {subtask!r}; choose from {sorted(SUBTASKS) + [ALL]}')
     return SUBTASKS[subtask][0]
 
 
@@ -85,9 +105,56 @@ def nsd_tolerance(subtask: str) -> Dict[int, float]:
     return {i: NSD_TOLERANCE_MM[c] for i, c in enumerate(subtask_classes(subtask)) if i}
 
 
+def encode_all(lung: np.ndarray, infection: np.ndarray, joint: np.ndarray, source: Optional[str] = None) -> np.ndarray:
+    """The ``all`` store's codes of one case from its three masks (raw values, same shape).
+
+    ``lung`` in {0, 1, 2}, ``infection`` in {0, 1}; ``joint`` must equal the overlay (3 where infected,
+    else the lung label), else :class:`MedSegError` with the number of disagreeing voxels.
+    """
+    lung = as_integer_labels(lung, source)
+    infection = as_integer_labels(infection, source)
+    joint = as_integer_labels(joint, source)
+    for name, values, allowed in (('Lung_Mask', lung, (0, 1, 2)), ('Infection_Mask', infection, (0, 1)),
+                                  ('Lung_and_Infection_Mask', joint, (0, 1, 2, 3))):
+        bad = np.setdiff1d(np.unique(values), allowed)
+        if bad.size:
+            raise MedSegError(source, f'{name} holds values {bad.tolist()[:5]} outside {list(allowed)}')
+    infected = infection == 1
+    overlay = np.where(infected, 3, lung)
+    differ = int(np.count_nonzero(overlay != joint))
+    if differ:
+        raise MedSegError(source, f'Lung_and_Infection_Mask differs from Lung_Mask with Infection_Mask over it in '
+                                  f'{differ} voxels, so one label store cannot hold all three; prepare each '
+                                  'subtask into its own folder (--subtask lung_infection | lung | infection)')
+    return np.where(infected, 3 + lung, lung).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=None)
+def _split_document() -> dict:
+    try:
+        return json.loads(SPLITS_FILE.read_text())
+    except (OSError, ValueError) as exc:
+        raise MedSegError(SPLITS_FILE, f'cannot read the shipped benchmark split file ({exc})') from None
+
+
+def benchmark_split(name: str) -> List[Dict[str, List[str]]]:
+    """One of the benchmark's split files by its name (e.g. ``'Task202_MSD_LungTumor_datasplit'``): a list
+    of folds ``{'train': [...], 'val': [...], ('test': [...])}`` with the names exactly as published."""
+    splits = _split_document()['splits']
+    if name not in splits:
+        raise KeyError(f'{name!r} is not one of the shipped split files ({", ".join(sorted(splits))})')
+    return [{k: list(v) for k, v in fold.items()} for fold in splits[name]]
+
+
+def benchmark_split_provenance() -> dict:
+    """Where the shipped split files come from and how they were decoded."""
+    return dict(_split_document()['source'])
+
+
 def task1_folds() -> List[Dict[str, List[str]]]:
-    """The benchmark's 5 Task 1 folds: ``{'train': 4 case ids, 'test': the other 16 in release order}``."""
-    return [{'train': list(train), 'test': [c for c in CASES if c not in train]} for train in TASK1_TRAIN]
+    """The benchmark's 5 Task 1 folds: ``{'train': 4 case ids, 'test': the other 16}`` in the order of
+    ``Task1_COVID_datasplit`` (whose ``val`` lists are the test cases)."""
+    return [{'train': fold['train'], 'test': fold['val']} for fold in benchmark_split('Task1_COVID_datasplit')]
 
 
 def patient_of(case_id: str) -> str:
@@ -157,21 +224,28 @@ def _marker(layout: str):
     return {'zenodo': zenodo, 'kaggle': kaggle}.get(layout, lambda d: zenodo(d) or kaggle(d))
 
 
+#: Mask folders read by the ``all`` store: name → (Zenodo folder, Kaggle folder).
+ALL_MASKS = {s: (SUBTASKS[s][1], SUBTASKS[s][2]) for s in ('lung', 'infection', 'lung_infection')}
+
+
 @register_converter
 class Covid19Converter(DatasetConverter):
     name = 'covid19'
-    description = 'COVID-19-CT-Seg 20 chest CTs, lung + infection masks, official Task 1 folds (Zenodo or Kaggle layout)'
-    expected_layout = (f'{ZENODO_IMAGES}/<case>.nii.gz + Lung_and_Infection_Mask/ (Zenodo) or {KAGGLE_IMAGES}/'
-                       'coronacases_org_001.nii + lung_and_infection_mask/ (Kaggle), at any depth')
+    description = ('COVID-19-CT-Seg 20 chest CTs, lung + infection masks, the benchmark\'s official lists '
+                   '(Zenodo or Kaggle layout)')
+    expected_layout = (f'{ZENODO_IMAGES}/<case>.nii.gz + Lung_Mask/, Infection_Mask/, Lung_and_Infection_Mask/ '
+                       f'(Zenodo) or {KAGGLE_IMAGES}/coronacases_org_001.nii + lung_mask/, infection_mask/, '
+                       'lung_and_infection_mask/ (Kaggle), at any depth')
     dataset_type = 'Covid19Dataset'
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('--layout', choices=('auto', 'zenodo', 'kaggle'), default='auto',
                             help='release layout (auto: the first found, Zenodo first)')
-        parser.add_argument('--subtask', choices=sorted(SUBTASKS), default=DEFAULT_SUBTASK,
-                            help='lung_infection (default): left lung, right lung, infection; lung: left, right; '
-                                 'infection: infection only')
+        parser.add_argument('--subtask', choices=[ALL] + sorted(SUBTASKS), default=DEFAULT_SUBTASK,
+                            help='all (default): the three mask folders in one label store that every Task 1 config '
+                                 'reads as its subtask; lung_infection: left lung, right lung, infection; lung: '
+                                 'left, right; infection: infection only')
 
     @property
     def subtask(self) -> str:
@@ -185,16 +259,32 @@ class Covid19Converter(DatasetConverter):
         # The layout is not a setting: both layouts give the same slices.
         return {'subtask': self.subtask, 'intensity_rule': INTENSITY.describe()}
 
+    def card(self) -> dict:
+        if self.subtask != ALL:
+            return {}
+        return {'label_store': {
+            'codes': {str(i): c for i, c in enumerate(ALL_CLASSES)},
+            'rule': 'code = Lung_Mask label (0, 1 left, 2 right) + 3 where Infection_Mask is 1; codes 0..3 are the '
+                    'Lung_and_Infection_Mask labels',
+            'subtasks': {s: {str(k): v for k, v in m.items()} for s, m in CODE_MAPS.items()}}}
+
     # ---- cases -----------------------------------------------------------------------------------
+    def _mask_dirs(self, release: Path, kaggle: bool) -> Dict[str, Path]:
+        wanted = ALL_MASKS if self.subtask == ALL else {self.subtask: SUBTASKS[self.subtask][1:]}
+        dirs = {}
+        for name, (zenodo_dir, kaggle_dir) in wanted.items():
+            folder = release / (kaggle_dir if kaggle else zenodo_dir)
+            if not folder.is_dir():
+                raise MedSegError(folder, f'mask folder of subtask {self.subtask!r} not found')
+            dirs[name] = folder
+        return dirs
+
     def find_cases(self, src: Path) -> List[CaseSource]:
         layout = self.options.get('layout') or 'auto'
         release = find_release_dir(src, _marker(layout), self.expected_layout)
         kaggle = layout == 'kaggle' or (layout == 'auto' and not _marker('zenodo')(release))
-        _, zenodo_masks, kaggle_masks = SUBTASKS[self.subtask]
         image_dir = release / (KAGGLE_IMAGES if kaggle else ZENODO_IMAGES)
-        mask_dir = release / (kaggle_masks if kaggle else zenodo_masks)
-        if not mask_dir.is_dir():
-            raise MedSegError(mask_dir, f'mask folder of subtask {self.subtask!r} not found')
+        mask_dirs = self._mask_dirs(release, kaggle)
         cases: Dict[str, CaseSource] = {}
         for scan in sorted(p for p in image_dir.iterdir() if p.name.endswith(NIFTI_SUFFIXES)):
             if scan.name.startswith('.'):  # macOS resource forks (._<name>) of re-zipped releases
@@ -204,10 +294,14 @@ class Covid19Converter(DatasetConverter):
                 raise MedSegError(scan, f'not one of the 20 COVID-19-CT-Seg cases ({", ".join(CASES[:2])}, ...)')
             if case_id in cases:
                 raise MedSegError(scan, f'case {case_id} occurs twice (also {cases[case_id].image})')
-            mask = next((m for m in (mask_dir / f'{case_id}{e}' for e in ('.nii.gz', '.nii')) if m.is_file()), None)
-            if mask is None:
-                raise MedSegError(scan, f'no mask {mask_dir.name}/{case_id}.nii[.gz] for this scan')
-            cases[case_id] = CaseSource(case_id, scan, mask, group=patient_of(case_id))
+            masks = {}
+            for name, mask_dir in mask_dirs.items():
+                mask = next((m for m in (mask_dir / f'{case_id}{e}' for e in ('.nii.gz', '.nii')) if m.is_file()), None)
+                if mask is None:
+                    raise MedSegError(scan, f'no mask {mask_dir.name}/{case_id}.nii[.gz] for this scan')
+                masks[name] = mask
+            label = masks if self.subtask == ALL else masks[self.subtask]
+            cases[case_id] = CaseSource(case_id, scan, label, group=patient_of(case_id))
         missing = [c for c in CASES if c not in cases]
         if missing:
             raise MedSegError(image_dir, f'{len(missing)} of the 20 cases missing ({", ".join(missing[:4])}'
@@ -218,7 +312,15 @@ class Covid19Converter(DatasetConverter):
         return read_nifti(case.image)
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
-        return read_nifti(case.label)
+        if not isinstance(case.label, dict):
+            return read_nifti(case.label)
+        masks = {name: read_nifti(path) for name, path in case.label.items()}
+        lung = masks['lung']
+        for name in ('infection', 'lung_infection'):
+            check_same_geometry(lung, masks[name])
+        codes = encode_all(lung.array, masks['infection'].array, masks['lung_infection'].array,
+                           f'{case.case_id} ({", ".join(str(p) for p in case.label.values())})')
+        return replace(lung, array=codes, source=lung.source)
 
     def to_uint8(self, case: CaseSource, image: Volume) -> np.ndarray:
         return INTENSITY(image.array, image.source or str(case.image))
@@ -232,6 +334,7 @@ class Covid19Converter(DatasetConverter):
         lists = {}
         for k, fold in enumerate(task1_folds()):
             lists[f'task1_fold{k}_train'], lists[f'task1_fold{k}_test'] = fold['train'], fold['test']
+        lists['task2_test'] = list(CASES)
         return lists
 
     def split_files(self, lists: Mapping[str, List[str]]) -> Dict[str, Any]:

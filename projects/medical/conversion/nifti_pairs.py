@@ -10,15 +10,24 @@ dataset (``spec.dataset_type``) from :data:`SPECS`. Adding a dataset is adding a
         image='{case}/image.nii.gz', label='{case}/GTV-1.nii.gz',
         classes=('background', 'tumour'), dataset_type='NsclcDataset'))
 
-The COVID-19-CT-Seg benchmark's Task 2/3 sources ship as specs here (:data:`MSD_LUNG`,
-:data:`STRUCTSEG_LUNG`); MosMed is one in :mod:`.mosmed`.
+The COVID-19-CT-Seg benchmark's Task 2/3 sources ship as specs: :data:`MSD_LUNG` here, StructSeg lungs and
+gross target volume in :mod:`.structseg`, NSCLC lungs and pleural effusion in :mod:`.nsclc`; MosMed (its
+external test set) in :mod:`.mosmed`. A spec with ``benchmark_splits`` takes ``--split covid19-task2`` /
+``covid19-task3``: the benchmark's official lists of that source, read from the shipped split files
+(:func:`mmseg_medical.conversion.covid19.benchmark_split`), as split lists ``covid19_task2_train`` /
+``covid19_task2_val`` and ``covid19_task3_fold{k}_train`` / ``covid19_task3_fold{k}_val`` (the source's part of
+fold k; the four COVID-19-CT-Seg cases it adds are ``task1_fold{k}_train`` of the prepared COVID-19-CT-Seg),
+plus ``splits/covid19_task2.json`` / ``covid19_task3.json`` with the official entries as published. A spec
+with ``configurable=True`` (a release whose layout is not documented) takes ``--image-pattern``,
+``--label-pattern`` and ``--label-values``.
 """
 from __future__ import annotations
 
+import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
 import numpy as np
 
@@ -27,7 +36,7 @@ from ..intensity import WINDOWS
 from ..io.nifti import read_nifti
 from ..labels import LabelMap, as_integer_labels
 from ..volume import Volume
-from .base import CaseSource, DatasetConverter, find_release_dir, register_converter
+from .base import CaseInfo, CaseSource, DatasetConverter, find_release_dir, register_converter
 
 CASE = '{case}'
 
@@ -51,6 +60,13 @@ class NiftiPairSpec:
         case_pattern: regular expression a case id must match (other files are ignored).
         split: pin every case to this split (external test sets); ``None``: seeded train/val hold-out.
         missing_label: an image without label is an ``'error'`` or ``'skip'``-ped.
+        release_names: folder names the release is looked for under ``--src`` (e.g. ``('Thoracic_OAR',)``
+            where one download holds several releases of the same layout); ``--src`` itself is always
+            accepted. Empty: the first folder holding images.
+        benchmark_splits: the COVID-19-CT-Seg benchmark's split files of this source, (Task 2 name, Task 3
+            name), e.g. ``('Task202_MSD_LungTumor_datasplit', 'Task302_MSD_LungTumor_datasplit')``.
+        official_name: how the split files name a case, with ``{case}`` (StructSeg: ``'train_{case}'``).
+        configurable: the layout options ``--image-pattern``, ``--label-pattern``, ``--label-values``.
     """
 
     name: str
@@ -65,6 +81,10 @@ class NiftiPairSpec:
     case_pattern: str = r'[^/]+'
     split: Optional[str] = None
     missing_label: str = 'error'
+    release_names: Tuple[str, ...] = ()
+    benchmark_splits: Optional[Tuple[str, str]] = None
+    official_name: str = CASE
+    configurable: bool = False
 
     def __post_init__(self) -> None:
         if self.image.count(CASE) != 1 or self.label.count(CASE) != 1:
@@ -77,6 +97,8 @@ class NiftiPairSpec:
             raise ValueError(f'{self.name}: unknown window {self.window!r}; choose from {sorted(WINDOWS)}')
         if self.missing_label not in ('error', 'skip'):
             raise ValueError(f"{self.name}: missing_label must be 'error' or 'skip'")
+        if self.official_name.count(CASE) != 1:
+            raise ValueError(f'{self.name}: official_name needs exactly one {CASE}')
 
     @property
     def label_map(self) -> LabelMap:
@@ -93,6 +115,29 @@ class NiftiPairSpec:
         match = re.fullmatch(regex, relative)
         return match.group('case') if match else None
 
+    def case_of_official(self, name: str) -> Optional[str]:
+        """The case id of a split file's name (``train_7`` → ``7`` for StructSeg), None if it is not one."""
+        before, after = (re.escape(p) for p in self.official_name.split(CASE))
+        match = re.fullmatch(f'{before}(?P<case>.+){after}', name)
+        return match.group('case') if match else None
+
+
+#: ``--split`` values: the benchmark's task → index into ``NiftiPairSpec.benchmark_splits``.
+BENCHMARK_TASKS = {'covid19-task2': 0, 'covid19-task3': 1}
+
+
+def parse_label_values(text: str) -> Dict[int, int]:
+    """``'0:0,1:1,2:2'`` → ``{0: 0, 1: 1, 2: 2}`` (raw label value → class index)."""
+    try:
+        pairs = [item.split(':') for item in text.split(',') if item.strip()]
+        mapping = {int(raw): int(index) for raw, index in pairs}
+    except ValueError:
+        raise ValueError(f'label values must be RAW:CLASS items separated by commas, e.g. "0:0,1:1", got {text!r}') \
+            from None
+    if not mapping:
+        raise ValueError('label values: at least one RAW:CLASS item')
+    return mapping
+
 
 #: name → spec of every registered NIfTI-pair release (the datasets module registers their mmseg datasets).
 SPECS: Dict[str, NiftiPairSpec] = {}
@@ -103,27 +148,86 @@ class NiftiPairConverter(DatasetConverter):
 
     spec: NiftiPairSpec
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        spec = cls.spec
+        if spec.benchmark_splits:
+            parser.add_argument('--split', nargs='+', choices=sorted(BENCHMARK_TASKS), default=None,
+                                help="also write the COVID-19-CT-Seg benchmark's official lists of this source: "
+                                     'covid19-task2 (covid19_task2_train/_val), covid19-task3 '
+                                     '(covid19_task3_fold{k}_train/_val: the source part of fold k)')
+        if spec.configurable:
+            parser.add_argument('--image-pattern', default=None,
+                                help=f'image path below the release folder with one {CASE} (default {spec.image})')
+            parser.add_argument('--label-pattern', default=None,
+                                help=f'label path with one {CASE} (default {spec.label})')
+            values = ','.join(f'{k}:{v}' for k, v in sorted(spec.label_map.mapping.items()))
+            parser.add_argument('--label-values', default=None,
+                                help=f'raw label value → class index as RAW:CLASS,... (default {values}; '
+                                     f'classes {", ".join(spec.classes)}; unlisted values '
+                                     f'{"become background" if spec.others else "are an error"})')
+
+    @property
+    def layout(self) -> NiftiPairSpec:
+        """The spec with the layout options applied (``configurable`` specs)."""
+        spec, opts = self.spec, self.options
+        if not spec.configurable:
+            return spec
+        change = {}
+        if opts.get('image_pattern'):
+            change['image'] = opts['image_pattern']
+        if opts.get('label_pattern'):
+            change['label'] = opts['label_pattern']
+        if opts.get('label_values'):
+            values = opts['label_values']
+            change['raw_values'] = parse_label_values(values) if isinstance(values, str) else \
+                {int(k): int(v) for k, v in dict(values).items()}
+        try:
+            return replace(spec, **change) if change else spec
+        except ValueError as exc:
+            raise MedSegError(None, str(exc)) from None
+
+    @property
+    def label_map(self) -> LabelMap:  # type: ignore[override]
+        return self.layout.label_map
+
     def settings(self) -> dict:
-        return {'window': self.spec.window, 'others': self.spec.others}
+        out = {'window': self.spec.window, 'others': self.spec.others}
+        if self.spec.configurable:
+            layout = self.layout
+            out.update(image_pattern=layout.image, label_pattern=layout.label,
+                       label_values=','.join(f'{k}:{v}' for k, v in sorted(layout.label_map.mapping.items())))
+        return out
+
+    def split_settings(self) -> dict:
+        tasks = self.options.get('split')
+        return {**super().split_settings(), **({'split': sorted(tasks)} if tasks else {})}
 
     def __reduce__(self):
         # The class is made at run time: workers rebuild it from the (picklable) spec.
-        return _rebuild, (self.spec, self.seed, self.val_fraction, self.folds, self.options)
+        return _rebuild, (self.spec, self.seed, self.val_fraction, self.folds, self.options, self.skip_bad,
+                          self.nifti_out)
 
     def _images(self, release: Path) -> List[Tuple[str, Path]]:
+        layout = self.layout
         found = []
-        for path in sorted(release.glob(self.spec.image_glob)):
+        for path in sorted(release.glob(layout.image_glob)):
             relative = path.relative_to(release).as_posix()
             if any(part.startswith('.') for part in relative.split('/')) or not path.is_file():
                 continue  # hidden files, e.g. the ._<name> resource forks in MSD's tarballs
-            case_id = self.spec.case_id(relative)
+            case_id = layout.case_id(relative)
             if case_id is not None:
                 found.append((case_id, path))
         return found
 
     def find_cases(self, src: Path) -> List[CaseSource]:
-        spec = self.spec
-        release = find_release_dir(src, lambda d: bool(self._images(d)), self.expected_layout)
+        spec = self.layout
+        names = spec.release_names
+
+        def marker(d: Path) -> bool:
+            return (not names or d.name in names or d == Path(src)) and bool(self._images(d))
+
+        release = find_release_dir(src, marker, self.expected_layout)
         cases = []
         for case_id, image in self._images(release):
             label = release / spec.label.replace(CASE, case_id)
@@ -134,12 +238,60 @@ class NiftiPairConverter(DatasetConverter):
             cases.append(CaseSource(case_id, image, label, split=spec.split))
         return cases
 
+    # ---- the benchmark's official lists ----------------------------------------------------------
+    def _official_cases(self, names: List[str], cases: Mapping[str, object], what: str) -> List[str]:
+        ids = [self.spec.case_of_official(n) for n in names]
+        unknown = [n for n, c in zip(names, ids) if c is None]
+        if unknown:
+            raise MedSegError(None, f'{what}: names {unknown[:3]} do not fit {self.spec.official_name}')
+        missing = [n for n, c in zip(names, ids) if c not in cases]
+        if missing:
+            raise MedSegError(None, f'{what}: {len(missing)} of its {len(names)} cases are not in this release '
+                                    f'({", ".join(missing[:4])}{", ..." if len(missing) > 4 else ""}); the official '
+                                    'lists need every case (or prepare without --split)')
+        return ids  # type: ignore[return-value]
+
+    def _benchmark_entries(self, task: str) -> List[Dict[str, List[str]]]:
+        from .covid19 import CASES, benchmark_split, task1_folds
+
+        name = self.spec.benchmark_splits[BENCHMARK_TASKS[task]]  # type: ignore[index]
+        folds = benchmark_split(name)
+        if task == 'covid19-task3':  # each fold = the source's lists + Task 1 fold k's four training cases
+            for k, (fold, task1) in enumerate(zip(folds, task1_folds())):
+                covid = [n for n in fold['train'] if n in CASES]
+                if sorted(covid) != sorted(task1['train']) or fold.get('test') != task1['test']:
+                    raise MedSegError(None, f'{name} fold {k}: its COVID-19-CT-Seg cases are not Task 1 fold {k}')
+        return folds
+
+    def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
+        from .covid19 import CASES
+
+        lists: Dict[str, List[str]] = {}
+        for task in self.options.get('split') or ():
+            name = self.spec.benchmark_splits[BENCHMARK_TASKS[task]]  # type: ignore[index]
+            prefix = task.replace('-', '_')
+            folds = self._benchmark_entries(task)
+            for k, fold in enumerate(folds):
+                tag = f'{prefix}_fold{k}' if len(folds) > 1 else prefix
+                lists[f'{tag}_train'] = self._official_cases([n for n in fold['train'] if n not in CASES], cases,
+                                                             f'{name} fold {k} train')
+                lists[f'{tag}_val'] = self._official_cases(fold['val'], cases, f'{name} fold {k} val')
+        return lists
+
+    def split_files(self, lists: Mapping[str, List[str]]) -> Dict[str, Any]:
+        files = dict(super().split_files(lists))
+        for task in self.options.get('split') or ():
+            files[f'{task.replace("-", "_")}.json'] = {
+                'split_file': self.spec.benchmark_splits[BENCHMARK_TASKS[task]],  # type: ignore[index]
+                'official_name': self.spec.official_name, 'folds': self._benchmark_entries(task)}
+        return files
+
     def read_image(self, case: CaseSource) -> Volume:
         return read_nifti(case.image)
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
         label = read_nifti(case.label)
-        if self.spec.others == 'background':
+        if self.layout.others == 'background':
             values = as_integer_labels(label.array, label.source)
             label.array = np.where(np.isin(values, list(self.label_map.mapping)), values, 0)
         return label
@@ -155,17 +307,19 @@ class NiftiPairConverter(DatasetConverter):
 def nifti_pair_converter(spec: NiftiPairSpec) -> Type[NiftiPairConverter]:
     """The converter class of ``spec`` (not registered)."""
     label_values = ', '.join(f'{raw} {spec.classes[i]}' for raw, i in sorted(spec.label_map.mapping.items()) if i)
-    attrs = dict(spec=spec, name=spec.name, description=spec.description, label_map=spec.label_map,
+    where = f'{"|".join(spec.release_names)}/' if spec.release_names else ''
+    attrs = dict(spec=spec, name=spec.name, description=spec.description,
                  dataset_type=spec.dataset_type,
-                 expected_layout=f'{spec.image} + {spec.label} ({label_values}'
+                 expected_layout=f'{where}{spec.image} + {spec.label} ({label_values}'
                                  f'{"; others background" if spec.others else ""}), at any depth',
                  __doc__=f'{spec.description}.\n\nImages {spec.image}, labels {spec.label}; window {spec.window}.')
     return type(f'{spec.dataset_type.replace("Dataset", "")}Converter', (NiftiPairConverter,), attrs)
 
 
-def _rebuild(spec: NiftiPairSpec, seed: int, val_fraction: float, folds: Optional[int],
-             options: dict) -> NiftiPairConverter:
-    return nifti_pair_converter(spec)(seed=seed, val_fraction=val_fraction, folds=folds, **options)
+def _rebuild(spec: NiftiPairSpec, seed: int, val_fraction: float, folds: Optional[int], options: dict,
+             skip_bad: bool = False, nifti_out: Optional[Path] = None) -> NiftiPairConverter:
+    return nifti_pair_converter(spec)(seed=seed, val_fraction=val_fraction, folds=folds, skip_bad=skip_bad,
+                                      nifti_out=nifti_out, **options)
 
 
 def register_nifti_pairs(spec: NiftiPairSpec) -> NiftiPairSpec:
@@ -178,10 +332,5 @@ def register_nifti_pairs(spec: NiftiPairSpec) -> NiftiPairSpec:
 MSD_LUNG = register_nifti_pairs(NiftiPairSpec(
     name='msd-lung', description='Medical Segmentation Decathlon Task06 Lung: lung tumours (COVID-19-CT-Seg Task 2/3 source)',
     image='imagesTr/{case}.nii.gz', label='labelsTr/{case}.nii.gz', case_pattern=r'lung_\d+',
-    classes=('background', 'tumour'), dataset_type='MsdLungDataset', window='lung'))
-
-STRUCTSEG_LUNG = register_nifti_pairs(NiftiPairSpec(
-    name='structseg-lung', description='StructSeg 2019 Thoracic OAR, lungs only (COVID-19-CT-Seg Task 2/3 source)',
-    image='{case}/data.nii.gz', label='{case}/label.nii.gz', case_pattern=r'\d+',
-    classes=('background', 'left_lung', 'right_lung'), raw_values={0: 0, 1: 1, 2: 2}, others='background',
-    dataset_type='StructSegLungDataset', window='lung'))
+    classes=('background', 'tumour'), dataset_type='MsdLungDataset', window='lung',
+    benchmark_splits=('Task202_MSD_LungTumor_datasplit', 'Task302_MSD_LungTumor_datasplit')))

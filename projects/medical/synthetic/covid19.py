@@ -1,5 +1,7 @@
-"""Synthetic chest CTs in the on-disk layouts of COVID-19-CT-Seg (Zenodo and Kaggle), MosMed, MSD Task06
-Lung and StructSeg 2019 lung OARs (tiny volumes, for tests and demos).
+"""Synthetic chest CTs in the on-disk layouts of COVID-19-CT-Seg (Zenodo and Kaggle), MosMed and the benchmark's
+Task 2/3 sources: MSD Task06 Lung, StructSeg 2019 lung OARs and lung GTV, NSCLC lungs and pleural effusion (tiny
+volumes, for tests and demos). :func:`benchmark_case_names` gives a source's official case names, so a release
+written with them takes ``prepare_dataset.py <source> --split covid19-task2 covid19-task3``.
 
 :func:`chest_phantom` draws a body, two lungs and an infection blob in HU with its combined label map
 (1 left lung, 2 right lung, 3 infection). Volumes are stored in LPS order (affine ``diag(-sx, -sy, sz)``):
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Dict, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -134,34 +136,81 @@ def write_mosmed_release(root: PathLike, num_labelled: int = 3, num_unlabelled: 
     return root
 
 
+def benchmark_case_names(source: str) -> List[str]:
+    """Every case a COVID-19-CT-Seg benchmark source's Task 2 split file names (train then val), as the
+    release names them: ``'msd-lung'`` → ``lung_001`` …; ``'structseg'`` → ``1`` … (the file's ``train_<n>``);
+    ``'nsclc-lung'`` / ``'nsclc-pe'`` → ``LUNG1-001`` …."""
+    from ..conversion.covid19 import benchmark_split
+
+    files = {'msd-lung': 'Task202_MSD_LungTumor_datasplit', 'structseg': 'Task200_StructSegLung_datasplit',
+             'nsclc-lung': 'Task201_NSCLCLung_datasplit', 'nsclc-pe': 'Task204_NSCLCPE_datasplit'}
+    fold = benchmark_split(files[source])[0]
+    names = fold['train'] + fold['val']
+    return [n[len('train_'):] for n in names] if source == 'structseg' else names
+
+
 def write_msd_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                           seed: int = 2) -> Path:
+                           seed: int = 2, names: Optional[Sequence[str]] = None) -> Path:
     """MSD Task06 Lung: ``Task06_Lung/imagesTr/lung_<nnn>.nii.gz`` (HU) + ``labelsTr/`` (1 = tumour, here
-    the phantom's infection blob), unlabelled ``imagesTs/`` and the ``._`` resource forks of the tarball."""
+    the phantom's infection blob), unlabelled ``imagesTs/`` and the ``._`` resource forks of the tarball.
+    Cases ``lung_001``, ``lung_003``, … (``num_cases``), or the given ``names``."""
     task = Path(root) / 'Task06_Lung'
-    for i in range(num_cases):
+    names = list(names) if names is not None else [f'lung_{2 * i + 1:03d}' for i in range(num_cases)]
+    for i, case in enumerate(names):
         hu, labels = chest_phantom(i, num_slices, size, seed)
-        name = f'lung_{2 * i + 1:03d}.nii.gz'
+        name = f'{case}.nii.gz'
         _save(hu, case_spacing(i), task / 'imagesTr' / name, np.int16)
         _save((labels == 3).astype(np.uint8), case_spacing(i), task / 'labelsTr' / name, np.uint8)
         (task / 'imagesTr' / f'._{name}').write_bytes(b'\x00\x05\x16\x07')
-    hu, _ = chest_phantom(num_cases, num_slices, size, seed)
+    hu, _ = chest_phantom(len(names), num_slices, size, seed)
     _save(hu, case_spacing(0), task / 'imagesTs' / 'lung_100.nii.gz', np.int16)
     return task
 
 
 def write_structseg_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                                 seed: int = 3) -> Path:
+                                 seed: int = 3, names: Optional[Sequence[str]] = None) -> Path:
     """StructSeg 2019 Thoracic OAR: ``Thoracic_OAR/<n>/data.nii.gz`` (HU) + ``<n>/label.nii.gz`` with
-    1 left lung, 2 right lung and the other organs 3..6 (:data:`STRUCTSEG_OTHERS`)."""
+    1 left lung, 2 right lung and the other organs 3..6 (:data:`STRUCTSEG_OTHERS`); folders ``1`` …
+    ``num_cases`` or the given ``names``."""
     release = Path(root) / 'Thoracic_OAR'
-    for i in range(num_cases):
+    names = list(names) if names is not None else [str(i + 1) for i in range(num_cases)]
+    for i, case in enumerate(names):
         hu, labels = chest_phantom(i, num_slices, size, seed)
         oars = np.where(labels == 3, 2, labels).astype(np.uint8)
         half = size // 2
         for value in STRUCTSEG_OTHERS:  # small squares of the other organs, in the mediastinum
             r = 2 + 2 * (value - 3)
             oars[:, r:r + 2, half - 1:half + 1] = value
-        _save(hu, case_spacing(i), release / str(i + 1) / 'data.nii.gz', np.int16)
-        _save(oars, case_spacing(i), release / str(i + 1) / 'label.nii.gz', np.uint8)
+        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16)
+        _save(oars, case_spacing(i), release / case / 'label.nii.gz', np.uint8)
+    return release
+
+
+def write_structseg_gtv_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
+                                seed: int = 4, names: Optional[Sequence[str]] = None) -> Path:
+    """StructSeg 2019 Lung GTV: ``Lung_GTV/<n>/data.nii.gz`` (HU) + ``<n>/label.nii.gz`` (1 = gross target
+    volume, here the phantom's blob); folders ``1`` … ``num_cases`` or the given ``names``."""
+    release = Path(root) / 'Lung_GTV'
+    names = list(names) if names is not None else [str(i + 1) for i in range(num_cases)]
+    for i, case in enumerate(names):
+        hu, labels = chest_phantom(i, num_slices, size, seed)
+        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16)
+        _save((labels == 3).astype(np.uint8), case_spacing(i), release / case / 'label.nii.gz', np.uint8)
+    return release
+
+
+def write_nsclc_release(root: PathLike, kind: str = 'lung', num_cases: int = 3, num_slices: int = 4, size: int = 32,
+                        seed: int = 5, names: Optional[Sequence[str]] = None) -> Path:
+    """NSCLC in nnU-Net's raw layout (the defaults of ``nsclc-lung`` / ``nsclc-pe``): ``imagesTr/<case>_0000.nii.gz``
+    (HU) + ``labelsTr/<case>.nii.gz``: ``kind='lung'`` 1 left lung, 2 right lung; ``kind='pe'`` 1 pleural effusion
+    (here the phantom's blob). Cases ``LUNG1-001`` … or the given ``names``."""
+    if kind not in ('lung', 'pe'):
+        raise ValueError(f"kind must be 'lung' or 'pe', got {kind!r}")
+    release = Path(root) / ('NSCLC_Lung' if kind == 'lung' else 'NSCLC_PE')
+    names = list(names) if names is not None else [f'LUNG1-{i + 1:03d}' for i in range(num_cases)]
+    for i, case in enumerate(names):
+        hu, labels = chest_phantom(i, num_slices, size, seed)
+        label = np.where(labels == 3, 2, labels) if kind == 'lung' else (labels == 3)
+        _save(hu, case_spacing(i), release / 'imagesTr' / f'{case}_0000.nii.gz', np.int16)
+        _save(label.astype(np.uint8), case_spacing(i), release / 'labelsTr' / f'{case}.nii.gz', np.uint8)
     return release
