@@ -4,10 +4,12 @@ the paper's protocol; the 3-window config tests with that checkpoint on 3-window
 Independent references: the official test scans are the label zip's ``test/label`` members (read with
 ``zipfile``); each case's Dice and IoU are recomputed by hand from the ``--out`` prediction volume and the
 zip's label (both read with SimpleITK, same grid checked), HD95 with MONAI's ``compute_hausdorff_distance``
-(skipped without monai), and the CI with the paper's rule written out here (RandomState(47), 5000 rows).
+(skipped without monai), and the CI with the paper's rule written out here (RandomState(47), 5000 rows); for
+both configs, against the returned ``volume/...`` keys and the ``--out`` run's ``volumes/metrics.csv`` rows.
 """
 from __future__ import annotations
 
+import csv
 import zipfile
 from pathlib import Path
 from typing import Dict, List
@@ -23,7 +25,7 @@ from mmseg_medical.synthetic.hemseg import write_hemseg_release
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-512x512.py'
 CONFIG_3W = REPO / 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py'
-CAPTION = 'RandomState(47) as the HemSeg paper'   # the hemseg-protocol table's caption
+CAPTION = 'RandomState(47) resamples as the HemSeg paper'   # the hemseg-protocol table's caption
 
 
 def _paper_ci(values: List[float]) -> List[float]:
@@ -67,6 +69,25 @@ def _hand_metrics(raw: Path, pred_dir: Path, tmp: Path) -> Dict[str, List[float]
     return out
 
 
+def _check_against_hand(metrics: Dict[str, float], hand: Dict[str, List[float]], pred_dir: Path) -> None:
+    """The returned means and CIs equal the hand means and the paper's CI of the hand values (4-decimal
+    rounding, HD95 through a different distance code), the metrics.csv rows the hand values themselves."""
+    with open(pred_dir / 'volumes' / 'metrics.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [r['class'] for r in rows] == ['1'] * len(hand['Dice'])
+    assert [r['case'] + '.nii.gz' for r in rows] == sorted(p.name for p in (pred_dir / 'volumes').glob('*.nii.gz'))
+    for name, column, scale in (('Dice', 'dice', 100.0), ('IoU', 'iou', 100.0), ('HD95', 'hd95', 1.0)):
+        if np.isnan(hand[name]).any():
+            continue                     # HD95 without monai
+        tol = 1e-3 if name != 'HD95' else 1e-2
+        row_tol = 1e-6 if name != 'HD95' else tol                        # full precision in the CSV
+        assert [scale * float(r[column]) for r in rows] == pytest.approx(hand[name], abs=row_tol)
+        assert metrics[f'volume/{name}.hemorrhage'] == pytest.approx(np.mean(hand[name]), abs=tol)
+        low, high = _paper_ci(hand[name])
+        assert metrics[f'volume/{name}.hemorrhage.ci_low'] == pytest.approx(low, abs=tol)
+        assert metrics[f'volume/{name}.hemorrhage.ci_high'] == pytest.approx(high, abs=tol)
+
+
 @pytest.fixture(scope='module')
 def raw(tmp_path_factory) -> Path:
     # 8 scans: the official split cycles train, train, val, test -> 2 test scans
@@ -90,24 +111,14 @@ def test_train_then_test_with_hemseg_protocol(raw, tmp_path, monkeypatch):
     assert 'volume metrics over 2 cases' in log and CAPTION in log
     assert '| class | n | dice | iou | nsd | hd95 (mm) |' in log and '| hemorrhage | 2 | ' in log
     metrics = read_test_metrics(tmp_path / 'test')
-    hand = _hand_metrics(raw, tmp_path / 'pred', tmp_path)
-    for name in ('Dice', 'IoU', 'HD95'):
-        if np.isnan(hand[name]).any():
-            continue                     # HD95 without monai
-        tol = 1e-3 if name != 'HD95' else 1e-2
-        assert metrics[f'volume/{name}.hemorrhage'] == pytest.approx(np.mean(hand[name]), abs=tol)
-        low, high = _paper_ci(hand[name])
-        assert metrics[f'volume/{name}.hemorrhage.ci_low'] == pytest.approx(low, abs=tol)
-        assert metrics[f'volume/{name}.hemorrhage.ci_high'] == pytest.approx(high, abs=tol)
+    _check_against_hand(metrics, _hand_metrics(raw, tmp_path / 'pred', tmp_path), tmp_path / 'pred')
 
     # the 3-window config: same architecture (3 input channels), so the checkpoint loads; its data differ
     options3 = tiny_overrides(data3, scale=64, iters=2, base_channels=8, batch_size=2, workers=0)
-    run(mim_test(CONFIG_3W, checkpoint, tmp_path / 'test3', options3, ['--gpus', '0']),
-        log=tmp_path / 'test3.log', cwd=REPO)
+    run(mim_test(CONFIG_3W, checkpoint, tmp_path / 'test3', options3,
+                 ['--gpus', '0', '--out', str(tmp_path / 'pred3')]), log=tmp_path / 'test3.log', cwd=REPO)
     log3 = (tmp_path / 'test3.log').read_text()
     assert 'volume metrics over 2 cases' in log3 and CAPTION in log3
     metrics3 = read_test_metrics(tmp_path / 'test3')
-    for name in ('Dice', 'IoU', 'HD95'):
-        assert metrics3[f'volume/{name}.hemorrhage.ci_low'] <= metrics3[f'volume/{name}.hemorrhage'] \
-            <= metrics3[f'volume/{name}.hemorrhage.ci_high']
+    _check_against_hand(metrics3, _hand_metrics(raw, tmp_path / 'pred3', tmp_path), tmp_path / 'pred3')
     assert metrics3['volume/Dice.hemorrhage'] != metrics['volume/Dice.hemorrhage']   # other inputs, other output
