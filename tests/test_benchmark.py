@@ -128,89 +128,174 @@ def test_finished_training_is_not_repeated_and_foreign_dirs_refused(tmp_path, mo
     assert 'belongs to another run' in capsys.readouterr().err and fake.take() == []
 
 
-# ---- covid19-task1: one config on the five official folds, table next to the published row ----------------
-# ../shared/NOTES.md: the 2D U-Net baseline, Task 1 mean (DSC / NSD, %).
-PUBLISHED = {'left_lung': (95.1, 84.6), 'right_lung': (95.6, 85.5), 'infection': (60.9, 61.5)}
+def test_protocol_option_retests_without_retraining(tmp_path, monkeypatch, capsys):
+    """--protocol NAME reaches the test command as the VolumeMetric's protocol; another protocol re-tests only."""
+    fake = FakeMim(monkeypatch)
+    config = str(REPO / PRESETS['cranium-lr'][0])
+    base = ['--configs', config, '--work-dir', str(tmp_path), '--gpus', '0', '--cfg-options', 'x=1']
+    assert main(base + ['--protocol', 'hemseg']) == 0
+    assert fake.take() == [('train', Path(config).name, ['x=1']),
+                           ('test', Path(config).name, ['x=1', 'test_evaluator.metrics.1.protocol=hemseg'])]
+    assert 'protocol `hemseg` for every test' in (tmp_path / 'results.md').read_text()
+    assert main(base + ['--protocol', 'hemseg']) == 0 and fake.take() == []
+    assert main(base + ['--protocol', 'default']) == 0
+    assert fake.take() == [('test', Path(config).name, ['x=1', 'test_evaluator.metrics.1.protocol=default'])]
+    assert main(base + ['--protocol', 'nope']) == 1
+    assert 'nope' in capsys.readouterr().err
 
 
-CLASSES = ('left_lung', 'right_lung', 'infection')
+# ---- COVID-19-CT-Seg fold presets: tables from per-case rows, the published rows, the runs they make -------------
+# The benchmark README's result table (github.com/JunMa11/COVID-19-CT-Seg-Benchmark), typed here: DSC, NSD (%) as
+# printed, for left lung, right lung, infection (COVID-19-CT-Seg) and infection (MosMed).
+README_2D = {
+    'Task1-Separate': ['95.1 ± 7.9', '84.6 ± 12.7', '95.6 ± 7.4', '85.5 ± 12.8', '60.9 ± 24.5', '61.5 ± 27.0',
+                       '53.7 ± 21.4', '61.5 ± 21.2'],
+    'Task1-Union': ['87.3 ± 15.8', '70.5 ± 18.7', '89.4 ± 12.8', '71.0 ± 17.8', '57.7 ± 26.3', '57.2 ± 29.0',
+                    '52.2 ± 21.6', '46.2 ± 18.3'],
+}
+README_3D = {
+    'Task1-Separate': ['85.8 ± 10.5', '71.2 ± 13.8', '87.9 ± 9.3', '74.8 ± 11.9', '67.3 ± 22.3', '70.0 ± 24.4',
+                       '58.8 ± 20.6', '66.4 ± 20.3'],
+    'Task1-Union': ['64.6 ± 26.4', '51.1 ± 23.4', '75.0 ± 16.8', '57.7 ± 17.4', '61.0 ± 26.2', '61.8 ± 27.4',
+                    '48.2 ± 22.1', '41.4 ± 19.1'],
+}
+# A hand-written fold_cases.csv: two folds, left lung only (fractions; nan = a case both empty under the protocol).
+TINY_CASES = """fold,case,class,dice,nsd,test_set,source
+0,a,left_lung,0.9,0.8,covid19,joint model
+0,b,left_lung,0.7,0.6,covid19,joint model
+1,c,left_lung,0.8,0.5,covid19,joint model
+1,d,left_lung,0.6,nan,covid19,joint model
+"""
 
 
-def _fold_metrics(fold: int) -> dict:
-    """What read_test_metrics gives for a fold's test run: VolumeMetric's keys (%), written by hand.
-
-    Class i (0, 1, 2): DSC mean 80 - 20 i + 2 fold, std 10.328 + i; NSD mean 10 below, std 5.164 + i.
-    """
-    out = {'mIoU': 1.0, 'volume/mDice': 0.0}
-    for i, c in enumerate(CLASSES):
-        out[f'volume/Dice.{c}'] = 80.0 - 20 * i + 2 * fold
-        out[f'volume/Dice_std.{c}'] = 10.328 + i
-        out[f'volume/NSD.{c}'] = 70.0 - 20 * i + 2 * fold
-        out[f'volume/NSD_std.{c}'] = 5.164 + i
-    return out
-
-
-def test_covid19_task1_preset_runs_five_folds_and_writes_the_table(tmp_path, monkeypatch, capsys):
-    preset = benchmark.FOLD_PRESETS['covid19-task1']
-    assert resolve_configs([preset.config])[0].name == \
-        'fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py'
-    calls = []
-
-    def fake_run(cmd, log=None, cwd=None):
-        options = cmd[cmd.index('--cfg-options') + 1:]
-        calls.append((cmd[1], options))
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text('no VolumeMetric table in this log: the table comes from the returned keys')
-
-    def fake_metrics(test_dir):  # the fold of the test run just made
-        return _fold_metrics(int(re.search(r'task1_fold(\d)_test', ' '.join(calls[-1][1])).group(1)))
-
-    monkeypatch.setattr(benchmark, 'run', fake_run)
-    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
-    monkeypatch.setattr(benchmark, 'read_test_metrics', fake_metrics)
-    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
-                 '--cfg-options', 'train_cfg.max_iters=4']) == 0
-    assert [c[0] for c in calls] == ['train', 'test'] * 5
-    for k in range(5):
-        assert calls[2 * k][1] == ['train_cfg.max_iters=4', f'train_dataloader.dataset.ann_file=splits/task1_fold{k}_train.txt',
-                                   f'val_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt',
-                                   f'test_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt']
-    lines = (tmp_path / 'fold_table.md').read_text().splitlines()
-    assert lines[0] == ('| fold | left_lung DSC | left_lung NSD | right_lung DSC | right_lung NSD | infection DSC '
-                        '| infection NSD |')
-    assert lines[2] == '| 0 | 80.0 ± 10.3 | 70.0 ± 5.2 | 60.0 ± 11.3 | 50.0 ± 6.2 | 40.0 ± 12.3 | 30.0 ± 7.2 |'
-    assert lines[6] == '| 4 | 88.0 ± 10.3 | 78.0 ± 5.2 | 68.0 ± 11.3 | 58.0 ± 6.2 | 48.0 ± 12.3 | 38.0 ± 7.2 |'
-    # mean over folds: 80 + 2 · (0 + 1 + 2 + 3 + 4) / 5 = 84.0; std of the fold means 2 · sqrt(10 / 4) = 3.16
-    assert lines[7] == ('| **mean** | **84.0** ± 3.2 | **74.0** ± 3.2 | **64.0** ± 3.2 | **54.0** ± 3.2 | '
-                        '**44.0** ± 3.2 | **34.0** ± 3.2 |')
-    published = [f'{v:.1f}' for c in CLASSES for v in PUBLISHED[c]]
-    assert lines[8] == '| 2D U-Net (published, Task 1 mean) | ' + ' | '.join(published) + ' |'
+def test_fold_table_pools_every_case_for_the_all_row(tmp_path):
+    """By hand (%): DSC fold 0: 80.0 ± 14.142 (sample std), fold 1: 70.0 ± 14.142, all four: 75.0 ± sqrt(500/3) =
+    12.910; NSD fold 0: 70.0 ± 14.142, fold 1: 50.0 (one value, the nan left out), all three: 63.333 ±
+    sqrt(466.67/2) = 15.275 (the std of the fold means would be 7.07 and 14.14)."""
+    rows = [{**r, 'fold': int(r['fold']), 'dice': float(r['dice']), 'nsd': float(r['nsd'])}
+            for r in csv.DictReader(TINY_CASES.splitlines())]
+    preset = benchmark.FOLD_PRESETS['covid19-task1-union']
+    paths = benchmark.write_fold_tables('covid19-task1-union', preset, rows, tmp_path, 'covid19', [0, 1], False)
+    assert [p.name for p in paths] == ['fold_cases.csv', 'fold_table.md', 'fold_table.csv', 'fold_table.png']
+    assert (tmp_path / 'fold_cases.csv').read_text().splitlines()[0] == 'fold,case,class,dice,nsd,test_set,source'
     with open(tmp_path / 'fold_table.csv') as f:
-        rows = list(csv.reader(f))
-    assert rows[0] == ['fold', 'class', 'metric', 'mean', 'std'] and len(rows) == 1 + 5 * 6 + 6 + 6
-    assert rows[1] == ['0', 'left_lung', 'DSC', '80.0', '10.328']
-    assert rows[6] == ['0', 'infection', 'NSD', '30.0', '7.164']
-    assert rows[31] == ['mean', 'left_lung', 'DSC', '84.0', '']
-    assert (tmp_path / 'fold_table.png').stat().st_size > 0
-    # resumed: nothing is run again, the same table is written from the stored result.json
-    calls.clear()
-    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0',
-                 '--cfg-options', 'train_cfg.max_iters=4']) == 0
-    assert calls == [] and (tmp_path / 'fold_table.md').read_text().splitlines()[2] == lines[2]
+        table = {(r['test_set'], r['fold'], r['class'], r['metric']): r for r in csv.DictReader(f)}
+    expected = {('0', 'DSC'): (80.0, 14.1421, 2), ('1', 'DSC'): (70.0, 14.1421, 2), ('all', 'DSC'): (75.0, 12.9099, 4),
+                ('0', 'NSD'): (70.0, 14.1421, 2), ('1', 'NSD'): (50.0, 0.0, 1), ('all', 'NSD'): (63.3333, 15.2753, 3)}
+    for (fold, metric), (mean, std, n) in expected.items():
+        row = table[('covid19', fold, 'left_lung', metric)]
+        assert (float(row['mean']), float(row['std']), int(row['n'])) == (mean, std, n), (fold, metric)
+    md = (tmp_path / 'fold_table.md').read_text().splitlines()
+    assert '| **all** | **75.0** ± 12.9 | **63.3** ± 15.3 | – | – | – | – | – | – |' in md
+    assert '| 1 | 70.0 ± 14.1 | 50.0 ± 0.0 | – | – | – | – | – | – |' in md
+    assert 'protocol `covid19`' in (tmp_path / 'fold_table.md').read_text()
+    assert 'MosMed: not run (pass --mosmed DIR' in (tmp_path / 'fold_table.md').read_text()
+    assert table[('covid19', '2D U-Net Task1-Union', 'infection', 'NSD')]['mean'] == '57.2'
+    assert table[('mosmed', '2D U-Net Task1-Union', 'infection', 'NSD')]['mean'] == '46.2'
 
 
-def test_missing_volume_keys_are_one_error(tmp_path, monkeypatch, capsys):
-    """A run without VolumeMetric's std keys (or with a null from the JSON dump) is one error line."""
-    metrics = _fold_metrics(0)
-    del metrics['volume/Dice_std.right_lung']
-    with pytest.raises(RuntimeError, match=r'no volume/Dice_std\.right_lung in the test metrics'):
-        benchmark.fold_summary(metrics, CLASSES, tmp_path / 'result.json')
-    metrics = {**_fold_metrics(0), 'volume/NSD.infection': None}
-    with pytest.raises(RuntimeError, match=r'no volume/NSD\.infection'):
-        benchmark.fold_summary(metrics, CLASSES, tmp_path / 'result.json')
-    monkeypatch.setattr(benchmark, 'run', lambda cmd, log=None, cwd=None: None)
-    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
-    monkeypatch.setattr(benchmark, 'read_test_metrics', lambda d: {'mIoU': 1.0})
-    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0']) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith('error: covid19-task1: ') and 'no volume/Dice.left_lung' in err[0]
+@pytest.mark.parametrize('name,row', [('covid19-task1-union', 'Task1-Union'), ('covid19-task1-separate', 'Task1-Separate'),
+                                      ('covid19-task1', 'Task1-Union')])
+def test_each_task1_preset_shows_its_own_published_rows(tmp_path, name, row):
+    preset = benchmark.FOLD_PRESETS[name]
+    benchmark.write_fold_tables(name, preset, [], tmp_path, 'covid19', list(range(5)), True)
+    md = (tmp_path / 'fold_table.md').read_text()
+    assert f'| 2D U-Net {row} (published) | ' + ' | '.join(README_2D[row]) + ' |' in md
+    assert f'| 3D U-Net {row} (published) | ' + ' | '.join(README_3D[row]) + ' |' in md
+    other = 'Task1-Separate' if row == 'Task1-Union' else 'Task1-Union'
+    assert other not in md.replace('(it was shown beside Task1-Separate before)', '')
+
+
+class FakeFoldMim:
+    """Stands in for mim in the fold presets: records each call; a test run writes VolumeMetric's per-case CSV for two
+    cases, DSC = 0.1 × (fold + 1) for every class, NSD = DSC / 2."""
+
+    CLASSES = {'task1-512x512': 3, 'task1-lung-512x512': 2, 'task1-infection-512x512': 1}
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        monkeypatch.setattr(benchmark, 'run', self.run)
+        monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+
+    def run(self, cmd, log=None, cwd=None):
+        options = cmd[cmd.index('--cfg-options') + 1:] if '--cfg-options' in cmd else []
+        self.calls.append((cmd[1], Path(cmd[3]).name, options, cmd))
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(' '.join(map(str, cmd)))
+        if cmd[1] == 'test':
+            out = Path(cmd[cmd.index('--out') + 1])
+            fold = int(re.search(r'task1_fold(\d)_', ' '.join(options)).group(1))
+            n = next(v for k, v in self.CLASSES.items() if Path(cmd[3]).name.endswith(f'covid19-{k}.py'))
+            (out / 'volumes').mkdir(parents=True)
+            dice = 0.1 * (fold + 1)
+            lines = ['case,class,dice,nsd,empty'] + [f'{case},{c},{dice},{dice / 2},' for case in ('x', 'y')
+                                                    for c in range(1, n + 1)]
+            (out / 'volumes' / 'metrics.csv').write_text('\n'.join(lines) + '\n')
+
+    def take(self):
+        calls, self.calls = self.calls, []
+        return calls
+
+
+def test_separate_preset_trains_two_models_per_fold_and_scores_mosmed(tmp_path, monkeypatch, capsys):
+    fake = FakeFoldMim(monkeypatch)
+    mosmed = tmp_path / 'mosmed'
+    mosmed.mkdir()
+    (mosmed / 'manifest.csv').write_text('')
+    argv = ['--preset', 'covid19-task1-separate', '--work-dir', str(tmp_path / 'w'), '--gpus', '0', '--mosmed',
+            str(mosmed), '--cfg-options', 'train_cfg.max_iters=4']
+    assert main(argv) == 0
+    calls = fake.take()
+    lung, infection = (benchmark._cfg(f'task1-{m}').split('/')[-1] for m in ('lung', 'infection'))
+    assert [(c[0], c[1]) for c in calls] == [(v, m) for _ in range(5) for m, tests in ((lung, 1), (infection, 2))
+                                             for v in ['train'] + ['test'] * tests]
+    for k in range(5):
+        train = [c for c in calls if c[0] == 'train'][2 * k]
+        assert train[2] == ['train_cfg.max_iters=4', f'train_dataloader.dataset.ann_file=splits/task1_fold{k}_train.txt',
+                            f'val_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt',
+                            f'test_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt']
+    tests = [c for c in calls if c[0] == 'test']
+    assert all(c[2][-1] == 'test_evaluator.metrics.1.protocol=covid19' and '--out' in c[3] for c in tests)
+    mosmed_tests = [c for c in tests if f'test_dataloader.dataset.data_root={mosmed.resolve()}/' in c[2]]
+    assert len(mosmed_tests) == 5 and all(c[1] == infection for c in mosmed_tests)
+    assert all('test_dataloader.dataset.ann_file=splits/test.txt' in c[2] for c in mosmed_tests)
+    with open(tmp_path / 'w' / 'fold_cases.csv') as f:
+        rows = list(csv.DictReader(f))
+    # per fold: 2 cases x (left, right lung + infection) on COVID-19-CT-Seg + 2 MosMed infection rows
+    assert len(rows) == 5 * 2 * 4
+    assert {(r['test_set'], r['class']) for r in rows} == {('covid19', 'left_lung'), ('covid19', 'right_lung'),
+                                                            ('covid19', 'infection'), ('mosmed', 'infection')}
+    md = (tmp_path / 'w' / 'fold_table.md').read_text()
+    # DSC per fold 10 (k + 1) %, all: mean 30.0, sample std of 10, 10, 20, 20, ..., 50, 50 = sqrt(2000 / 9) = 14.9
+    assert '| 0 | 10.0 ± 0.0 | 5.0 ± 0.0 | 10.0 ± 0.0 |' in md
+    assert '| **all** | **30.0** ± 14.9 | **15.0** ± 7.5 |' in md
+    assert '| 2D U-Net Task1-Separate (published) | ' + ' | '.join(README_2D['Task1-Separate']) + ' |' in md
+    capsys.readouterr()
+    assert main(argv) == 0 and fake.take() == []  # resumed: nothing runs again
+    assert capsys.readouterr().out.count('skip test') == 15
+
+
+def test_old_task1_name_is_the_union_preset_with_a_note(tmp_path, monkeypatch, capsys):
+    fake = FakeFoldMim(monkeypatch)
+    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '2']) == 0
+    assert [(c[0], c[1]) for c in fake.take()] == [('train', benchmark._cfg('task1').split('/')[-1]),
+                                                   ('test', benchmark._cfg('task1').split('/')[-1])]
+    out = capsys.readouterr().out
+    assert out.startswith('note: covid19-task1 is the union preset under its old name')
+    assert 'Task1-Union' in (tmp_path / 'fold_table.md').read_text()
+    assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '5']) == 1
+    assert 'folds [5] do not exist' in capsys.readouterr().err
+
+
+def test_fold_options_are_rejected_for_config_lists(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(['--preset', 'cranium-lr', '--work-dir', str(tmp_path), '--folds', '1'])
+    assert '--mosmed and --folds go with a fold preset' in capsys.readouterr().err
+
+
+def test_every_fold_preset_points_at_shipped_configs():
+    for name, preset in benchmark.FOLD_PRESETS.items():
+        for experiment in preset.experiments:
+            for model in experiment.models:
+                assert len(resolve_configs([model.config])) == 1, (name, model.config)
+                assert all(ref in benchmark.PUBLISHED for ref in experiment.references)

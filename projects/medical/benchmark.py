@@ -1,14 +1,23 @@
-"""Slice-level benchmark runner: train + test each config with mim, collect slice and volume metrics.
+"""Slice-level benchmark runner: train + test configs with mim, collect slice and volume metrics.
 
 ``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
-or ``--preset cranium-lr`` / ``--preset cranium-heads``; ``--preset covid19-task1`` runs one config on the
-five official COVID-19-CT-Seg Task 1 folds and writes ``fold_table.{md,csv,png}`` next to the published row.
-Runs are sequential and resumable. A run is keyed on the config file name *and* the ``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` =
-8 hex digits of the SHA-1 of both, written out in ``run_key.json``), so the same config with other
-overrides is a new run. A run whose ``result.json`` exists is skipped, and a finished training
-(``train.done``) is not repeated. Writes
-``results.md`` (Method, Backbone, Crop Size, lr, mIoU, mDice, volume Dice/NSD/HD95), ``results.csv`` and
-one bar chart per metric (``<metric>.png``).
+or ``--preset cranium-lr`` / ``--preset cranium-heads`` (lists of configs): writes ``results.md`` (Method,
+Backbone, Crop Size, lr, mIoU, mDice, volume Dice/NSD/HD95), ``results.csv`` and one bar chart per metric
+(``<metric>.png``). ``--protocol NAME`` scores the volume metrics of every test under that evaluation
+protocol (:mod:`mmseg_medical.evaluation.protocols`).
+
+Fold presets run the COVID-19-CT-Seg benchmark's tasks (:data:`FOLD_PRESETS`, ``--preset covid19-task1-separate``
+and the others): every model of the task on every official fold (Task 2: its one split), each test case
+scored in 3D under the preset's protocol (``covid19``: the benchmark's evaluation script), ``--mosmed DIR``
+also on the 50 MosMed cases; writes ``fold_cases.csv`` (one row per fold, case and class) and
+``fold_table.{md,csv,png}``: per fold mean ± std over its test cases, the ``all`` row over every (fold, case)
+pooled (the benchmark's Avg rows) and the published 2D and 3D U-Net rows beside them.
+
+Runs are sequential and resumable. A training run is keyed on the config file name *and* the
+``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` = 8 hex digits of the SHA-1 of
+both, written out in ``run_key.json``), so the same config with other overrides is a new run. A finished
+training (``train.done``) is not repeated; a test whose result exists with the same test options
+(protocol, MosMed folder) is not repeated.
 """
 from __future__ import annotations
 
@@ -17,12 +26,14 @@ import csv
 import glob
 import hashlib
 import json
+import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .errors import MedSegError
 from .runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,34 +45,6 @@ PRESETS: Dict[str, List[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class FoldPreset:
-    """One config run on each official fold (its split lists chosen by ``--cfg-options``), compared with a
-    published row: ``reference`` = {class: {metric: value in %}} for metrics ``dice`` and ``nsd``."""
-
-    config: str
-    folds: int
-    train_list: str  # split list names with {k}
-    test_list: str
-    reference_name: str
-    reference: Dict[str, Dict[str, float]]
-
-    def fold_options(self, k: int) -> List[str]:
-        train, test = self.train_list.format(k=k), self.test_list.format(k=k)
-        return [f'train_dataloader.dataset.ann_file=splits/{train}.txt',
-                f'val_dataloader.dataset.ann_file=splits/{test}.txt',
-                f'test_dataloader.dataset.ann_file=splits/{test}.txt']
-
-
-FOLD_PRESETS: Dict[str, FoldPreset] = {
-    # COVID-19-CT-Seg Task 1: train on 4 cases, test on 16, five official folds; 2D U-Net row as published.
-    'covid19-task1': FoldPreset(
-        'configs/covid19/fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py', 5,
-        'task1_fold{k}_train', 'task1_fold{k}_test', '2D U-Net (published, Task 1 mean)',
-        {'left_lung': {'dice': 95.1, 'nsd': 84.6}, 'right_lung': {'dice': 95.6, 'nsd': 85.5},
-         'infection': {'dice': 60.9, 'nsd': 61.5}}),
-}
-FOLD_METRICS = (('dice', 'DSC'), ('nsd', 'NSD'))
 #: (column title, key in the test metrics, digits)
 COLUMNS = [('mIoU', 'mIoU', 2), ('mDice', 'mDice', 2), ('vol. Dice', 'volume/mDice', 2),
            ('vol. NSD', 'volume/mNSD', 2), ('vol. HD95 (mm)', 'volume/mHD95', 2)]
@@ -83,13 +66,7 @@ def resolve_configs(patterns: Sequence[str]) -> List[Path]:
 
 def describe(config: Path, cfg_options: Sequence[str]) -> dict:
     """Method, backbone, crop size and lr of a config after the overrides."""
-    from mmengine.config import Config, DictAction
-
-    cfg = Config.fromfile(str(config))
-    if cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+    cfg = load_config(config, cfg_options)
     size = cfg.model.get('data_preprocessor', {}).get('size') or cfg.get('img_scale') or cfg.get('crop_size')
     head = cfg.model.decode_head
     head = head[0] if isinstance(head, (list, tuple)) else head
@@ -110,31 +87,77 @@ def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Pat
     return work_dir / f'{config.stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}'
 
 
-def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> dict:
-    """Train (unless done) and test one config with ``cfg_options``; returns and stores ``result.json``."""
-    run_dir = run_dir_for(work_dir, config, cfg_options)
+def load_config(config: Path, cfg_options: Sequence[str]):
+    """The mmengine Config of ``config`` after the ``--cfg-options`` overrides."""
+    from mmengine.config import Config, DictAction
+
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--o', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
+    return cfg
+
+
+def protocol_option(config: Path, cfg_options: Sequence[str], protocol: str) -> str:
+    """The ``--cfg-options`` item that sets the test evaluator's VolumeMetric (or subclass) to ``protocol``."""
+    from .evaluation.protocols import get_protocol
+
+    get_protocol(protocol)  # unknown names fail here, naming the registered ones
+    evaluator = load_config(config, cfg_options).get('test_evaluator')
+    metrics, prefix = ((evaluator.get('metrics'), 'test_evaluator.metrics') if isinstance(evaluator, Mapping)
+                       else (evaluator, 'test_evaluator'))
+    if isinstance(metrics, Mapping):
+        metrics, prefix = [metrics], None
+    for i, metric in enumerate(metrics or []):
+        if str(metric.get('type', '')).endswith('VolumeMetric'):
+            return f'{prefix}.{i}.protocol={protocol}' if prefix else f'test_evaluator.protocol={protocol}'
+    raise RuntimeError(f'{config.name}: no VolumeMetric in test_evaluator, so --protocol {protocol} has nothing to set')
+
+
+def _claim(run_dir: Path, config: Path, cfg_options: Sequence[str]) -> None:
     key = run_key(config, cfg_options)
     key_path = run_dir / 'run_key.json'
     if key_path.is_file() and json.loads(key_path.read_text()) != key:
         raise RuntimeError(f'{run_dir} belongs to another run ({key_path}); remove it or use another --work-dir')
-    result_path = run_dir / 'result.json'
-    if result_path.is_file():
-        print(f'skip {config.name}: {result_path} exists (same config and --cfg-options)')
-        return json.loads(result_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
     key_path.write_text(json.dumps(key, indent=1) + '\n')
-    info = describe(config, cfg_options)
-    train_dir, test_dir = run_dir / 'train', run_dir / 'test'
-    start = time.perf_counter()
+
+
+def train_once(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> Tuple[Path, Path]:
+    """Train ``config`` with ``cfg_options`` unless that run finished before; returns (run dir, checkpoint)."""
+    run_dir = run_dir_for(work_dir, config, cfg_options)
+    _claim(run_dir, config, cfg_options)
+    train_dir = run_dir / 'train'
     if not (run_dir / 'train.done').is_file():
         print(f'train {config.name} (log: {train_dir / "mim_train.log"})')
         run(mim_train(config, train_dir, cfg_options, ['--gpus', str(gpus)]), log=train_dir / 'mim_train.log', cwd=REPO)
         (run_dir / 'train.done').write_text(str(last_checkpoint(train_dir)))
-    checkpoint = Path((run_dir / 'train.done').read_text().strip())
+    return run_dir, Path((run_dir / 'train.done').read_text().strip())
+
+
+def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
+            test_options: Sequence[str] = ()) -> dict:
+    """Train (unless done) and test one config with ``cfg_options`` (the test also with ``test_options``);
+    returns and stores ``result.json``. A stored result with the same test options is returned as is."""
+    run_dir = run_dir_for(work_dir, config, cfg_options)
+    result_path = run_dir / 'result.json'
+    if result_path.is_file():
+        stored = json.loads(result_path.read_text())
+        if stored.get('test_options', []) == list(test_options):
+            print(f'skip {config.name}: {result_path} exists (same config, --cfg-options and test options)')
+            return stored
+    start = time.perf_counter()
+    run_dir, checkpoint = train_once(config, work_dir, cfg_options, gpus)
+    info = describe(config, cfg_options)
+    test_dir = run_dir / 'test'
     print(f'test  {config.name}')
-    run(mim_test(config, checkpoint, test_dir, cfg_options, ['--gpus', str(gpus)]), log=test_dir / 'mim_test.log', cwd=REPO)
+    run(mim_test(config, checkpoint, test_dir, [*cfg_options, *test_options], ['--gpus', str(gpus)]),
+        log=test_dir / 'mim_test.log', cwd=REPO)
     result = {**info, 'checkpoint': str(checkpoint), 'metrics': read_test_metrics(test_dir),
               'seconds': round(time.perf_counter() - start, 1)}
+    if test_options:
+        result['test_options'] = list(test_options)
     tmp = result_path.with_suffix('.tmp')
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(result_path)
@@ -146,7 +169,7 @@ def _cell(metrics: dict, key: str, digits: int) -> str:
     return '–' if value is None else f'{value:.{digits}f}'
 
 
-def write_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
+def write_results(results: Sequence[dict], work_dir: Path, protocol: Optional[str] = None) -> List[Path]:
     """``results.md``, ``results.csv`` and one bar chart per metric; returns the written paths."""
     head = ['Method', 'Backbone', 'Crop Size', 'lr'] + [c[0] for c in COLUMNS] + ['config']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 4 + '---:|' * len(COLUMNS) + '---|']
@@ -155,7 +178,8 @@ def write_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
         cells += [_cell(r['metrics'], key, d) for _, key, d in COLUMNS] + [f"`{r['config']}`"]
         lines.append('| ' + ' | '.join(cells) + ' |')
     note = ('\nmIoU/mDice: mmseg IoUMetric, pixels pooled over all test slices. vol.: per-case 3D metrics '
-            '(VolumeMetric) averaged over cases and foreground classes; HD95 in mm.\n')
+            '(VolumeMetric) averaged over cases and foreground classes; HD95 in mm; '
+            + (f'protocol `{protocol}` for every test.\n' if protocol else 'protocol as each config says.\n'))
     md = work_dir / 'results.md'
     md.write_text('\n'.join(lines) + '\n' + note)
     out = work_dir / 'results.csv'
@@ -193,83 +217,356 @@ def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
     return paths
 
 
-#: VolumeMetric's returned keys read per fold: metric → (mean key, std key), ``{}`` = the class name.
-FOLD_KEYS = {'dice': ('volume/Dice.{}', 'volume/Dice_std.{}'), 'nsd': ('volume/NSD.{}', 'volume/NSD_std.{}')}
+# ---- fold presets: the COVID-19-CT-Seg benchmark's tasks ---------------------------------------------------------
+#: Test sets of the fold presets: the preset's COVID-19-CT-Seg test lists, and MosMed (``--mosmed``).
+TEST_SETS = {'covid19': 'COVID-19-CT-Seg', 'mosmed': 'MosMed'}
+FOLD_METRICS = (('dice', 'DSC'), ('nsd', 'NSD'))
+#: (mean, std) in % per (test set, class) and metric.
+Values = Dict[Tuple[str, str], Dict[str, Tuple[float, float]]]
 
 
-def fold_summary(metrics: Dict[str, float], classes: Sequence[str],
-                 source: Path) -> Dict[str, Dict[str, Tuple[float, float]]]:
-    """{class: {metric: (mean, std)}} in % from one run's test metrics (``read_test_metrics``): VolumeMetric's
-    ``volume/Dice.<class>``, ``volume/Dice_std.<class>``, ``volume/NSD.<class>``, ``volume/NSD_std.<class>``
-    (mean and sample std over the test cases). A missing key is a ``RuntimeError`` naming ``source``."""
-    summary: Dict[str, Dict[str, Tuple[float, float]]] = {}
-    for c in classes:
-        summary[c] = {}
-        for metric, keys in FOLD_KEYS.items():
-            values = [metrics.get(k.format(c)) for k in keys]
-            missing = [k.format(c) for k, v in zip(keys, values) if not isinstance(v, (int, float))]
-            if missing:
-                raise RuntimeError(f'{source}: no {", ".join(missing)} in the test metrics (is VolumeMetric in '
-                                   'the test_evaluator? a run tested before VolumeMetric returned stds: delete '
-                                   'its result.json to test it again)')
-            summary[c][metric] = (float(values[0]), float(values[1]))
-    return summary
+def published(left_lung=None, right_lung=None, infection=None, mosmed=None) -> Values:
+    """A published row from its cells as printed (DSC mean, DSC std, NSD mean, NSD std), in %."""
+    out: Values = {}
+    for key, cell in ((('covid19', 'left_lung'), left_lung), (('covid19', 'right_lung'), right_lung),
+                      (('covid19', 'infection'), infection), (('mosmed', 'infection'), mosmed)):
+        if cell is not None:
+            out[key] = {'dice': (cell[0], cell[1]), 'nsd': (cell[2], cell[3])}
+    return out
 
 
-def write_fold_table(preset: FoldPreset, summaries: Sequence[Dict[str, Dict[str, Tuple[float, float]]]],
-                     work_dir: Path) -> List[Path]:
-    """``fold_table.md`` / ``.csv`` / ``.png`` in the benchmark's layout: per class DSC and NSD mean ± std over
-    each fold's test cases, the mean over folds (± std of the fold means) and the published row."""
-    import numpy as np
+#: The benchmark README's result table (github.com/JunMa11/COVID-19-CT-Seg-Benchmark, README.md at b87e054:
+#: nnU-Net 2D and 3D U-Net baselines; left / right lung and infection on COVID-19-CT-Seg, infection on MosMed;
+#: mean ± std over all test cases of all folds, in %).
+PUBLISHED: Dict[str, Values] = {
+    '2D U-Net Task1-Separate': published((95.1, 7.9, 84.6, 12.7), (95.6, 7.4, 85.5, 12.8), (60.9, 24.5, 61.5, 27.0),
+                                         (53.7, 21.4, 61.5, 21.2)),
+    '2D U-Net Task1-Union': published((87.3, 15.8, 70.5, 18.7), (89.4, 12.8, 71.0, 17.8), (57.7, 26.3, 57.2, 29.0),
+                                      (52.2, 21.6, 46.2, 18.3)),
+    '2D U-Net Task2-MSD': published(None, None, (7.9, 11.5, 12.9, 15.3), (7.6, 15.8, 9.9, 17.1)),
+    '2D U-Net Task2-StructSeg': published((46.3, 47.6, 28.4, 31.7), (45.3, 46.7, 28.0, 31.3), (0.2, 0.8, 0.6, 1.6),
+                                          (1.9, 10.1, 2.2, 10.0)),
+    '2D U-Net Task2-NSCLC': published((47.3, 48.6, 37.9, 40.1), (47.6, 48.9, 38.0, 40.2), (1.2, 2.9, 7.3, 9.7),
+                                      (0.0, 0.0, 1.0, 1.9)),
+    '2D U-Net Task3-MSD': published((96.9, 4.9, 89.8, 9.1), (97.1, 4.9, 89.8, 9.1), (51.2, 26.8, 52.7, 27.4),
+                                    (24.1, 23.5, 29.0, 24.5)),
+    '2D U-Net Task3-StructSeg': published((96.3, 7.6, 88.7, 10.8), (96.7, 7.0, 89.0, 11.6), (57.4, 26.6, 57.3, 28.4),
+                                          (48.2, 23.1, 55.0, 23.6)),
+    '2D U-Net Task3-NSCLC': published((92.5, 17.3, 82.5, 18.6), (93.3, 15.9, 82.9, 18.6), (52.5, 29.6, 52.6, 30.3),
+                                      (31.7, 24.6, 38.9, 25.9)),
+    '3D U-Net Task1-Separate': published((85.8, 10.5, 71.2, 13.8), (87.9, 9.3, 74.8, 11.9), (67.3, 22.3, 70.0, 24.4),
+                                         (58.8, 20.6, 66.4, 20.3)),
+    '3D U-Net Task1-Union': published((64.6, 26.4, 51.1, 23.4), (75.0, 16.8, 57.7, 17.4), (61.0, 26.2, 61.8, 27.4),
+                                      (48.2, 22.1, 41.4, 19.1)),
+    '3D U-Net Task2-MSD': published(None, None, (25.2, 27.4, 26.0, 28.5), (16.2, 23.2, 17.5, 23.4)),
+    '3D U-Net Task2-StructSeg': published((92.2, 19.7, 82.0, 15.7), (95.5, 7.2, 84.2, 11.6), (6.0, 12.7, 5.5, 10.7),
+                                          (2.6, 9.5, 3.3, 9.9)),
+    '3D U-Net Task2-NSCLC': published((57.5, 21.5, 46.9, 17.0), (72.2, 15.3, 51.7, 16.8), (0.4, 0.9, 3.7, 4.8),
+                                      (0.0, 0.0, 0.5, 1.4)),
+    '3D U-Net Task3-MSD': published((96.5, 2.8, 87.9, 7.9), (96.9, 2.2, 88.5, 7.1), (62.3, 25.7, 61.3, 27.6),
+                                    (39.2, 30.6, 41.3, 30.5)),
+    '3D U-Net Task3-StructSeg': published((97.3, 2.1, 90.6, 6.2), (97.7, 2.1, 91.4, 6.1), (64.2, 24.5, 63.3, 25.7),
+                                          (44.3, 25.3, 49.1, 25.8)),
+    '3D U-Net Task3-NSCLC': published((93.5, 5.4, 76.9, 13.3), (94.0, 5.3, 77.2, 14.1), (60.2, 25.4, 58.5, 26.7),
+                                      (30.1, 26.7, 33.4, 27.1)),
+}
 
-    classes = list(preset.reference)
-    cols = [(c, m, t) for c in classes for m, t in FOLD_METRICS]
-    head = ['fold'] + [f'{c} {t}' for c, _, t in cols]
-    md = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * len(cols)]
-    rows = [['fold', 'class', 'metric', 'mean', 'std']]
-    for k, summary in enumerate(summaries):
-        md.append(f'| {k} | ' + ' | '.join('{:.1f} ± {:.1f}'.format(*summary[c][m]) for c, m, _ in cols) + ' |')
-        rows += [[k, c, t, round(summary[c][m][0], 4), round(summary[c][m][1], 4)] for c, m, t in cols]
-    means = {(c, m): [s[c][m][0] for s in summaries] for c, m, _ in cols}
-    spread = {key: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for key, v in means.items()}
-    md.append('| **mean** | ' + ' | '.join(f'**{np.mean(means[c, m]):.1f}** ± {spread[c, m]:.1f}' for c, m, _ in cols)
-              + ' |')
-    md.append(f'| {preset.reference_name} | ' + ' | '.join(f'{preset.reference[c][m]:.1f}' for c, m, _ in cols) + ' |')
-    rows += [['mean', c, t, round(float(np.mean(means[c, m])), 4), ''] for c, m, t in cols]
-    rows += [[preset.reference_name, c, t, preset.reference[c][m], ''] for c, m, t in cols]
-    note = (f'\nPer fold: mean ± std over its test cases (VolumeMetric, per case in 3D, NSD tolerance as in the '
-            f'config); mean: over the {len(summaries)} folds ± std of the fold means. `{Path(preset.config).name}`\n')
-    paths = [work_dir / 'fold_table.md', work_dir / 'fold_table.csv', work_dir / 'fold_table.png']
-    paths[0].write_text('\n'.join(md) + '\n' + note)
-    with open(paths[1], 'w', newline='') as f:
-        csv.writer(f).writerows(rows)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cols), 3.6))
-    x = np.arange(len(cols))
-    ax.bar(x - 0.2, [np.mean(means[c, m]) for c, m, _ in cols], 0.4, label='this run (mean over folds)',
-           yerr=[spread[c, m] for c, m, _ in cols], capsize=3)
-    ax.bar(x + 0.2, [preset.reference[c][m] for c, m, _ in cols], 0.4, label=preset.reference_name)
-    ax.set_xticks(x, [f'{c}\n{t}' for c, _, t in cols], fontsize=8)
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc='lower left')
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=110)
-    plt.close(fig)
+
+@dataclass(frozen=True)
+class Model:
+    """One model of a fold preset: its config, the subtask its dataset reads (which classes it scores) and the
+    ``--cfg-options`` templates that select fold ``{k}``'s lists and point its test loader at MosMed (``{mosmed}``;
+    empty: no MosMed test)."""
+
+    config: str
+    subtask: str
+    fold_options: Tuple[str, ...] = ()
+    mosmed_options: Tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> Tuple[str, ...]:
+        from .conversion.covid19 import subtask_classes
+        return tuple(subtask_classes(self.subtask))
+
+    def scored(self, test_set: str) -> Tuple[str, ...]:
+        """The classes a test set reports (MosMed labels the infection only)."""
+        fg = self.classes[1:]
+        return tuple(c for c in fg if c == 'infection') if test_set == 'mosmed' else fg
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A row group of a fold preset: the models trained on one data source and the published rows of that source."""
+
+    name: str
+    models: Tuple[Model, ...]
+    references: Tuple[str, ...]  # keys of PUBLISHED, 2D first
+
+
+@dataclass(frozen=True)
+class FoldPreset:
+    """Models trained and tested on every official fold of a COVID-19-CT-Seg benchmark task, scored under
+    ``protocol``, compared with published rows. ``columns``: the (test set, class) columns of its table."""
+
+    title: str
+    folds: int
+    experiments: Tuple[Experiment, ...]
+    columns: Tuple[Tuple[str, str], ...]
+    protocol: str = 'covid19'
+    note: str = ''
+
+
+def _cfg(name: str) -> str:
+    return f'configs/covid19/fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-{name}-512x512.py'
+
+
+#: Task 1 folds of a Covid19Dataset config (its train / val / test lists), and MosMed for its test loader.
+TASK1_FOLD = ('train_dataloader.dataset.ann_file=splits/task1_fold{k}_train.txt',
+              'val_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt',
+              'test_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt')
+TASK1_MOSMED = ('test_dataloader.dataset.data_root={mosmed}/', 'test_dataloader.dataset.ann_file=splits/test.txt')
+#: Task 3 folds of a Covid19MultiSourceDataset config: the source's fold-k lists, the four COVID-19-CT-Seg
+#: training cases of Task 1 fold k, and its 16 test cases; MosMed for its (one-source) test loader.
+TASK3_FOLD = ('train_dataloader.dataset.sources.0.ann_file=splits/covid19_task3_fold{k}_train.txt',
+              'train_dataloader.dataset.sources.1.ann_file=splits/task1_fold{k}_train.txt',
+              'val_dataloader.dataset.sources.0.ann_file=splits/covid19_task3_fold{k}_val.txt',
+              'test_dataloader.dataset.sources.0.ann_file=splits/task1_fold{k}_test.txt')
+SOURCES_MOSMED = ('test_dataloader.dataset.sources.0.root={mosmed}',
+                  'test_dataloader.dataset.sources.0.ann_file=splits/test.txt')
+LUNGS = (('covid19', 'left_lung'), ('covid19', 'right_lung'))
+INFECTION = (('covid19', 'infection'), ('mosmed', 'infection'))
+#: (experiment name, config suffix, published row) of the Task 2/3 sources per subtask.
+SOURCES = {'lung': (('StructSeg lung', 'lung-structseg', 'StructSeg'), ('NSCLC lung', 'lung-nsclc', 'NSCLC')),
+           'infection': (('MSD lung tumour', 'infection-msd', 'MSD'),
+                         ('StructSeg gross target volume', 'infection-structseg', 'StructSeg'),
+                         ('NSCLC pleural effusion', 'infection-nsclc', 'NSCLC'))}
+
+
+def _source_preset(task: int, subtask: str) -> FoldPreset:
+    experiments = tuple(
+        Experiment(name, (Model(_cfg(f'task{task}-{suffix}'), subtask, TASK3_FOLD if task == 3 else (),
+                                SOURCES_MOSMED if subtask == 'infection' else ()),),
+                   (f'2D U-Net Task{task}-{row}', f'3D U-Net Task{task}-{row}'))
+        for name, suffix, row in SOURCES[subtask])
+    what = ('train on one non-COVID source, validate in-domain, test on the 20 COVID-19-CT-Seg cases' if task == 2 else
+            'train on one non-COVID source + the 4 COVID-19-CT-Seg training cases of fold k, test on its 16')
+    return FoldPreset(f'COVID-19-CT-Seg Task {task}, {subtask} subtask: {what}', 5 if task == 3 else 1, experiments,
+                      LUNGS if subtask == 'lung' else INFECTION)
+
+
+_UNION = FoldPreset(
+    'COVID-19-CT-Seg Task 1, joint model (Task1-Union): one model of left lung, right lung and infection per fold, '
+    'trained on 4 cases, tested on 16', 5,
+    (Experiment('joint model', (Model(_cfg('task1'), 'lung_infection', TASK1_FOLD, TASK1_MOSMED),),
+                ('2D U-Net Task1-Union', '3D U-Net Task1-Union')),),
+    LUNGS + INFECTION)
+FOLD_PRESETS: Dict[str, FoldPreset] = {
+    'covid19-task1-separate': FoldPreset(
+        'COVID-19-CT-Seg Task 1, separate models (Task1-Separate): a lung model (left, right) and an infection model '
+        'per fold, each trained on 4 cases, tested on 16', 5,
+        (Experiment('lung model + infection model', (Model(_cfg('task1-lung'), 'lung', TASK1_FOLD),
+                                                      Model(_cfg('task1-infection'), 'infection', TASK1_FOLD,
+                                                            TASK1_MOSMED)),
+                    ('2D U-Net Task1-Separate', '3D U-Net Task1-Separate')),),
+        LUNGS + INFECTION),
+    'covid19-task1-union': _UNION,
+    'covid19-task1': FoldPreset(_UNION.title, _UNION.folds, _UNION.experiments, _UNION.columns, _UNION.protocol,
+                                note='covid19-task1 is the union preset under its old name: its one joint model '
+                                     'compares with the Task1-Union row (it was shown beside Task1-Separate before); '
+                                     'use covid19-task1-union, or covid19-task1-separate for a lung and an infection '
+                                     'model.'),
+    'covid19-task2-lung': _source_preset(2, 'lung'),
+    'covid19-task2-infection': _source_preset(2, 'infection'),
+    'covid19-task3-lung': _source_preset(3, 'lung'),
+    'covid19-task3-infection': _source_preset(3, 'infection'),
+}
+#: fold_cases.csv columns (dice and nsd as fractions, as the protocol's per-case CSV).
+CASE_COLUMNS = ('fold', 'case', 'class', 'dice', 'nsd', 'test_set', 'source')
+
+
+def read_case_rows(csv_path: Path, classes: Sequence[str]) -> List[dict]:
+    """VolumeMetric's per-case ``metrics.csv`` (class = index into ``classes``) as rows with class names."""
+    rows = []
+    with open(csv_path, newline='') as f:
+        for r in csv.DictReader(f):
+            index = int(r['class'])
+            if not 0 <= index < len(classes):
+                raise RuntimeError(f'{csv_path}: class index {index} outside {list(classes)}')
+            rows.append({'case': r['case'], 'class': classes[index], 'dice': float(r['dice']), 'nsd': float(r['nsd'])})
+    return rows
+
+
+def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_options: Sequence[str],
+              test_options: Sequence[str], classes: Sequence[str], gpus: int) -> List[dict]:
+    """Test ``checkpoint`` on one test set (``mim test --out``) unless the same test was stored; returns the per-case
+    rows (``run_dir/test-<test set>/cases.csv``)."""
+    test_dir = run_dir / f'test-{test_set}'
+    key = {'checkpoint': str(checkpoint), 'test_options': list(test_options)}
+    key_path, cases_path = test_dir / 'test_key.json', test_dir / 'cases.csv'
+    if cases_path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
+        print(f'skip test {config.name} on {test_set}: {cases_path} exists')
+        return read_case_rows(cases_path, classes)
+    out = test_dir / 'out'
+    print(f'test  {config.name} on {test_set}')
+    run(mim_test(config, checkpoint, test_dir, [*cfg_options, *test_options], ['--gpus', str(gpus), '--out', str(out)]),
+        log=test_dir / 'mim_test.log', cwd=REPO)
+    found = [p for p in (out / 'volumes' / 'metrics.csv', out / 'metrics.csv') if p.is_file()]
+    if not found:
+        raise RuntimeError(f'{out}: mim test --out wrote no metrics.csv (is a VolumeMetric in the test_evaluator?)')
+    rows = read_case_rows(found[0], classes)
+    with open(cases_path.with_suffix('.tmp'), 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['case', 'class', 'dice', 'nsd'])
+        writer.writerows([[r['case'], classes.index(r['class']), repr(r['dice']), repr(r['nsd'])] for r in rows])
+    cases_path.with_suffix('.tmp').replace(cases_path)
+    key_path.write_text(json.dumps(key, indent=1) + '\n')
+    return rows
+
+
+def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[str], gpus: int,
+                    mosmed: Optional[Path] = None, folds: Optional[Sequence[int]] = None,
+                    protocol: Optional[str] = None, name: str = '') -> List[Path]:
+    """Train every model of ``preset`` on every fold (resumable), test it on the fold's COVID-19-CT-Seg cases and
+    (``mosmed``) on MosMed under ``protocol`` (default the preset's); write ``fold_cases.csv`` and the tables."""
+    protocol = protocol or preset.protocol
+    folds = list(range(preset.folds)) if folds is None else list(folds)
+    bad = [k for k in folds if not 0 <= k < preset.folds]
+    if bad:
+        raise RuntimeError(f'folds {bad} do not exist (this preset has {preset.folds})')
+    rows: List[dict] = []
+    for experiment in preset.experiments:
+        for k in folds:
+            for model in experiment.models:
+                config = resolve_configs([model.config])[0]
+                options = [*cfg_options, *(o.format(k=k) for o in model.fold_options)]
+                run_dir, checkpoint = train_once(config, work_dir, options, gpus)
+                tests = {'covid19': []}
+                if mosmed is not None and model.mosmed_options:
+                    tests['mosmed'] = [o.format(mosmed=Path(mosmed).resolve()) for o in model.mosmed_options]
+                for test_set, extra in tests.items():
+                    test_options = [*extra, protocol_option(config, [*options, *extra], protocol)]
+                    scored = set(model.scored(test_set))
+                    for r in test_once(config, run_dir, checkpoint, test_set, options, test_options, model.classes,
+                                       gpus):
+                        if r['class'] in scored:
+                            rows.append({'fold': k, **r, 'test_set': test_set, 'source': experiment.name})
+    return write_fold_tables(name, preset, rows, work_dir, protocol, folds, mosmed is not None)
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
+    """(mean, sample std (ddof 1; 0 for one value), n) of the values that are not NaN (NaN: the protocol's
+    undefined case, e.g. a class absent from truth and prediction, left out as the benchmark's pandas mean)."""
+    kept = [v for v in values if not math.isnan(v)]
+    n = len(kept)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = sum(kept) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in kept) / (n - 1)) if n > 1 else 0.0
+    return mean, std, n
+
+
+def fold_summaries(rows: Sequence[dict], folds: Sequence[object]) -> Dict[Tuple[str, object, str, str, str],
+                                                                        Tuple[float, float, int]]:
+    """{(source, fold or 'all', test set, class, metric): (mean %, std %, n)} of the per-case rows."""
+    groups: Dict[Tuple[str, object, str, str, str], List[float]] = {}
+    for r in rows:
+        for metric, _ in FOLD_METRICS:
+            for fold in (r['fold'], 'all'):
+                groups.setdefault((r['source'], fold, r['test_set'], r['class'], metric), []).append(100.0 * r[metric])
+    return {key: mean_std(values) for key, values in groups.items()}
+
+
+def _fmt(value: Optional[Tuple[float, float, int]], bold: bool = False) -> str:
+    if value is None or value[2] == 0 or math.isnan(value[0]):
+        return '–'
+    mean = f'**{value[0]:.1f}**' if bold else f'{value[0]:.1f}'
+    return f'{mean} ± {value[1]:.1f}'
+
+
+def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_dir: Path, protocol: str,
+                      folds: Sequence[int], mosmed_run: bool) -> List[Path]:
+    """``fold_cases.csv`` (the rows) and ``fold_table.md`` / ``.csv`` / ``.png``: per source, per fold mean ± std
+    over its test cases, ``all`` = over every (fold, case) pooled, and the published rows."""
+    from .evaluation.protocols import get_protocol
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    paths = [work_dir / 'fold_cases.csv', work_dir / 'fold_table.md', work_dir / 'fold_table.csv',
+             work_dir / 'fold_table.png']
+    with open(paths[0], 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(CASE_COLUMNS)
+        for r in rows:
+            writer.writerow([r['fold'], r['case'], r['class'], repr(r['dice']), repr(r['nsd']), r['test_set'],
+                             r['source']])
+    stats = fold_summaries(rows, folds)
+    cols = [(t, c, m, title) for t, c in preset.columns for m, title in FOLD_METRICS]
+    head = ['fold'] + [f'{TEST_SETS[t]} {c} {title}' for t, c, _, title in cols]
+    md = [f'## {preset.title}' + (f' (`{name}`)' if name else ''), '']
+    if preset.note:
+        md += [f'Note: {preset.note}', '']
+    table_rows = [['source', 'test_set', 'fold', 'class', 'metric', 'mean', 'std', 'n']]
+    for experiment in preset.experiments:
+        md += [f'### {experiment.name}', '', '| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * len(cols)]
+        shown = list(folds) if preset.folds > 1 else []
+        for fold in [*shown, 'all']:
+            cells = [_fmt(stats.get((experiment.name, fold, t, c, m)), bold=fold == 'all') for t, c, m, _ in cols]
+            md.append(f'| {"**all**" if fold == "all" else fold} | ' + ' | '.join(cells) + ' |')
+            for t, c, m, title in cols:
+                value = stats.get((experiment.name, fold, t, c, m))
+                if value is not None:
+                    table_rows.append([experiment.name, t, fold, c, title, round(value[0], 4), round(value[1], 4),
+                                       value[2]])
+        for ref in experiment.references:
+            values = PUBLISHED[ref]
+            cells = [_fmt((*values[(t, c)][m], 1)) if (t, c) in values else '–' for t, c, m, _ in cols]
+            md.append(f'| {ref} (published) | ' + ' | '.join(cells) + ' |')
+            for t, c, m, title in cols:
+                if (t, c) in values:
+                    table_rows.append([experiment.name, t, ref, c, title, *values[(t, c)][m], ''])
+        counts = sorted({(TEST_SETS[t], stats[(experiment.name, 'all', t, c, 'dice')][2])
+                         for t, c in preset.columns if (experiment.name, 'all', t, c, 'dice') in stats})
+        md += ['', 'Cases pooled in `all`: ' + (', '.join(f'{t} {n}' for t, n in counts) or 'none') + '.', '']
+    rule = get_protocol(protocol)
+    md += [f'Scores: protocol `{protocol}` ({rule.title}; source: {rule.source}); per case in 3D on the source grid, '
+           f'DSC and NSD in %. Per fold: mean ± sample std over its test cases; **all**: mean ± sample std over every '
+           f'(fold, case) pooled, as the benchmark\'s Avg rows ({rule.aggregation_rule}). Folds run: '
+           f'{", ".join(map(str, folds)) if preset.folds > 1 else "the one official split"}. Published: the '
+           'benchmark README\'s nnU-Net 2D and 3D U-Net rows (github.com/JunMa11/COVID-19-CT-Seg-Benchmark), mean ± std '
+           'over all test cases of all folds.'
+           + ('' if mosmed_run or not any(t == 'mosmed' for t, _ in preset.columns)
+              else ' MosMed: not run (pass --mosmed DIR, a prepared MosMed).'), '']
+    paths[1].write_text('\n'.join(md))
+    with open(paths[2], 'w', newline='') as f:
+        csv.writer(f).writerows(table_rows)
+    _plot_fold_table(preset, stats, cols, paths[3])
     return paths
 
 
-def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> List[Path]:
-    """Train and test ``preset.config`` on every fold (resumable like any run), then write the fold table."""
-    config = resolve_configs([preset.config])[0]
-    summaries = []
-    for k in range(preset.folds):
-        options = [*cfg_options, *preset.fold_options(k)]
-        result = run_one(config, work_dir, options, gpus)
-        summaries.append(fold_summary(result['metrics'], list(preset.reference),
-                                      run_dir_for(work_dir, config, options) / 'result.json'))
-    return write_fold_table(preset, summaries, work_dir)
+def _plot_fold_table(preset: FoldPreset, stats: dict, cols: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    n = len(preset.experiments)
+    fig, axes = plt.subplots(n, 1, figsize=(1.6 + 1.0 * len(cols), 2.8 * n), squeeze=False)
+    x = np.arange(len(cols))
+    for ax, experiment in zip(axes[:, 0], preset.experiments):
+        bars = [('this run (all)', [stats.get((experiment.name, 'all', t, c, m)) for t, c, m, _ in cols])]
+        bars += [(ref, [(*PUBLISHED[ref][(t, c)][m], 1) if (t, c) in PUBLISHED[ref] else None for t, c, m, _ in cols])
+                 for ref in experiment.references]
+        width = 0.8 / len(bars)
+        for i, (label, values) in enumerate(bars):
+            heights = [v[0] if v and v[2] and not math.isnan(v[0]) else 0.0 for v in values]
+            errors = [v[1] if v and v[2] and not math.isnan(v[1]) else 0.0 for v in values]
+            ax.bar(x + (i - (len(bars) - 1) / 2) * width, heights, width, yerr=errors, capsize=2, label=label)
+        ax.set_xticks(x, [f'{TEST_SETS[t]}\n{c} {title}' for t, c, _, title in cols], fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.set_title(experiment.name, fontsize=9)
+        ax.legend(fontsize=7, loc='upper right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -278,40 +575,66 @@ def main(argv: Optional[List[str]] = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--configs', nargs='+', help='config files or globs')
     group.add_argument('--preset', choices=sorted(PRESETS) + sorted(FOLD_PRESETS),
-                       help='a shipped list of configs, or a config on every official fold (covid19-task1)')
+                       help='a shipped list of configs (' + ', '.join(sorted(PRESETS)) + ') or a COVID-19-CT-Seg '
+                            'benchmark task on its official folds (' + ', '.join(sorted(FOLD_PRESETS)) + ')')
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
     parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')
+    parser.add_argument('--protocol', default=None,
+                        help='evaluation protocol of every test (default: a fold preset\'s own, covid19; for '
+                             'configs: what each config says)')
+    parser.add_argument('--mosmed', type=Path, default=None,
+                        help='fold presets: a prepared MosMed (prepare_dataset.py mosmed): also score every model '
+                             'with an infection class on its 50 cases (the published MosMed column)')
+    parser.add_argument('--folds', type=int, nargs='+', default=None,
+                        help='fold presets: run only these folds (default: all; the all row pools those run)')
     args = parser.parse_args(argv)
+    if args.protocol is not None:
+        from .evaluation.protocols import get_protocol
+        try:
+            get_protocol(args.protocol)
+        except MedSegError as exc:
+            print(f'error: --protocol: {exc}', file=sys.stderr)
+            return 1
     fold_preset = FOLD_PRESETS.get(args.preset)
     if fold_preset is None:
+        if args.mosmed is not None or args.folds is not None:
+            parser.error('--mosmed and --folds go with a fold preset (' + ', '.join(sorted(FOLD_PRESETS)) + ')')
         try:
             configs = resolve_configs(args.configs or PRESETS[args.preset])
         except FileNotFoundError as exc:
             print(f'error: {exc}', file=sys.stderr)
             return 1
+    if args.mosmed is not None and not (args.mosmed / 'manifest.csv').is_file():
+        print(f'error: --mosmed {args.mosmed}: no manifest.csv (prepare it with tools/prepare_dataset.py mosmed)',
+              file=sys.stderr)
+        return 1
     if args.gpus is None:
         import torch
         args.gpus = 1 if torch.cuda.is_available() else 0
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if fold_preset is not None:
+        if fold_preset.note:
+            print(f'note: {fold_preset.note}')
         try:
-            paths = run_fold_preset(fold_preset, args.work_dir, args.cfg_options, args.gpus)
-        except RuntimeError as exc:
+            paths = run_fold_preset(fold_preset, args.work_dir, args.cfg_options, args.gpus, args.mosmed, args.folds,
+                                    args.protocol, args.preset)
+        except (RuntimeError, KeyError, MedSegError) as exc:
             print(f'error: {args.preset}: {exc}', file=sys.stderr)
             return 1
         for path in paths:
             print(f'wrote {path}')
-        print(paths[0].read_text())
+        print(paths[1].read_text())
         return 0
     results = []
     for config in configs:
         try:
-            results.append(run_one(config, args.work_dir, args.cfg_options, args.gpus))
-        except RuntimeError as exc:
+            test_options = [protocol_option(config, args.cfg_options, args.protocol)] if args.protocol else []
+            results.append(run_one(config, args.work_dir, args.cfg_options, args.gpus, test_options))
+        except (RuntimeError, KeyError, MedSegError) as exc:
             print(f'error: {config}: {exc}', file=sys.stderr)
             return 1
-    for path in write_results(results, args.work_dir):
+    for path in write_results(results, args.work_dir, args.protocol):
         print(f'wrote {path}')
     print((args.work_dir / 'results.md').read_text())
     return 0
