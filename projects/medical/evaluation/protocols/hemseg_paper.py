@@ -32,8 +32,8 @@ import numpy as np
 
 from ...errors import MedSegError
 from ..surface import BOTH_EMPTY, GT_EMPTY, NOT_EMPTY, empty_category
-from .base import Protocol, register_protocol
-from .hemseg import monai_hd95
+from .base import register_protocol
+from .hemseg import HemSegProtocol, monai_hd95
 
 SOURCE = ('songchangwei/3DCT-SD-IVH-ICH: model_inference/SegResNet_test.py (same transforms and metrics in the '
           'other *_test.py) @ d8e2199 (MONAI Orientationd RAS + Spacingd nearest, DiceMetric, MeanIoU, '
@@ -173,7 +173,7 @@ def to_paper_grid(arrays: Sequence[np.ndarray], affine: np.ndarray, pixdim: Sequ
     return tuple(s.astype(a.dtype) for s, a in zip(sampled, arrays)), out_affine
 
 
-class HemSegPaperProtocol(Protocol):
+class HemSegPaperProtocol(HemSegProtocol):
     def to_grid(self, gt: np.ndarray, pred: np.ndarray, zooms: Tuple[float, ...], affine: np.ndarray
                 ) -> Tuple[np.ndarray, np.ndarray, Tuple[float, ...], np.ndarray]:
         if gt.ndim != 3:
@@ -196,10 +196,6 @@ class HemSegPaperProtocol(Protocol):
         n_both = int(np.count_nonzero(gt_mask & pred_mask))
         return {'dice': 2.0 * n_both / (n_gt + n_pred), 'iou': n_both / (n_gt + n_pred - n_both),
                 'hd95_vox': monai_hd95(gt_mask, pred_mask, spacing), 'empty': empty}
-
-    def bootstrap_ci(self, values: np.ndarray, n_bootstrap: int, seed: int, cls: int, ci: float) -> np.ndarray:
-        from ..summary import hemseg_bootstrap_ci
-        return hemseg_bootstrap_ci(values, n_bootstrap, ci)
 
 
 HEMSEG_PAPER = register_protocol(HemSegPaperProtocol(
