@@ -25,5 +25,7 @@ else:
     register_checkpoint_safe_globals()
     from . import datasets, models  # noqa: F401,E402  (registers the datasets and losses)
     from .evaluation import evaluator, volume_metric  # noqa: F401,E402  (registers SegEvaluator, VolumeMetric)
+    from . import report_hook  # noqa: F401,E402  (registers ReportHook: mim test --out DIR writes DIR/report.html)
+    from . import checkpoints  # noqa: F401,E402  (registers CheckpointFitHook)
 
 __all__ = ['__version__']

@@ -48,3 +48,6 @@ val_evaluator = dict(
         dict(type='VolumeMetric', protocol='default'),
     ])
 test_evaluator = val_evaluator
+# A checkpoint that does not fit the model (trained with other --cfg-options) stops `mim test`, `load_from` and
+# `--resume` with one line and exit 1 before any step (mmseg_medical.checkpoints; `custom_hooks=[]` turns it off).
+custom_hooks = [dict(type='CheckpointFitHook')]
