@@ -42,8 +42,8 @@ def axis_label(metric: str, unit: str) -> str:
 def distribution_plot(values: Mapping[str, Mapping[str, Sequence[float]]], units: Mapping[str, str],
                       seed: int = 0) -> bytes:
     """One panel per metric, one box (quartiles, whiskers at 1.5 IQR) per class with every case drawn as a
-    jittered point over it. ``values[metric][class name]`` are the case values; NaN are left out (the
-    panel's x label counts them); fractions are drawn on a fixed 0-1 axis."""
+    jittered point over it. ``values[metric][class name]`` are the case values; NaN and infinite values are
+    left out (the x label counts them); fractions are drawn on a fixed 0-1 axis."""
     plt = _pyplot()
     metrics = list(values)
     fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 + 2.2 * len(metrics), 3.4), squeeze=False)
@@ -56,7 +56,7 @@ def distribution_plot(values: Mapping[str, Mapping[str, Sequence[float]]], units
             finite = column[np.isfinite(column)]
             kept.append(finite)
             missing = len(column) - len(finite)
-            labels.append(f'{name}\nn={len(finite)}' + (f' ({missing} NaN/inf left out)' if missing else ''))
+            labels.append(f'{name}\nn={len(finite)}' + (f'\n+{missing} NaN/inf' if missing else ''))
         positions = np.arange(1, len(classes) + 1)
         drawn = [k if len(k) else np.array([np.nan]) for k in kept]
         ax.boxplot(drawn, positions=positions, widths=0.5, showfliers=False,
@@ -72,8 +72,6 @@ def distribution_plot(values: Mapping[str, Mapping[str, Sequence[float]]], units
             top = max((float(k.max()) for k in kept if len(k)), default=1.0)
             ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
         ax.grid(axis='y', alpha=0.3)
-    fig.suptitle('per-case values per class (box: quartiles, whiskers 1.5 IQR, red: median; points: cases)',
-                 fontsize=9)
     fig.tight_layout()
     return _png(fig)
 
@@ -84,7 +82,10 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 def _draw(ax, image: np.ndarray, truth: np.ndarray, pred: np.ndarray, classes: Sequence[int], title: str) -> None:
-    ax.imshow(_grey(image), cmap='gray', interpolation='nearest')
+    grey = _grey(image)
+    # the stored grey levels as they are (8/16-bit PNG), not stretched per slice
+    limits = dict(vmin=0, vmax=int(np.iinfo(grey.dtype).max)) if grey.dtype.kind == 'u' else {}
+    ax.imshow(grey, cmap='gray', interpolation='nearest', **limits)
     rgba = np.zeros(truth.shape + (4,), np.float32)
     fill = np.isin(truth, classes)
     rgba[fill] = (0.0, 0.78, 0.33, 0.35)
@@ -114,7 +115,7 @@ def overlay_panels(panels: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray, st
     plt = _pyplot()
     rows = max(1, -(-len(panels) // columns))
     cols = min(columns, max(1, len(panels)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 2.7 * rows + 0.7), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6, 2.7 * cols), 2.7 * rows + 0.7), squeeze=False)
     for ax in axes.flat:
         ax.axis('off')
     for ax, (image, truth, pred, text) in zip(axes.flat, panels):
