@@ -69,20 +69,21 @@ def test_fold_config_trains_and_tests_with_volume_metrics(tmp_path):
     test_list = (data / 'splits' / 'task1_fold3_test.txt').read_text()
     assert not any(f'{c}_0000' in test_list for c in FOLD3_TRAIN)
 
-    # Covid19VolumeMetric writes its volumes and metrics.csv into the --out folder itself, beside the PNGs
-    cases = sorted(p.name[:-len('.nii.gz')] for p in pred.glob('*.nii.gz'))
+    # Covid19VolumeMetric, like VolumeMetric, writes its volumes and metrics.csv to DIR/volumes, the PNGs to DIR
+    volumes = pred / 'volumes'
+    cases = sorted(p.name[:-len('.nii.gz')] for p in volumes.glob('*.nii.gz'))
     assert len(cases) == 16 and not set(cases) & set(FOLD3_TRAIN)
     hand = {}
     for case in cases:
         label_file = raw / 'Lung_and_Infection_Mask' / f'{case}.nii.gz'
         assert ''.join(nib.aff2axcodes(nib.load(str(label_file)).affine)) == 'LPS'   # display = the transpose
-        display = np.asanyarray(nib.load(str(pred / f'{case}.nii.gz')).dataobj).transpose(2, 1, 0)
+        display = np.asanyarray(nib.load(str(volumes / f'{case}.nii.gz')).dataobj).transpose(2, 1, 0)
         slices = np.stack([cv2.imread(str(pred / f'{case}_{k:04d}.png'), cv2.IMREAD_UNCHANGED) for k in range(SLICES)])
         np.testing.assert_array_equal(display, slices)
-        hand[case] = _by_hand(pred / f'{case}.nii.gz', label_file)
+        hand[case] = _by_hand(volumes / f'{case}.nii.gz', label_file)
     assert any(0 < hand[case][c][1] < 1 for case in cases for c in CLASSES)    # MONAI's NSD was used
 
-    with open(pred / 'metrics.csv', newline='') as f:
+    with open(volumes / 'metrics.csv', newline='') as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ['case', 'class', 'dice', 'nsd', 'empty']
     assert [(r['case'], int(r['class'])) for r in rows] == [(case, c) for case in cases for c in CLASSES]

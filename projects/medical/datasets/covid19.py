@@ -180,7 +180,7 @@ class Covid19VolumeMetric(VolumeMetric):
     :class:`Covid19MultiSourceDataset`: each case's source label (``labels/<case>.nii.gz``, in the classes
     its folder stores) is read through :func:`stored_label_map` for the evaluated classes, as the dataset
     reads the masks (the all-masks store as the subtask; MosMed's infection as class 3 of the joint model).
-    Arguments as :class:`VolumeMetric`; with ``mim test --out DIR`` its files go to ``DIR`` itself.
+    Arguments as :class:`VolumeMetric`; with ``mim test --out DIR`` its files go to ``DIR/volumes`` as VolumeMetric's.
     """
 
     def _scoring_grid(self, geometry, case_id, gt, pred, on_source, spacing):  # type: ignore[override]

@@ -22,8 +22,10 @@ class SegEvaluator(Evaluator):
         super().__init__(metrics)
         if output_dir is None:
             return
+        from .volume_metric import VolumeMetric
+
         for metric in self.metrics:
-            if type(metric).__name__ == 'VolumeMetric':
+            if isinstance(metric, VolumeMetric):  # dataset-specific subclasses too
                 metric.output_dir = os.path.join(output_dir, 'volumes')
             elif hasattr(metric, 'output_dir'):
                 metric.output_dir = output_dir
