@@ -116,7 +116,7 @@ def _config_values(text: str) -> dict:
     evaluator = cfg.get('test_evaluator') or {}
     metrics = evaluator.get('metrics', evaluator) if isinstance(evaluator, dict) else evaluator
     for metric in metrics if isinstance(metrics, (list, tuple)) else [metrics]:
-        if isinstance(metric, dict) and metric.get('type') == 'VolumeMetric':
+        if isinstance(metric, dict) and str(metric.get('type', '')).endswith('VolumeMetric'):
             out['protocol'] = metric.get('protocol', 'default')
             out['metric_data_root'] = metric.get('data_root')
     return out

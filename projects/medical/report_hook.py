@@ -25,8 +25,10 @@ from .errors import MedSegError
 
 
 def _volume_metric(runner):
-    evaluator = runner.test_loop.evaluator
-    return next((m for m in evaluator.metrics if type(m).__name__ == 'VolumeMetric'), None)
+    """The test evaluator's VolumeMetric (or a subclass, e.g. Covid19VolumeMetric)."""
+    from .evaluation.volume_metric import VolumeMetric
+
+    return next((m for m in runner.test_loop.evaluator.metrics if isinstance(m, VolumeMetric)), None)
 
 
 @HOOKS.register_module()
