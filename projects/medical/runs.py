@@ -1,15 +1,21 @@
 """Driving ``mim train`` / ``mim test`` runs: shortened settings, commands and reading back results.
 
-Shared by the demo, the benchmark runner and the tests so that the same small-run recipe is written once.
+Shared by the demo, the benchmark runner and the tests so that the same small-run recipe is written once;
+``tools/tiny_options.py DATA`` prints the same recipe as one ``--cfg-options ...`` line for a shell.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, NoReturn, Optional, Sequence, Union
+
+from .errors import MedSegError
+from .manifest import MANIFEST_NAME
 
 PathLike = Union[str, Path]
 
@@ -52,6 +58,75 @@ def tiny_overrides(data_root: PathLike, scale: int = 64, iters: int = 300, base_
     if lr is not None:
         opts.append(f'optim_wrapper.optimizer.lr={lr}')
     return opts
+
+
+def options_line(cfg_options: Sequence[str]) -> str:
+    """``--cfg-options k=v ...`` for a shell: each value shell-quoted where it needs it (``'(64,64)'``).
+
+    The line works pasted after ``mim train mmseg CONFIG`` and as ``$(python tools/tiny_options.py DATA)``:
+    in the second form the quotes reach mmengine's ``DictAction`` literally, and it strips them from values.
+    """
+    words = []
+    for option in cfg_options:
+        key, sep, value = option.partition('=')
+        if not sep:
+            raise ValueError(f'expected KEY=VALUE, got {option!r}')
+        words.append(f'{key}={shlex.quote(value)}')
+    return ' '.join(['--cfg-options', *words])
+
+
+def _is_prepared(folder: Path) -> bool:
+    """A prepared dataset (``manifest.csv``), or a folder of them (the COVID-19 multi-source configs' root)."""
+    return (folder / MANIFEST_NAME).is_file() or any((sub / MANIFEST_NAME).is_file() for sub in folder.iterdir()
+                                                     if sub.is_dir())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f'error: {self.prog}: {message} (see --help)\n')
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be >= {minimum}, got {value}')
+        return value
+    return parse
+
+
+def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``tools/tiny_options.py DATA [--scale N] [--iters N] ...``: print :func:`tiny_overrides` as one line."""
+    parser = _Parser(
+        prog='tiny_options.py',
+        description='Print the --cfg-options that shrink a UNet-S5-D16 config of this project to a CPU-sized run '
+                    '(slices resized to SCALE x SCALE, BASE_CHANNELS UNet, ITERS iterations, one checkpoint and '
+                    'one validation at the end) for the prepared dataset DATA.',
+        epilog='Use: mim train mmseg CONFIG $(python tools/tiny_options.py data/cranium); give mim test and '
+               'tools/infer_volume.py the same line: a checkpoint only fits the model built with its options.')
+    parser.add_argument('data', type=Path, help='the prepared dataset (tools/prepare_dataset.py --out), e.g. '
+                                                'data/cranium; for the COVID-19 multi-source configs the folder '
+                                                'holding the prepared datasets')
+    parser.add_argument('--scale', type=_at_least(16), default=64, help='slice size in pixels (default 64)')
+    parser.add_argument('--iters', type=_at_least(1), default=300, help='training iterations (default 300)')
+    parser.add_argument('--base-channels', type=_at_least(1), default=16,
+                        help='UNet base channels (default 16; the configs: 64)')
+    parser.add_argument('--batch-size', type=_at_least(1), default=4, help='training batch size (default 4)')
+    parser.add_argument('--workers', type=_at_least(0), default=2, help='dataloader workers (default 2)')
+    args = parser.parse_args(argv)
+    if not args.data.is_dir() or not _is_prepared(args.data):
+        what = 'not found' if not args.data.exists() else (
+            f'not a prepared dataset (no {MANIFEST_NAME} in it or in a subfolder); run tools/prepare_dataset.py')
+        print(f'error: {MedSegError(args.data, what)}', file=sys.stderr)
+        return 1
+    print(options_line(tiny_overrides(args.data, scale=args.scale, iters=args.iters, base_channels=args.base_channels,
+                                      batch_size=args.batch_size, workers=args.workers)))
+    return 0
 
 
 def mim_executable() -> str:

@@ -1,0 +1,64 @@
+"""tools/tiny_options.py: the printed line reaches mmengine's --cfg-options parser the same pasted or as
+``$(...)``, and bad input is one line with a non-zero exit. (That the line makes the run it says: the session's
+``cranium_model`` trains with it, ``test_mim_round_trip.py`` checks the run and tests with the same line.)"""
+from __future__ import annotations
+
+import argparse
+import ast
+import shlex
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import DictAction
+
+ARGV = "import sys; print(repr(sys.argv[1:]))"
+
+
+def _tool(repo, *args):
+    return subprocess.run([sys.executable, 'tools/tiny_options.py', *map(str, args)], cwd=repo, capture_output=True,
+                          text=True)
+
+
+def _cfg_options(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv).cfg_options
+
+
+def test_pasted_and_substituted_lines_give_the_same_options(cranium_data, shell):
+    proc = _tool(shell.repo, cranium_data, '--scale', '48', '--iters', '7', '--base-channels', '4', '--workers', '0')
+    assert proc.returncode == 0 and proc.stderr == ''
+    [line] = proc.stdout.splitlines()
+    assert line.startswith('--cfg-options ')
+    show = f'{shlex.quote(sys.executable)} -c {shlex.quote(ARGV)}'
+    pasted = subprocess.run(['bash', '-c', f'{show} {line}'], capture_output=True, text=True, check=True).stdout
+    tool = ' '.join(shlex.quote(str(w)) for w in [sys.executable, 'tools/tiny_options.py', cranium_data, '--scale',
+                                                   '48', '--iters', '7', '--base-channels', '4', '--workers', '0'])
+    substituted = subprocess.run(['bash', '-c', f'{show} $({tool})'], capture_output=True, text=True, check=True,
+                                 cwd=shell.repo).stdout
+    options = _cfg_options(ast.literal_eval(pasted))
+    assert _cfg_options(ast.literal_eval(substituted)) == options
+    root = str(cranium_data).rstrip('/') + '/'
+    assert options['model.data_preprocessor.size'] == (48, 48)          # tuples, as the configs write them
+    assert options['train_dataloader.dataset.pipeline.2.scale'] == (48, 48)
+    assert options['test_dataloader.dataset.pipeline.1.scale'] == (48, 48)
+    assert options['test_dataloader.dataset.data_root'] == root
+    assert options['model.backbone.base_channels'] == 4 and options['train_cfg.max_iters'] == 7
+    assert options['test_dataloader.persistent_workers'] is False
+
+
+@pytest.mark.parametrize('args, code, message', [
+    (['{missing}'], 1, 'error: {missing}: not found'),
+    (['{raw}'], 1, 'error: {raw}: not a prepared dataset (no manifest.csv in it or in a subfolder); run '
+                   'tools/prepare_dataset.py'),
+    (['{data}', '--iters', '0'], 2, 'error: tiny_options.py: argument --iters: must be >= 1, got 0 (see --help)'),
+    (['{data}', '--scale', 'big'], 2, "error: tiny_options.py: argument --scale: expected an integer, got 'big' "
+                                      '(see --help)'),
+    ([], 2, 'error: tiny_options.py: the following arguments are required: data (see --help)'),
+])
+def test_bad_input_is_one_line(cranium_data, shell, tmp_path, args, code, message):
+    names = {'missing': tmp_path / 'nope', 'raw': tmp_path, 'data': cranium_data}
+    proc = _tool(shell.repo, *[a.format(**names) for a in args])
+    assert proc.returncode == code and proc.stdout == ''
+    assert proc.stderr.splitlines() == [message.format(**names)]
