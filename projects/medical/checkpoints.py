@@ -10,7 +10,7 @@ copied a weight) and stops the run with one line::
 
     error: <checkpoint>: does not fit the model built from the config (pass the --cfg-options it was trained
     with): backbone.encoder.0.0.convs.0.conv.weight is [8, 3, 3, 3] in the checkpoint, [16, 3, 3, 3] in the
-    model (75 more of the model's 103 entries have other shapes)
+    model (116 of the model's 140 entries differ)
 
 (one line on stderr) and exit status 1. A checkpoint fits when every entry of the model's ``state_dict``
 (parameters and buffers) is in it with the same shape; entries only the checkpoint has (e.g. an auxiliary head
@@ -71,8 +71,8 @@ def misfits(model_state: Mapping[str, Any], checkpoint_state: Mapping[str, Any]
 
 
 def check_fits(model, checkpoint: Mapping[str, Any], path: Union[str, PathLike, None]) -> None:
-    """Raise :class:`MedSegError` (one line: the first entry that differs, both shapes, how many more) when
-    ``checkpoint`` does not fit ``model``."""
+    """Raise :class:`MedSegError` when ``checkpoint`` does not fit ``model``; one line: the first entry that
+    differs (its shape in both, or that the checkpoint lacks it) and, when more do, how many of how many."""
     model = model.module if is_model_wrapper(model) else model
     model_state = model.state_dict()
     wrong, missing = misfits(model_state, checkpoint_state(checkpoint))
@@ -80,19 +80,19 @@ def check_fits(model, checkpoint: Mapping[str, Any], path: Union[str, PathLike, 
         return
     if wrong:
         name, have, want = wrong[0]
-        first, more = f'{name} is {have} in the checkpoint, {want} in the model', len(wrong) - 1
-        rest = [f'{more} more of the model\'s {len(model_state)} entries have other shapes'] if more else []
-        rest += [f'{len(missing)} are not in the checkpoint'] if missing else []
+        first = f'{name} is {have} in the checkpoint, {want} in the model'
     else:
-        first, more = f'{missing[0]} is not in the checkpoint', len(missing) - 1
-        rest = [f'nor are {more} more of the model\'s {len(model_state)} entries'] if more else []
-    raise MedSegError(path, f'{ADVICE}: {first}' + (f' ({"; ".join(rest)})' if rest else ''))
+        first = f'{missing[0]} is not in the checkpoint'
+    count = len(wrong) + len(missing)
+    more = f' ({count} of the model\'s {len(model_state)} entries differ)' if count > 1 else ''
+    raise MedSegError(path, f'{ADVICE}: {first}{more}')
 
 
 def _checkpoint_path(runner) -> Optional[str]:
-    """The file the runner is loading: ``load_from``, else (``--resume`` without it) the latest in work_dir."""
-    path = runner.cfg.get('load_from')
-    if path is None and runner.cfg.get('resume'):
+    """The file the runner is loading: ``load_from``, else (``--resume`` without it) the latest in work_dir
+    (``Runner.load_or_resume``'s choice; mmengine 0.10.7 keeps both settings in private attributes)."""
+    path = getattr(runner, '_load_from', None)
+    if path is None and getattr(runner, '_resume', False):
         path = find_latest_checkpoint(runner.work_dir)
     return None if path is None else str(path)
 
