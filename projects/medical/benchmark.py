@@ -22,14 +22,16 @@ training (``train.done``) is not repeated; a test whose result exists with the s
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import functools
 import glob
 import hashlib
 import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -87,11 +89,18 @@ def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Pat
     return work_dir / f'{config.stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}'
 
 
-def load_config(config: Path, cfg_options: Sequence[str]):
-    """The mmengine Config of ``config`` after the ``--cfg-options`` overrides."""
-    from mmengine.config import Config, DictAction
+@functools.lru_cache(maxsize=None)
+def _config_file(path: str, mtime_ns: int):
+    from mmengine.config import Config
 
-    cfg = Config.fromfile(str(config))
+    return Config.fromfile(path)  # ~1 s: mmseg:: base configs are looked up in its model index
+
+
+def load_config(config: Path, cfg_options: Sequence[str]):
+    """The mmengine Config of ``config`` after the ``--cfg-options`` overrides (files parsed once per process)."""
+    from mmengine.config import DictAction
+
+    cfg = copy.deepcopy(_config_file(str(config), Path(config).stat().st_mtime_ns))
     if cfg_options:
         parser = argparse.ArgumentParser()
         parser.add_argument('--o', nargs='+', action=DictAction)
@@ -410,10 +419,10 @@ def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_
     print(f'test  {config.name} on {test_set}')
     run(mim_test(config, checkpoint, test_dir, [*cfg_options, *test_options], ['--gpus', str(gpus), '--out', str(out)]),
         log=test_dir / 'mim_test.log', cwd=REPO)
-    found = [p for p in (out / 'volumes' / 'metrics.csv', out / 'metrics.csv') if p.is_file()]
-    if not found:
-        raise RuntimeError(f'{out}: mim test --out wrote no metrics.csv (is a VolumeMetric in the test_evaluator?)')
-    rows = read_case_rows(found[0], classes)
+    written = out / 'volumes' / 'metrics.csv'  # SegEvaluator sends a VolumeMetric's files to DIR/volumes
+    if not written.is_file():
+        raise RuntimeError(f'{written}: mim test --out wrote no per-case rows (is a VolumeMetric in the test_evaluator?)')
+    rows = read_case_rows(written, classes)
     with open(cases_path.with_suffix('.tmp'), 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['case', 'class', 'dice', 'nsd'])

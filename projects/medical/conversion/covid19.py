@@ -84,8 +84,6 @@ ALL = 'all'
 DEFAULT_SUBTASK = ALL
 #: The subtask a dataset reads when none is named (the joint model of the ``all`` store).
 JOINT = 'lung_infection'
-#: NSD tolerance of the benchmark per class name, in mm (lungs 1 mm, lesion 3 mm).
-NSD_TOLERANCE_MM = {'left_lung': 1.0, 'right_lung': 1.0, 'infection': 3.0}
 
 ZENODO_IMAGES, KAGGLE_IMAGES = 'COVID-19-CT-Seg_20cases', 'ct_scans'
 _KAGGLE_NAMES = (re.compile(r'coronacases_org_(\d{3})'), re.compile(r'radiopaedia_org_covid-19-pneumonia-(\d+_\d+_\d+)-dcm'))
@@ -98,11 +96,6 @@ def subtask_classes(subtask: str) -> Tuple[str, ...]:
     if subtask not in SUBTASKS:
         raise ValueError(f'unknown subtask {subtask!r}; choose from {sorted(SUBTASKS) + [ALL]}')
     return SUBTASKS[subtask][0]
-
-
-def nsd_tolerance(subtask: str) -> Dict[int, float]:
-    """``{class index: mm}`` for :class:`~mmseg_medical.evaluation.VolumeMetric` (background excluded)."""
-    return {i: NSD_TOLERANCE_MM[c] for i, c in enumerate(subtask_classes(subtask)) if i}
 
 
 def encode_all(lung: np.ndarray, infection: np.ndarray, joint: np.ndarray, source: Optional[str] = None) -> np.ndarray:
