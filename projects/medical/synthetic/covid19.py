@@ -67,9 +67,25 @@ def subtask_masks(labels: np.ndarray) -> Dict[str, np.ndarray]:
     return {'lung_infection': labels.astype(np.uint8), 'lung': lung, 'infection': (labels == 3).astype(np.uint8)}
 
 
-def _save(array: np.ndarray, spacing: Tuple[float, float, float], path: Path, dtype) -> None:
+#: Voxel orders the writers store: axis codes of (column, row, slice) → flips of the display-order (L, P, S) array.
+ORIENTATIONS = {'LPS': (False, False, False), 'LAS': (False, True, False), 'RAS': (True, True, False),
+                'LPI': (False, False, True)}
+
+
+def _save(array: np.ndarray, spacing: Tuple[float, float, float], path: Path, dtype, orientation: str = 'LPS') -> None:
+    """Write a display-order (Z, H, W) array (columns to the patient's left, rows to posterior, slices to superior)
+    in the voxel order ``orientation`` (e.g. ``'LAS'``: rows run to anterior), with the matching affine."""
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f'unknown orientation {orientation!r}; choose from {sorted(ORIENTATIONS)}')
+    flip_x, flip_y, flip_z = ORIENTATIONS[orientation]
     sx, sy, sz = spacing
-    save_nifti(Volume(array, affine=np.diag([-sx, -sy, sz, 1.0])), path, dtype)
+    z, h, w = array.shape
+    affine = np.diag([sx if flip_x else -sx, sy if flip_y else -sy, -sz if flip_z else sz, 1.0])
+    # keep the world position of every voxel: a flipped axis starts at the other end
+    affine[:3, 3] = [-(w - 1) * sx if flip_x else 0.0, -(h - 1) * sy if flip_y else 0.0,
+                     (z - 1) * sz if flip_z else 0.0]
+    stored = array[::-1 if flip_z else 1, ::-1 if flip_y else 1, ::-1 if flip_x else 1]
+    save_nifti(Volume(np.ascontiguousarray(stored), affine=affine), path, dtype)
 
 
 def kaggle_scan_name(case_id: str) -> str:
@@ -120,19 +136,21 @@ def write_covid19_release(root: PathLike, layout: str = 'zenodo', num_slices: in
 
 
 def write_mosmed_release(root: PathLike, num_labelled: int = 3, num_unlabelled: int = 2, num_slices: int = 4,
-                         size: int = 32, seed: int = 1) -> Path:
+                         size: int = 32, seed: int = 1, orientation: str = 'LAS') -> Path:
     """MosMed: ``studies/CT-1/study_<n>.nii.gz`` (HU) with ``masks/study_<n>_mask.nii.gz`` (1 = infection)
-    for the first ``num_labelled`` studies (from 0255 on), plus unlabelled ``studies/CT-0`` studies."""
+    for the first ``num_labelled`` studies (from 0255 on), plus unlabelled ``studies/CT-0`` studies; stored in
+    the voxel order ``orientation`` (default L, A, S as the real MosMed masks; :data:`ORIENTATIONS`)."""
     root = Path(root)
     for i in range(num_labelled + num_unlabelled):
         hu, labels = chest_phantom(i, num_slices, size, seed)
         spacing = case_spacing(i)
         if i < num_labelled:
             study = f'study_{255 + i:04d}'
-            _save(hu, spacing, root / 'studies' / 'CT-1' / f'{study}.nii.gz', np.int16)
-            _save((labels == 3).astype(np.uint8), spacing, root / 'masks' / f'{study}_mask.nii.gz', np.uint8)
+            _save(hu, spacing, root / 'studies' / 'CT-1' / f'{study}.nii.gz', np.int16, orientation)
+            _save((labels == 3).astype(np.uint8), spacing, root / 'masks' / f'{study}_mask.nii.gz', np.uint8,
+                  orientation)
         else:
-            _save(hu, spacing, root / 'studies' / 'CT-0' / f'study_{i + 1:04d}.nii.gz', np.int16)
+            _save(hu, spacing, root / 'studies' / 'CT-0' / f'study_{i + 1:04d}.nii.gz', np.int16, orientation)
     return root
 
 
