@@ -69,8 +69,9 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
     (scans / 'notes.txt').write_text('not a scan')
 
     options, checkpoint = trained
-    assert main(infer_argv(options, checkpoint, scans, tmp_path / 'out')) == 0
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'series_a.nii.gz']
+    assert main(infer_argv(options, checkpoint, scans, tmp_path / 'out') + ['--save-probabilities']) == 0
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'head.npz', 'series_a.nii.gz',
+                                                                    'series_a.npz']
     assert 'error' not in capsys.readouterr().err
 
     from_nifti = nib.load(str(tmp_path / 'out/head.nii.gz'))
@@ -85,6 +86,12 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
     assert set(np.unique(pred)) == {0, 1}
     # Same HU in display order: the DICOM copy gets the same labels, in its own voxel order (i, j reversed).
     assert np.array_equal(np.asanyarray(from_dicom.dataobj), pred[::-1, ::-1, :])
+    for case, labels in (('head', pred), ('series_a', np.asanyarray(from_dicom.dataobj))):
+        with np.load(tmp_path / 'out' / f'{case}.npz') as f:
+            probabilities = f['probabilities']
+        assert probabilities.dtype == np.float16 and probabilities.shape == (2,) + img.shape
+        assert np.array_equal(labels, np.argmax(probabilities, axis=0))  # the labels are their argmax
+        np.testing.assert_allclose(probabilities.astype(np.float32).sum(axis=0), 1.0, atol=2e-3)
     dice = case_metrics(mask.nifti_array(), pred, ct.spacing, [1])[0]['dice']
     print(f'\ntiny model ({ITERS} iterations at 64²) hemorrhage Dice on unseen phantom patient 8: {dice:.3f}')
     assert dice >= 0.7  # measured 0.91
@@ -110,7 +117,7 @@ def test_slices_match_inference_on_prepared_pngs(trained, cranium_data, tmp_path
     cfg = load_config(args.config, args.cfg_options)
     pngs = np.stack([cv2.imread(str(cranium_data / r.image), cv2.IMREAD_UNCHANGED) for r in rows])
     assert np.array_equal(intensity_for(cfg)(to_display(read_nifti(scan))), pngs)
-    model = load_model(cfg, args.checkpoint, 'cpu')
+    model = load_model(cfg, args.checkpoints[0], 'cpu')
     for r in rows:
         expected = inference_model(model, str(cranium_data / r.image)).pred_sem_seg.data[0].numpy()
         assert np.array_equal(pred[r.slice_index], expected), r.image
@@ -147,6 +154,25 @@ def test_find_inputs(tmp_path):
         find_inputs(tmp_path)
     with pytest.raises(MedSegError, match='not a NIfTI file'):
         find_inputs(series / next(p.name for p in series.iterdir()))
+
+
+def test_find_inputs_below_a_release_folder(tmp_path):
+    """Scans at any depth (``ct_scans/`` of a release, a DICOM series two levels down); label files and
+    folders, hidden entries and other files are not scans; a DICOM series folder is not searched further."""
+    ct, _ = cranium_patient(0, num_slices=2, size=32)
+    release = tmp_path / 'release'
+    for path in ('ct_scans/049.nii', 'masks/049.nii', 'ct_scans/crossmoda_1_Label.nii.gz', 'labelsTr/x.nii.gz',
+                 'Lung_Mask/y.nii.gz', '.cache/z.nii.gz', 'ct_scans/051_seg.nii.gz'):
+        (release / path).parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(release / path))
+    series = release / 'site_b' / 'patient_7' / 'CT_head'
+    write_dicom_series(ct.array, series, spacing=ct.spacing)
+    write_dicom_series(ct.array, series / 'inner', spacing=ct.spacing)  # inside a series: not searched
+    (release / 'README.txt').write_text('x')
+    assert find_inputs(release) == [('049', NIFTI, release / 'ct_scans/049.nii'), ('CT_head', DICOM, series)]
+    nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(release / 'site_b' / '049.nii.gz'))
+    with pytest.raises(MedSegError, match=f"case '049' is also given by {release / 'ct_scans/049.nii'}"):
+        find_inputs(release)
 
 
 def _bad_config(tmp_path: Path) -> Path:

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from mmseg_medical.pseudo_label import LEVELS, class_thresholds, confidence_and_labels
+from mmseg_medical.inference import class_probabilities
+from mmseg_medical.pseudo_label import LEVELS, class_thresholds, confidence
 from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def test_confidence_is_the_softmax_of_the_predicted_class():
     logits = rng.normal(0, 3, size=(3, 5, 7)).astype(np.float32)
     labels = logits.argmax(axis=0).astype(np.uint8)
     expected = softmax(logits.astype(np.float64), axis=0).max(axis=0)
-    np.testing.assert_allclose(confidence_and_labels(logits, labels) / (LEVELS - 1), expected, atol=1e-5)
+    np.testing.assert_allclose(confidence(class_probabilities(logits), labels) / (LEVELS - 1), expected, atol=1e-5)
 
 
 SIZE, SLICES, HOLDOUT, ITERS = 32, 6, 2, 8   # a short run: the benchmark script measures the effect
@@ -81,15 +82,17 @@ def _target_dice(config: Path, checkpoint: Path, options: list, scans: Path, lab
                     str(scans), '--output', str(out), '--device', 'cpu', '--cfg-options', *options],
                    check=True, capture_output=True, cwd=REPO)
     preds = sorted(out.glob('*.nii.gz'))
-    assert [p.name for p in preds] == sorted(p.name for p in scans.glob('*.nii.gz')) and len(preds) == HOLDOUT
+    # named by case id: crossmoda_13_hrT2.nii.gz is written as crossmoda_13.nii.gz
+    assert [p.name for p in preds] == sorted(p.name.replace('_hrT2', '') for p in scans.glob('*.nii.gz'))
+    assert len(preds) == HOLDOUT
     truth_dir = out.parent / f'{out.name}_truth'          # the labels under the predictions' names
     truth_dir.mkdir()
     hand = {}
     for pred_file in preds:
-        scan, pred = nib.load(str(scans / pred_file.name)), nib.load(str(pred_file))
+        scan, pred = nib.load(str(scans / pred_file.name.replace('.nii.gz', '_hrT2.nii.gz'))), nib.load(str(pred_file))
         assert pred.shape == scan.shape and np.allclose(pred.affine, scan.affine, atol=1e-4)
         assert set(np.unique(np.asanyarray(pred.dataobj))) <= {0, 1, 2}
-        case = pred_file.name.split('.')[0].rsplit('_', 1)[0]  # crossmoda_13_hrT2 -> crossmoda_13
+        case = pred_file.name.split('.')[0]
         shutil.copy(labels / f'{case}_Label.nii.gz', truth_dir / pred_file.name)
         hand[pred_file.name[:-len('.nii.gz')]] = by_hand(pred_file, truth_dir / pred_file.name)
     table = out.parent / f'{out.name}.csv'

@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""Segment NIfTI volumes / DICOM series slice by slice with a trained 2D model (see --help).
+"""Segment NIfTI volumes, DICOM series or a prepared dataset's split with a trained 2D model or an
+ensemble (see --help).
 
-Usage: python tools/infer_volume.py CONFIG CHECKPOINT --input SCAN_OR_FOLDER --output OUT_DIR
-       [--batch-size N] [--device cpu|cuda] [--cfg-options KEY=VALUE ...]
+Usage: python tools/infer_volume.py CONFIG CHECKPOINT [CHECKPOINT ...] --input SCAN_OR_FOLDER --output OUT_DIR
+       python tools/infer_volume.py CONFIG CHECKPOINT [...] --data PREPARED --split test --output OUT_DIR
+       [--model CONFIG CHECKPOINT ...] [--tta none|flip|flip2] [--save-probabilities] [--label-suffix _Label]
+       [--batch-size N] [--device cpu|cuda] [--postprocess FILE] [--cfg-options KEY=VALUE ...]
 
 The logic lives in ``mmseg_medical.inference`` / ``mmseg_medical.inference_cli``.
 """

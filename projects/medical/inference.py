@@ -1,26 +1,37 @@
-"""Segment whole scans (NIfTI files, DICOM series) with a trained 2D model, slice by slice.
+"""Segment whole scans (NIfTI files, DICOM series, the cases of a prepared dataset) with trained 2D models.
 
-The scan gets the intensity rule of the dataset the model was trained on (the converter whose
-``dataset_type`` is the config's test dataset type, built with the ``settings`` that ``prepare`` stored
-in ``<data_root>/dataset.json``) and the one slice convention ``prepare`` writes (``slice_convention`` in
-dataset.json, :mod:`mmseg_medical.orientation`), so its slices are the same 8-bit images the training
-PNGs were. Each
-slice is given to the model exactly as ``LoadImageFromFile`` gives a grayscale PNG (replicated to three
-BGR channels) through the config's *test dataloader* pipeline (what ``mim test`` runs). The predicted
-labels are restacked, put back into the scan's own voxel order and written as ``<case>.nii.gz`` with
-the scan's affine (and, for NIfTI input, its header, so qform/sform codes are kept).
+One path for every caller (``tools/infer_volume.py``, ``tools/pseudo_label.py``):
+
+* :class:`Predictor` gives per-slice class probabilities of one model or an ensemble (softmax probabilities
+  averaged over the models), optionally with mirror test-time augmentation (``flip``: left-right, ``flip2``:
+  both in-plane axes, as nnU-Net's 2D mirroring), ``batch_size`` slices per forward pass under
+  ``torch.inference_mode``. Each slice goes in as ``LoadImageFromFile`` gives its PNG (grayscale replicated
+  to three BGR channels) through the config's *test dataloader* pipeline (what ``mim test`` runs), so one
+  model without TTA labels a slice as ``mim test`` does.
+* :class:`ScanCase` readers make a scan's 8-bit slices exactly as ``prepare`` made the training PNGs: the
+  display slice convention (:mod:`mmseg_medical.orientation`), the converter's in-plane resampling /
+  cropping and its intensity rule, with the ``settings`` ``prepare`` stored in ``dataset.json``
+  (:func:`file_cases` for files given by path, :func:`dataset_cases` for a split of a prepared dataset,
+  read from its raw release by the converter that prepared it).
+* :func:`segment` writes ``<case>.nii.gz`` (labels in the scan's own voxel order with its affine; for NIfTI
+  input also its header) and optionally ``<case>.npz`` (the probabilities, mapped back the same way).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
+import re
 import shutil
 import sys
 import uuid
 import warnings
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,8 +40,9 @@ from .errors import MedSegError
 from .io import nifti_stem, read_dicom_folder, read_nifti
 from .io.dicom import dicom_files_in
 from .io.nifti import NIFTI_SUFFIXES
-from .orientation import display_transform, to_display
-from .restacking import to_source_grid
+from .orientation import display_transform, to_display, to_source
+from .restacking import split_cases, to_source_grid
+from .spatial import invert_spatial
 from .volume import Volume, save_nifti
 
 PathLike = Union[str, os.PathLike]
@@ -40,18 +52,39 @@ InputCase = Tuple[str, str, Path]
 #: ``LoadImageFromFile`` colour types that give a 2D array for a grayscale PNG (others give H x W x 3).
 _TWO_D_COLOR_TYPES = ('grayscale', 'unchanged', 'grayscale_ignore_orientation')
 PREDICTION_SUFFIX = '.nii.gz'
+PROBABILITIES_SUFFIX = '.npz'
+#: Test-time augmentation: the in-plane mirrorings whose probabilities are averaged (mapped back), as
+#: names of the flipped slice axes: ``W`` = columns (left-right), ``H`` = rows (anterior-posterior).
+TTA_MODES: Dict[str, Tuple[Tuple[str, ...], ...]] = {
+    'none': ((),),
+    'flip': ((), ('W',)),
+    'flip2': ((), ('W',), ('H',), ('H', 'W')),
+}
+_IMAGE_AXIS = {'H': 0, 'W': 1}        # of an (H, W) or (H, W, 3) slice
+_PROBABILITY_DIM = {'H': 1, 'W': 2}   # of a (C, H, W) probability map
+#: Folder and file names below an ``--input`` folder that hold labels, not scans: a word (split at
+#: anything but letters and digits) starting with ``mask`` or ``label``, or one of these words.
+_LABEL_WORDS = ('seg', 'segmentation', 'segmentations', 'gt')
 
 
 def _is_nifti(path: Path) -> bool:
     return path.is_file() and any(path.name.endswith(s) and len(path.name) > len(s) for s in NIFTI_SUFFIXES)
 
 
-def find_inputs(path: PathLike) -> List[InputCase]:
-    """The scans under ``path``: a NIfTI file, a folder that is one DICOM series, or a folder of them.
+def _label_like(name: str) -> bool:
+    words = [w for w in re.split(r'[^a-z0-9]+', name.lower()) if w]
+    return any(w.startswith(('mask', 'label')) or w in _LABEL_WORDS for w in words)
 
-    In a folder of scans, NIfTI files and subfolders holding DICOM files count (hidden entries and
-    anything else are skipped). Case id = NIfTI file stem or DICOM folder name; two scans with the same
-    id, or nothing to segment, raise :class:`MedSegError`.
+
+def find_inputs(path: PathLike) -> List[InputCase]:
+    """The scans at or below ``path``: a NIfTI file, a folder that is one DICOM series, or a folder holding
+    NIfTI files and DICOM series folders at any depth (``RELEASE/ct_scans/049.nii``).
+
+    Below a given folder, hidden entries are skipped, and so are label files and folders: names with a
+    word starting with ``mask`` or ``label`` or the word ``seg``/``segmentation(s)``/``gt`` (``masks/``,
+    ``labelsTr/``, ``Lung_Mask/``, ``crossmoda_1_Label.nii.gz``). A folder holding DICOM files is one series
+    (not searched further). Case id = NIfTI file stem or DICOM folder name; two scans with the same id, or
+    nothing to segment, raise :class:`MedSegError` naming the files.
     """
     path = Path(path)
     if not path.exists():
@@ -63,22 +96,57 @@ def find_inputs(path: PathLike) -> List[InputCase]:
     if dicom_files_in(path):
         return [(path.resolve().name, DICOM, path)]
     found: List[InputCase] = []
-    for entry in sorted(path.iterdir()):
-        if entry.name.startswith('.'):
-            continue
-        if _is_nifti(entry):
-            found.append((nifti_stem(entry), NIFTI, entry))
-        elif entry.is_dir() and dicom_files_in(entry):
-            found.append((entry.name, DICOM, entry))
+    folders = [path]
+    while folders:
+        folder = folders.pop(0)
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith('.') or _label_like(nifti_stem(entry) if entry.is_file() else entry.name):
+                continue
+            if _is_nifti(entry):
+                found.append((nifti_stem(entry), NIFTI, entry))
+            elif entry.is_dir():
+                if dicom_files_in(entry):
+                    found.append((entry.name, DICOM, entry))
+                else:
+                    folders.append(entry)
     if not found:
         raise MedSegError(path, 'nothing to segment: no NIfTI file (.nii/.nii.gz) and no DICOM series '
                                 '(a folder of *.dcm or DICM-marked files) here or in its subfolders')
     seen: Dict[str, Path] = {}
     for case_id, _, entry in found:
         if case_id in seen:
-            raise MedSegError(entry, f'case {case_id!r} is also given by {seen[case_id].name}')
+            raise MedSegError(entry, f'case {case_id!r} is also given by {seen[case_id]}; give one of the '
+                                     'folders as --input')
         seen[case_id] = entry
     return found
+
+
+def _crossmoda_case(stem: str) -> Optional[str]:
+    from .conversion.crossmoda import NAME
+
+    match = NAME.match(f'{stem}.nii.gz')
+    return match['case'] if match and match['modality'] != 'Label' else None
+
+
+def _covid19_case(stem: str) -> Optional[str]:
+    from .conversion.covid19 import kaggle_case_id
+
+    try:
+        return kaggle_case_id(Path(f'{stem}.nii'))
+    except MedSegError:
+        return None
+
+
+#: converter name → the dataset's case id of a scan file stem, where the release names scans by more than
+#: the case id (None: keep the stem). CrossMoDA ``crossmoda_5_hrT2`` → ``crossmoda_5``; COVID-19-CT-Seg's
+#: Kaggle names ``coronacases_org_001`` → ``coronacases_001``.
+SCAN_CASE_IDS: Dict[str, Callable[[str], Optional[str]]] = {'crossmoda': _crossmoda_case, 'covid19': _covid19_case}
+
+
+def dataset_case_id(converter: DatasetConverter, stem: str) -> str:
+    """The case id a prepared dataset of ``converter`` gives the scan file named ``stem`` (else ``stem``)."""
+    rule = SCAN_CASE_IDS.get(converter.name)
+    return (rule(stem) if rule else None) or stem
 
 
 def load_input(kind: str, path: PathLike) -> Volume:
@@ -151,18 +219,6 @@ def converter_for(cfg) -> DatasetConverter:
         raise MedSegError(card, f'settings do not fit the {cls.name} converter ({exc})') from None
 
 
-def spatial_for(cfg) -> Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]]:
-    """The converter's in-plane resampling / cropping of a display-order scan (None if it has none)."""
-    converter = converter_for(cfg)
-    if type(converter).spatial_transform is DatasetConverter.spatial_transform:
-        return None
-
-    def apply(volume: Volume) -> Tuple[Volume, Optional[dict]]:
-        image, _, record = converter.spatial_transform(volume, None)
-        return image, record
-    return apply
-
-
 def intensity_for(cfg) -> Callable[[Volume], np.ndarray]:
     """The rule ``Volume → (Z, H, W) uint8`` that made the training slices of the config's dataset."""
     return converter_for(cfg).volume_intensity
@@ -210,6 +266,31 @@ def load_model(cfg, checkpoint: PathLike, device: str = 'cpu'):
     return model.to(device).eval()
 
 
+def model_classes(model) -> Tuple[str, ...]:
+    """The class names a model predicts: its checkpoint's ``dataset_meta``, else its test dataset class's
+    ``METAINFO``, else ``0 … num_classes-1``."""
+    meta = getattr(model, 'dataset_meta', None) or {}
+    num_classes = int(model.decode_head.num_classes)
+    classes = meta.get('classes')
+    if not classes:
+        from mmseg.registry import DATASETS
+
+        try:
+            dataset_cls = DATASETS.get(_test_dataset(model.cfg)['type'])
+        except Exception:  # an unregistered type or a config without a test dataset: no names known
+            dataset_cls = None
+        classes = (getattr(dataset_cls, 'METAINFO', None) or {}).get('classes')
+    if not classes or len(classes) != num_classes:
+        classes = tuple(str(c) for c in range(num_classes))
+    return tuple(str(c) for c in classes)
+
+
+def _decision(model) -> Optional[float]:
+    """``None`` (labels = argmax of the probabilities) or a sigmoid head's threshold on class 1."""
+    head = model.decode_head
+    return float(head.threshold) if int(getattr(head, 'out_channels', 0)) == 1 else None
+
+
 def _array_pipeline(model) -> Tuple[Callable[[dict], dict], bool]:
     """The model's test pipeline fed from arrays; also whether it wants 2D (grayscale) images."""
     from mmengine.dataset import Compose
@@ -223,91 +304,357 @@ def _array_pipeline(model) -> Tuple[Callable[[dict], dict], bool]:
     return Compose(steps), first.get('color_type', 'color') in _TWO_D_COLOR_TYPES
 
 
-def predict_volume(model, volume_uint8: np.ndarray, batch_size: int = 8, desc: Optional[str] = None) -> np.ndarray:
-    """Labels ``(Z, H, W)`` uint8 of an 8-bit ``(Z, H, W)`` or ``(Z, H, W, 3)`` scan, ``batch_size`` slices
-    per forward pass.
-
-    Each slice goes in as ``LoadImageFromFile`` reads its PNG: a grayscale image replicated to
-    ``H x W x 3`` BGR (or left 2D when the pipeline loads grayscale); a 3-channel slice as it is.
-    """
+def class_probabilities(seg_logits):
+    """Class probabilities ``(K, H, W)`` float32 of one sample's ``seg_logits`` ``(C, H, W)`` (a torch
+    tensor, or a NumPy array for a NumPy result): softmax over C > 1 channels; a sigmoid head (C = 1, whose
+    ``seg_logits`` mmseg already passed through the sigmoid) gives ``[1 - p, p]``."""
     import torch
-    from tqdm import tqdm
 
-    volume_uint8 = np.asarray(volume_uint8)
-    channels = volume_uint8.ndim == 4 and volume_uint8.shape[3] == 3
-    if not (volume_uint8.ndim == 3 or channels) or volume_uint8.dtype != np.uint8:
-        raise ValueError(f'expected a (Z, H, W) or (Z, H, W, 3) uint8 array, got {volume_uint8.dtype} '
-                         f'{volume_uint8.shape}')
-    if batch_size < 1:
-        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
-    pipeline, two_d = _array_pipeline(model)
-    labels = np.zeros(volume_uint8.shape[:3], np.uint8)
-    num_slices = volume_uint8.shape[0]
-    with torch.no_grad(), tqdm(total=num_slices, desc=desc, unit='slice', disable=None, file=sys.stderr) as bar:
-        for start in range(0, num_slices, batch_size):
-            stop = min(start + batch_size, num_slices)
-            data: Dict[str, list] = {'inputs': [], 'data_samples': []}
-            for k in range(start, stop):
-                if channels:  # 3-channel PNGs (e.g. one HU window per channel), BGR as cv2 wrote them
-                    image = volume_uint8[k]
-                else:
-                    image = volume_uint8[k] if two_d else np.repeat(volume_uint8[k][:, :, None], 3, axis=2)
-                packed = pipeline({'img': image})
-                data['inputs'].append(packed['inputs'])
-                data['data_samples'].append(packed['data_samples'])
-            for k, sample in zip(range(start, stop), model.test_step(data)):
-                pred = sample.pred_sem_seg.data[0].cpu().numpy()
-                if pred.shape != volume_uint8.shape[1:3]:
-                    raise RuntimeError(f'prediction shape {pred.shape} != slice shape {volume_uint8.shape[1:3]}')
-                if pred.size and (pred.min() < 0 or pred.max() > 255):
-                    raise RuntimeError(f'label values {pred.min()}..{pred.max()} do not fit uint8')
-                labels[k] = pred
-            bar.update(stop - start)
-    return labels
+    as_numpy = isinstance(seg_logits, np.ndarray)
+    logits = torch.from_numpy(seg_logits) if as_numpy else seg_logits
+    logits = logits.float()
+    if logits.shape[0] == 1:
+        probabilities = torch.cat([1.0 - logits, logits], dim=0)
+    else:
+        probabilities = torch.softmax(logits, dim=0)
+    return probabilities.numpy() if as_numpy else probabilities
 
 
+class Predictor:
+    """Per-slice class probabilities of one model or an ensemble, with optional mirror TTA.
+
+    ``models``: loaded models (:func:`load_model`) that predict the same classes with the same decision
+    rule (argmax, or one sigmoid threshold), else :class:`MedSegError`. The probability of a slice is the
+    mean over the models of each model's mean over the ``tta`` mirrorings (each mirrored slice's
+    probabilities mirrored back), summed pairwise so that the result is exactly mirror-equivariant: the
+    probabilities of a mirrored slice are the mirrored probabilities, bit for bit (every mirrored copy of
+    a batch is its own forward pass of the same slices, so the same inputs meet the same computation).
+    """
+
+    def __init__(self, models: Sequence, tta: str = 'none', batch_size: int = 8,
+                 names: Optional[Sequence[str]] = None) -> None:
+        if not models:
+            raise ValueError('a Predictor needs at least one model')
+        if tta not in TTA_MODES:
+            raise MedSegError('--tta', f'unknown mode {tta!r}; choose from {", ".join(TTA_MODES)}')
+        if batch_size < 1:
+            raise MedSegError('--batch-size', f'must be >= 1, got {batch_size}')
+        names = list(names) if names is not None else [f'model {i + 1}' for i in range(len(models))]
+        self.models = list(models)
+        self.tta = tta
+        self.batch_size = batch_size
+        self.classes = model_classes(models[0])
+        self.threshold = _decision(models[0])
+        for model, name in zip(self.models[1:], names[1:]):
+            classes = model_classes(model)
+            if classes != self.classes:
+                raise MedSegError(name, f'predicts classes {list(classes)}, but {names[0]} predicts '
+                                        f'{list(self.classes)}: the models of an ensemble must have the same classes')
+            if _decision(model) != self.threshold:
+                raise MedSegError(name, f'decides labels by {_describe_decision(_decision(model))}, but {names[0]} '
+                                        f'by {_describe_decision(self.threshold)}: the models of an ensemble must '
+                                        'decide labels the same way')
+        if len(self.classes) > 256:
+            raise MedSegError(names[0], f'{len(self.classes)} classes do not fit uint8 label maps')
+        self._pipelines = [_array_pipeline(model) for model in self.models]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """uint8 labels of ``(C, ...)`` probabilities: argmax over C (ties: the lower class), or for a
+        sigmoid head ``p[1] > threshold`` (as ``mim test`` decides)."""
+        if self.threshold is None:
+            return np.argmax(probabilities, axis=0).astype(np.uint8)
+        return (probabilities[1] > self.threshold).astype(np.uint8)
+
+    def slice_probabilities(self, slices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``(C, H, W)`` float32 probabilities of each 8-bit slice (``(H, W)`` or ``(H, W, 3)`` BGR; sizes may
+        differ), in order, reading ``batch_size`` slices at a time from ``slices``."""
+        stream = iter(slices)
+        while True:
+            batch = list(islice(stream, self.batch_size))
+            if not batch:
+                return
+            for image in batch:
+                if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+                    raise ValueError(f'expected (H, W) or (H, W, 3) uint8 slices, got {image.dtype} {image.shape}')
+            yield from self._batch(batch)
+
+    def _batch(self, images: List[np.ndarray]) -> List[np.ndarray]:
+        import torch
+
+        flips = TTA_MODES[self.tta]
+        total: Optional[List] = None
+        with torch.inference_mode():
+            for model, (pipeline, two_d) in zip(self.models, self._pipelines):
+                terms = []
+                for axes in flips:
+                    inputs = images if not axes else [
+                        np.ascontiguousarray(np.flip(im, axis=tuple(_IMAGE_AXIS[a] for a in axes))) for im in images]
+                    probabilities = self._forward(model, pipeline, two_d, inputs)
+                    if axes:
+                        dims = [_PROBABILITY_DIM[a] for a in axes]
+                        probabilities = [p.flip(dims=dims) for p in probabilities]
+                    terms.append(probabilities)
+                mean = [_pairwise_sum([t[i] for t in terms]) * (1.0 / len(flips)) for i in range(len(images))]
+                total = mean if total is None else [a + b for a, b in zip(total, mean)]
+        scale = 1.0 / len(self.models)
+        return [(p * scale if len(self.models) > 1 else p).cpu().numpy() for p in total]
+
+    @staticmethod
+    def _forward(model, pipeline, two_d: bool, images: List[np.ndarray]) -> List:
+        data: Dict[str, list] = {'inputs': [], 'data_samples': []}
+        for image in images:
+            if image.ndim == 2 and not two_d:  # a grayscale PNG as LoadImageFromFile reads it: BGR copies
+                image = np.repeat(image[:, :, None], 3, axis=2)
+            packed = pipeline({'img': image})
+            data['inputs'].append(packed['inputs'])
+            data['data_samples'].append(packed['data_samples'])
+        out = []
+        for image, sample in zip(images, model.test_step(data)):
+            probabilities = class_probabilities(sample.seg_logits.data)
+            if tuple(probabilities.shape[1:]) != image.shape[:2]:
+                raise RuntimeError(f'probabilities of shape {tuple(probabilities.shape)} for a slice of shape '
+                                   f'{image.shape[:2]}')
+            out.append(probabilities)
+        return out
+
+    def predict_volume(self, volume_uint8: np.ndarray, desc: Optional[str] = None,
+                       probabilities_dtype: Optional[np.dtype] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(labels (Z, H, W) uint8, probabilities (C, Z, H, W) or None)`` of an 8-bit ``(Z, H, W)`` or
+        ``(Z, H, W, 3)`` scan. With ``probabilities_dtype`` the probabilities are kept in that dtype and the
+        labels are decided on those stored values, so they are exactly their argmax."""
+        from tqdm import tqdm
+
+        volume_uint8 = np.asarray(volume_uint8)
+        channels = volume_uint8.ndim == 4 and volume_uint8.shape[3] == 3
+        if not (volume_uint8.ndim == 3 or channels) or volume_uint8.dtype != np.uint8:
+            raise ValueError(f'expected a (Z, H, W) or (Z, H, W, 3) uint8 array, got {volume_uint8.dtype} '
+                             f'{volume_uint8.shape}')
+        z = volume_uint8.shape[0]
+        labels = np.zeros(volume_uint8.shape[:3], np.uint8)
+        probabilities = None
+        if probabilities_dtype is not None:
+            probabilities = np.empty((self.num_classes,) + volume_uint8.shape[:3], dtype=probabilities_dtype)
+        with tqdm(total=z, desc=desc, unit='slice', disable=None, leave=False, file=sys.stderr) as bar:
+            for k, p in enumerate(self.slice_probabilities(volume_uint8[k] for k in range(z))):
+                if p.shape[0] != self.num_classes:
+                    raise RuntimeError(f'{p.shape[0]} probability channels for {self.num_classes} classes')
+                if probabilities is not None:
+                    probabilities[:, k] = p
+                    p = probabilities[:, k]
+                labels[k] = self.decide(p)
+                bar.update(1)
+        return labels, probabilities
+
+
+def _pairwise_sum(terms: List):
+    """``t0`` / ``t0 + t1`` / ``(t0 + t1) + (t2 + t3)``: a sum that a mirroring of the TTA set only
+    permutes within commutative pairs, so it is the same in floating point."""
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _describe_decision(threshold: Optional[float]) -> str:
+    return 'argmax' if threshold is None else f'a sigmoid threshold of {threshold:g}'
+
+
+# ---- reading scans as prepare read them ---------------------------------------------------------------------
+@dataclass
+class ScanCase:
+    """One scan to segment: ``load()`` gives ``(source volume, 8-bit slices on the model's grid, geometry)``
+    where geometry holds ``display_transform`` and ``spatial`` (how the slices were made from the source,
+    undone by :func:`~mmseg_medical.restacking.to_source_grid`)."""
+
+    case_id: str
+    load: Callable[[], Tuple[Volume, np.ndarray, dict]]
+    source: str = ''
+
+
+def _slices_as_prepared(converter: DatasetConverter, image: Volume, to_uint8: Callable[[Volume], np.ndarray]
+                        ) -> Tuple[np.ndarray, dict]:
+    """What ``convert_case`` does to a case's image: display convention (sources already in display
+    orientation are kept), the converter's in-plane transform, its intensity rule."""
+    record = None if image.meta.get('display_orientation') else display_transform(image)
+    display = to_display(image, record)
+    grid, _, spatial = converter.spatial_transform(display, None)
+    return to_uint8(grid), {'display_transform': record, 'spatial': spatial}
+
+
+def file_cases(inputs: Sequence[InputCase], converter: DatasetConverter) -> List[ScanCase]:
+    """Scans found by :func:`find_inputs`, read with ``converter``'s rules (its ``volume_intensity``);
+    case ids as the converter's dataset names them (:func:`dataset_case_id`)."""
+    def reader(kind: str, path: Path) -> Callable[[], Tuple[Volume, np.ndarray, dict]]:
+        def load() -> Tuple[Volume, np.ndarray, dict]:
+            volume = load_input(kind, path)
+            pixels, geometry = _slices_as_prepared(converter, volume, converter.volume_intensity)
+            return volume, pixels, geometry
+        return load
+
+    cases = [ScanCase(dataset_case_id(converter, case_id) if kind == NIFTI else case_id, reader(kind, path), str(path))
+             for case_id, kind, path in inputs]
+    seen: Dict[str, str] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise MedSegError(case.source, f'is case {case.case_id!r} of the {converter.name} dataset, as is '
+                                           f'{seen[case.case_id]}')
+        seen[case.case_id] = case.source
+    return cases
+
+
+def read_dataset_card(root: PathLike) -> dict:
+    """``<root>/dataset.json`` of a prepared dataset (name, settings, source, ...)."""
+    card = Path(root) / 'dataset.json'
+    if not card.is_file():
+        raise MedSegError(root, 'not a prepared dataset (no dataset.json; run tools/prepare_dataset.py first)')
+    try:
+        info = json.loads(card.read_text())
+    except (OSError, ValueError) as exc:
+        raise MedSegError(card, f'cannot read dataset card ({type(exc).__name__}: {exc})') from None
+    if not isinstance(info, dict) or info.get('name') not in CONVERTERS:
+        raise MedSegError(card, f'names no known converter (got {info.get("name") if isinstance(info, dict) else info!r}; '
+                                f'known: {", ".join(sorted(CONVERTERS))})')
+    if not isinstance(info.get('settings') or {}, dict):
+        raise MedSegError(card, '"settings" must be an object')
+    return info
+
+
+def dataset_cases(root: PathLike, split: str, src: Optional[PathLike] = None) -> Tuple[DatasetConverter, List[ScanCase]]:
+    """The cases of split list ``split`` of the prepared dataset ``root``, read from the raw release as
+    ``prepare`` read them: the converter named in ``dataset.json`` with its ``settings`` finds the cases
+    under ``src`` (default: the release folder ``dataset.json`` records as ``source``) and reads each
+    case's image (``read_image``, ``to_uint8``), so e.g. a HemSeg scan comes from the flat RSNA folder and
+    its scan list without restructuring. Returns the converter and the cases in split order.
+
+    Raises :class:`MedSegError` for an unknown split, a release that is not there, or a case of the split
+    the release no longer gives; :meth:`ScanCase.load` raises when a case's slices no longer have the
+    shape ``prepare`` recorded (``cases/<case>.json``).
+    """
+    from .manifest import read_case_geometry
+
+    root = Path(root)
+    info = read_dataset_card(root)
+    wanted = split_cases(root, split)
+    if src is None:
+        if not info.get('source'):
+            raise MedSegError(root / 'dataset.json', 'records no release folder ("source": the dataset was '
+                                                     'prepared from options naming each input); give --src')
+        src = Path(info['source'])
+        if not src.exists():
+            raise MedSegError(src, f'the release {root / "dataset.json"} was prepared from is not there; '
+                                   'give its new place as --src')
+    src = Path(src)
+    if not src.exists():
+        raise MedSegError(src, 'release folder not found (--src)')
+    try:
+        converter = CONVERTERS[info['name']](skip_bad=True, **(info.get('settings') or {}))
+    except TypeError as exc:
+        raise MedSegError(root / 'dataset.json', f'settings do not fit the {info["name"]} converter ({exc})') from None
+    with contextlib.redirect_stderr(io.StringIO()):  # the spec's split warnings concern prepare, not inference
+        found = {case.case_id: case for case in converter.find_cases(src)}
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        why = converter.skipped.get(missing[0])
+        raise MedSegError(src, f'{len(missing)} case(s) of split {split!r} not found in this release, e.g. '
+                               f'{missing[0]}' + (f' ({why})' if why else ''))
+
+    def reader(case) -> Callable[[], Tuple[Volume, np.ndarray, dict]]:
+        def load() -> Tuple[Volume, np.ndarray, dict]:
+            image = converter.read_image(case)
+            pixels, geometry = _slices_as_prepared(converter, image, lambda grid: converter.to_uint8(case, grid))
+            recorded = read_case_geometry(root, case.case_id).get('shape_zhw')
+            if recorded is not None and list(pixels.shape[:3]) != list(recorded):
+                raise MedSegError(image.source, f'case {case.case_id} gives slices (Z, H, W) {list(pixels.shape[:3])} '
+                                                f'but was prepared as {list(recorded)}: the release or the code '
+                                                'changed since prepare; prepare the dataset again')
+            return image, pixels, geometry
+        return load
+
+    return converter, [ScanCase(c, reader(found[c]), str(next(found[c].files(), src))) for c in wanted]
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
 def write_prediction(labels: np.ndarray, volume: Volume, path: PathLike) -> Path:
-    """Write ``labels`` (Z, H, W) as a uint8 NIfTI with ``volume``'s affine (and NIfTI header, if any)."""
+    """Write ``labels`` (Z, H, W) as a uint8 NIfTI with ``volume``'s affine (and NIfTI header, if any).
+
+    A source without an affine (frames of a viewer's export) is written with none (qform and sform codes
+    0), as ``labels/<case>.nii.gz`` of the prepared dataset is.
+    """
     if labels.shape != volume.array.shape:
         raise ValueError(f'labels shape {labels.shape} != volume shape {volume.array.shape}')
     prediction = Volume(array=labels.astype(np.uint8, copy=False), spacing=volume.spacing, affine=volume.affine)
+    if volume.affine is None:
+        import nibabel as nib
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(prediction.nifti_array()), None), str(path))
+        return path
     return save_nifti(prediction, Path(path), dtype=np.uint8, header=volume.meta.get('header'))
 
 
-def infer(inputs: Sequence[InputCase], intensity: Callable[[Volume], np.ndarray], model, out_dir: PathLike,
-          batch_size: int = 8, spatial: Optional[Callable[[Volume], Tuple[Volume, Optional[dict]]]] = None,
-          postprocess: Optional[PathLike] = None) -> List[Path]:
-    """Segment every input into ``out_dir/<case>.nii.gz``; all or nothing.
+def probabilities_to_source(probabilities: np.ndarray, geometry: dict) -> np.ndarray:
+    """``(C, Z, H, W)`` probabilities on the slice grid → ``(C, I, J, K)`` in the source file's voxel order
+    (NIfTI ``(i, j, k)``), through the inverse the labels take (:func:`~mmseg_medical.restacking.to_source_grid`):
+    the in-plane crop undone (voxels outside it: probability 1 for class 0, background, and 0 for the
+    others), nearest-neighbour back from a resampled grid, the display reorientation undone."""
+    out = None
+    for c in range(probabilities.shape[0]):
+        plane = probabilities[c]
+        if geometry.get('spatial'):
+            plane = invert_spatial(plane, geometry['spatial'], fill=1 if c == 0 else 0)
+        plane = to_source(plane, geometry.get('display_transform')).transpose(2, 1, 0)
+        if out is None:
+            out = np.empty((probabilities.shape[0],) + plane.shape, dtype=probabilities.dtype)
+        out[c] = plane
+    return out
 
-    Each scan is put in the display slice convention, then through ``spatial`` (the converter's in-plane
-    resampling / cropping, :func:`spatial_for`) and ``intensity``; the optional ``postprocess`` rules (a
-    ``postprocessing.json`` written by ``VolumeMetric``) apply on that slice grid, as in ``VolumeMetric``;
-    the labels then go back the same way (:func:`~mmseg_medical.restacking.to_source_grid`).
 
-    Predictions are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
+def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
+            postprocess: Optional[PathLike] = None, probabilities_dtype: Optional[np.dtype] = None,
+            label_suffix: str = '') -> List[Path]:
+    """Segment every case into ``out_dir/<case><label_suffix>.nii.gz`` (and, with ``probabilities_dtype``,
+    ``out_dir/<case>.npz`` holding ``probabilities``: classes x the source's voxel shape); all or nothing.
+
+    The labels are decided on the slice grid (on the stored probabilities when those are saved, so the
+    saved labels are exactly their argmax), then the optional ``postprocess`` rules (a
+    ``postprocessing.json`` written by ``VolumeMetric``) apply there as in ``VolumeMetric`` (they change
+    the labels only), and both go back to the source grid by the same inverse. One case is in memory at
+    a time. Files are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written.
     """
+    from tqdm import tqdm
+
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise MedSegError(out_dir, 'output exists and is not a folder')
+    rules = None
+    if postprocess is not None:
+        from .evaluation.postprocess import load_rules
+        load_rules(postprocess)  # a bad file is an error before any scan is read
+        rules = postprocess
     staging = out_dir.parent / f'.{out_dir.name}.infer-{uuid.uuid4().hex[:8]}'
     staging.mkdir(parents=True)
     try:
-        names = []
-        for case_id, kind, path in inputs:
-            volume = load_input(kind, path)
-            record = display_transform(volume)  # the slice convention the training PNGs were written in
-            display = to_display(volume, record)
-            grid, spatial_record = (spatial(display) if spatial else (display, None))
-            labels = predict_volume(model, intensity(grid), batch_size, desc=case_id)
-            if postprocess is not None:  # on the slice grid, where VolumeMetric chose and applies the rules
+        names: List[str] = []
+        for case in tqdm(cases, desc='cases', unit='case', disable=None if len(cases) > 1 else True, file=sys.stderr):
+            volume, pixels, geometry = case.load()
+            labels, probabilities = predictor.predict_volume(pixels, case.case_id, probabilities_dtype)
+            del pixels
+            if rules is not None:  # on the slice grid, where VolumeMetric chose and applies the rules
                 from .evaluation.postprocess import apply_postprocessing
-                labels = apply_postprocessing(labels, postprocess)
-            # back the way prepare's slices came: the same inverse restacking uses
-            labels = to_source_grid(labels, {'spatial': spatial_record, 'display_transform': record}).array
-            name = f'{case_id}{PREDICTION_SUFFIX}'
-            write_prediction(labels, volume, staging / name)
+                labels = apply_postprocessing(labels, rules)
+            name = f'{case.case_id}{label_suffix}{PREDICTION_SUFFIX}'
+            write_prediction(to_source_grid(labels, geometry).array, volume, staging / name)
             names.append(name)
+            if probabilities is not None:
+                name = f'{case.case_id}{PROBABILITIES_SUFFIX}'
+                np.savez_compressed(staging / name, probabilities=probabilities_to_source(probabilities, geometry))
+                names.append(name)
+            del volume, labels, probabilities
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             os.replace(staging / name, out_dir / name)

@@ -1,60 +1,140 @@
-"""``tools/infer_volume.py CONFIG CHECKPOINT --input SCAN|FOLDER --output OUT_DIR``: segment whole scans.
+"""``tools/infer_volume.py``: segment whole scans with one model or an ensemble (see ``--help``).
 
-Writes ``OUT_DIR/<case>.nii.gz`` (uint8 labels, the scan's affine) for every NIfTI file or DICOM series
-found (see :mod:`mmseg_medical.inference`). Bad input prints ``error: <path>: <problem>`` on one line and
-exits 1 without writing anything.
+    infer_volume.py CONFIG CHECKPOINT [CHECKPOINT ...] (--input SCAN|FOLDER | --data PREPARED --split NAME)
+                    --output OUT_DIR [--model CONFIG CHECKPOINT [CHECKPOINT ...]] [--tta none|flip|flip2]
+                    [--save-probabilities [--probabilities-dtype float16|float32]] [--label-suffix _Label] ...
+
+Several checkpoints (of one config, or ``--model`` per config) are an ensemble: softmax probabilities
+averaged per voxel, then argmax. Writes ``OUT_DIR/<case><suffix>.nii.gz`` (uint8 labels, the scan's affine)
+per case and, with ``--save-probabilities``, ``OUT_DIR/<case>.npz`` (see :mod:`mmseg_medical.inference`).
+Bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing anything; a usage
+error prints one ``error:`` line and exits 2.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from .errors import MedSegError
-from .inference import find_inputs, infer, intensity_for, load_config, load_model, spatial_for
+from .inference import (TTA_MODES, Predictor, converter_for, dataset_cases, file_cases, find_inputs, load_config,
+                        load_model, read_dataset_card, segment)
+
+PROBABILITY_DTYPES = {'float16': np.float16, 'float32': np.float32}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints the usage too; one line is enough (see --help)
+        self.exit(2, f'error: {message} (see {self.prog} --help)\n')
 
 
 def build_parser() -> argparse.ArgumentParser:
     from mmengine.config import DictAction
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog='infer_volume.py',
-        description='Segment NIfTI volumes / DICOM series slice by slice with a trained 2D model and write '
-                    'OUT_DIR/<case>.nii.gz label maps with the input geometry.')
-    parser.add_argument('config', type=Path, help='the training config')
-    parser.add_argument('checkpoint', type=Path, help='a checkpoint of that config')
-    parser.add_argument('--input', required=True, type=Path,
-                        help='a .nii/.nii.gz file, a DICOM series folder, or a folder of them')
+        description='Segment NIfTI volumes, DICOM series or the cases of a prepared dataset slice by slice with a '
+                    'trained 2D model or an ensemble, and write OUT_DIR/<case>.nii.gz label maps with the source '
+                    'geometry (and OUT_DIR/<case>.npz probabilities with --save-probabilities).')
+    parser.add_argument('config', type=Path, nargs='?', help='the training config')
+    parser.add_argument('checkpoints', type=Path, nargs='*', metavar='CHECKPOINT',
+                        help='one or more checkpoints of that config (several: an ensemble, e.g. the five folds)')
+    parser.add_argument('--model', nargs='+', action='append', default=[], metavar=('CONFIG', 'CHECKPOINT'),
+                        help='another config with its checkpoint(s); repeat for one config per model. All models '
+                             'of an ensemble must have the same classes and read scans the same way')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--input', type=Path,
+                        help='a .nii/.nii.gz file, a DICOM series folder, or a folder holding them at any depth '
+                             '(label files and folders such as masks/ are skipped)')
+    source.add_argument('--data', type=Path,
+                        help='a prepared dataset (prepare_dataset.py --out): segment the cases of --split, read '
+                             'from its raw release as prepare read them')
+    parser.add_argument('--split', help='with --data: the split list (splits.json), e.g. test, val, fold0_val')
+    parser.add_argument('--src', type=Path, default=None,
+                        help='with --data: where the raw release is now (default: the "source" in dataset.json)')
     parser.add_argument('--output', required=True, type=Path, help='folder for <case>.nii.gz predictions')
+    parser.add_argument('--tta', choices=sorted(TTA_MODES), default='none',
+                        help='test-time mirroring: flip = left-right, flip2 = both in-plane axes (nnU-Net 2D); '
+                             'the probabilities of the mirrored slices are mirrored back and averaged')
+    parser.add_argument('--save-probabilities', action='store_true',
+                        help='also write OUT_DIR/<case>.npz with the array "probabilities" (classes x the source '
+                             "scan's voxel shape, NIfTI (i, j, k) order)")
+    parser.add_argument('--probabilities-dtype', choices=sorted(PROBABILITY_DTYPES), default='float16',
+                        help='dtype of the saved probabilities (default float16)')
+    parser.add_argument('--label-suffix', default='',
+                        help="appended to the case id in label file names, e.g. _Label for the CrossMoDA challenge's "
+                             '<case>_Label.nii.gz (default none: <case>.nii.gz)')
     parser.add_argument('--batch-size', type=int, default=8, help='slices per forward pass (default 8)')
     parser.add_argument('--postprocess', type=Path, default=None,
                         help='postprocessing.json (VolumeMetric postprocess=..., written under mim test --out DIR/volumes/): '
-                             'remove small connected components as chosen on validation')
+                             'remove small connected components as chosen on validation (labels only)')
     parser.add_argument('--device', default=None,
                         help='cpu or cuda[:N] (default: cuda if available, else cpu)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                        help='override config settings as with mim train/test, e.g. model.backbone.base_channels=16')
+                        help='override config settings as with mim train/test (all models), e.g. '
+                             'model.backbone.base_channels=16')
     return parser
 
 
-def run(args: argparse.Namespace) -> List[Path]:
-    """Check the inputs, load config and model, segment; returns the written files."""
-    import torch
+def model_list(args: argparse.Namespace) -> List[Tuple[Path, Path]]:
+    """``(config, checkpoint)`` per model, positional ones first; raises on a config without checkpoint."""
+    groups = ([[args.config, *args.checkpoints]] if args.config is not None else []) + \
+        [[Path(p) for p in group] for group in args.model]
+    if not groups:
+        raise MedSegError('--model', 'no model given: pass CONFIG CHECKPOINT [CHECKPOINT ...] or --model')
+    models = []
+    for config, *checkpoints in groups:
+        if not checkpoints:
+            raise MedSegError(config, 'no checkpoint given for this config')
+        models += [(config, checkpoint) for checkpoint in checkpoints]
+    return models
 
+
+def _check_usage(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise MedSegError('--batch-size', f'must be >= 1, got {args.batch_size}')
+    if args.data is not None and not args.split:
+        raise MedSegError('--split', 'give the split list of --data to segment, e.g. --split test')
+    if args.data is None and (args.split or args.src):
+        raise MedSegError('--split' if args.split else '--src', 'goes with --data PREPARED')
+    if args.label_suffix and ('/' in args.label_suffix or args.label_suffix.startswith('.')):
+        raise MedSegError('--label-suffix', f'must be a plain name ending, got {args.label_suffix!r}')
+
+
+def run(args: argparse.Namespace) -> List[Path]:
+    """Check the options, load every model, then segment; returns the written files."""
+    import torch
+
+    _check_usage(args)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device != 'cpu' and not device.startswith('cuda'):
         raise MedSegError('--device', f'expected cpu or cuda[:N], got {device!r}')
-    inputs = find_inputs(args.input)
-    cfg = load_config(args.config, args.cfg_options)
-    intensity = intensity_for(cfg)
-    model = load_model(cfg, args.checkpoint, device)
-    if args.postprocess is not None:
-        from .evaluation.postprocess import load_rules
-        load_rules(args.postprocess)  # a bad file is an error before any scan is read
-    return infer(inputs, intensity, model, args.output, args.batch_size, spatial_for(cfg), args.postprocess)
+    models = model_list(args)
+    configs = {config: load_config(config, args.cfg_options) for config in dict.fromkeys(c for c, _ in models)}
+    if args.data is not None:
+        converter, cases = dataset_cases(args.data, args.split, args.src)
+        for config, cfg in configs.items():
+            dataset_type = (cfg.get('test_dataloader') or {}).get('dataset', {}).get('type')
+            if dataset_type != converter.dataset_type:
+                raise MedSegError(config, f'tests on {dataset_type!r}, but {args.data} was prepared by the '
+                                          f'{converter.name} converter ({converter.dataset_type})')
+    else:
+        inputs = find_inputs(args.input)
+        readers = {config: converter_for(cfg) for config, cfg in configs.items()}
+        first, converter = next(iter(readers.items()))
+        for config, other in readers.items():
+            if (other.name, other.settings()) != (converter.name, converter.settings()):
+                raise MedSegError(config, f'reads scans as {other.name} {other.settings()}, but {first} as '
+                                          f'{converter.name} {converter.settings()}: the models of an ensemble '
+                                          'must share the intensity rule and slice grid')
+        cases = file_cases(inputs, converter)
+    loaded = [load_model(configs[config], checkpoint, device) for config, checkpoint in models]
+    predictor = Predictor(loaded, args.tta, args.batch_size, names=[str(checkpoint) for _, checkpoint in models])
+    dtype = PROBABILITY_DTYPES[args.probabilities_dtype] if args.save_probabilities else None
+    return segment(cases, predictor, args.output, args.postprocess, dtype, args.label_suffix)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -67,5 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     for path in written:
         print(path)
-    print(f'{len(written)} label map(s) written to {args.output}')
+    labels = sum(1 for p in written if p.name.endswith('.nii.gz'))
+    print(f'{labels} label map(s)' + (f' and {len(written) - labels} probability file(s)' if len(written) > labels
+                                      else '') + f' written to {args.output}')
     return 0

@@ -11,6 +11,7 @@ ignore index 255) and writes, inside the dataset root::
     splits/<mix>+<out_split>.txt            both: the ann_file of a self-training round (one dataset,
                                             seg_map_path pseudo_masks/<out_split>/)
 
+Slices are predicted by :class:`mmseg_medical.inference.Predictor` (the one ``infer_volume`` uses).
 Confidence = the softmax probability of the predicted class (sigmoid heads: of the predicted side),
 quantised to 1/65535. All outputs are staged and moved into place at the end; a re-split of the dataset
 (``prepare_dataset.py`` with other split options) keeps these lists, but ``<mix>+<out_split>.txt`` then
@@ -21,12 +22,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .conversion.engine import write_png
 from .errors import MedSegError
@@ -56,17 +59,10 @@ def class_thresholds(histograms: np.ndarray, portion: float) -> np.ndarray:
     return thresholds
 
 
-def confidence_and_labels(seg_logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Quantised (uint16) confidence of ``labels`` from a sample's (C, H, W) logits (C = 1: sigmoid)."""
-    logits = seg_logits.astype(np.float64)
-    if logits.shape[0] == 1:
-        p = 1.0 / (1.0 + np.exp(-logits[0]))
-        conf = np.where(labels > 0, p, 1.0 - p)
-    else:
-        e = np.exp(logits - logits.max(axis=0, keepdims=True))
-        prob = e / e.sum(axis=0, keepdims=True)
-        conf = np.take_along_axis(prob, labels[None].astype(np.int64), axis=0)[0]
-    return np.rint(conf * (LEVELS - 1)).astype(np.uint16)
+def confidence(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Quantised (uint16) probability of ``labels`` from a slice's (C, H, W) class probabilities."""
+    conf = np.take_along_axis(probabilities, labels[None].astype(np.int64), axis=0)[0]
+    return np.rint(conf.astype(np.float64) * (LEVELS - 1)).astype(np.uint16)
 
 
 def _read_list(root: Path, split: str) -> List[str]:
@@ -77,25 +73,27 @@ def _read_list(root: Path, split: str) -> List[str]:
     return path.read_text().split()
 
 
-def _predict(model, paths: Sequence[Path], batch_size: int):
-    """(labels uint8, confidence uint16) per image, as ``mim test`` would predict it."""
-    import torch
-    from mmseg.apis import inference_model
+def _read_png(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype != np.uint8 or not (image.ndim == 2 or image.shape[2] == 3):
+        raise MedSegError(path, 'not an 8-bit grayscale or BGR PNG slice')
+    return image
 
-    for start in range(0, len(paths), batch_size):
-        batch = [str(p) for p in paths[start:start + batch_size]]
-        with torch.no_grad():
-            samples = inference_model(model, batch)
-        for sample in samples:
-            labels = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-            yield labels, confidence_and_labels(sample.seg_logits.data.cpu().numpy(), labels)
+
+def _predict(predictor, paths: Sequence[Path]):
+    """(labels uint8, confidence uint16) per slice PNG: the shared :class:`~mmseg_medical.inference.Predictor`
+    (batched, inference mode) given each PNG as ``LoadImageFromFile`` reads it, so one model labels a slice
+    as ``mim test`` does."""
+    for probabilities in predictor.slice_probabilities(_read_png(p) for p in paths):
+        labels = predictor.decide(probabilities)
+        yield labels, confidence(probabilities, labels)
 
 
 def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, split: str = 'target',
                  portion: float = 0.6, out_split: str = 'target_pseudo', mix_with: Optional[str] = 'train',
                  batch_size: int = 8, device: str = 'cpu', cfg_options: Optional[dict] = None) -> dict:
     """Write pseudo labels of ``split`` as ``out_split`` (see the module docstring); returns the record."""
-    from .inference import load_config, load_model
+    from .inference import Predictor, load_config, load_model
 
     if not 0.0 < portion <= 1.0:
         raise MedSegError('--portion', f'must be in (0, 1], got {portion}')
@@ -111,18 +109,17 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
         if not path.is_file():
             raise MedSegError(path, 'listed by a split list but missing')
     cfg = load_config(config, cfg_options)
-    model = load_model(cfg, checkpoint, device)
-    num_classes = len(model.dataset_meta['classes']) if getattr(model, 'dataset_meta', None) else \
-        int(cfg.model.decode_head.num_classes)
+    predictor = Predictor([load_model(cfg, checkpoint, device)], batch_size=batch_size, names=[str(checkpoint)])
+    num_classes = predictor.num_classes
     staging = root / f'.pseudo-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
         raw, masks = staging / 'raw', staging / out_split
         raw.mkdir(parents=True)
         masks.mkdir()
         hist = np.zeros((num_classes, LEVELS), np.int64)
-        for stem, (labels, conf) in zip(stems, _predict(model, images, batch_size)):
-            if labels.max(initial=0) >= num_classes:
-                raise MedSegError(checkpoint, f'predicts class {labels.max()} but the config has {num_classes}')
+        predicted = tqdm(zip(stems, _predict(predictor, images)), total=len(stems), desc=split, unit='slice',
+                         disable=None, file=sys.stderr)
+        for stem, (labels, conf) in predicted:
             for c in range(num_classes):
                 hist[c] += np.bincount(conf[labels == c], minlength=LEVELS)
             write_png(raw / f'{stem}_labels.png', labels)
@@ -179,7 +176,6 @@ def kept_share(record: dict) -> List[Optional[float]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``tools/pseudo_label.py CONFIG CHECKPOINT --data OUT --split target --portion 0.6 --out-split NAME``."""
     import argparse
-    import sys
 
     from mmengine.config import DictAction
 

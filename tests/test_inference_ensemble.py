@@ -1,0 +1,268 @@
+"""infer_volume's ensembles, mirror TTA, saved probabilities and prepared-dataset inputs, on randomly
+initialised tiny models (the properties hold for any weights; no training needed).
+
+Each property is checked against something computed here independently: the ensemble against the mean of
+the single models' saved probabilities, mirror TTA against the mirrored scan's own probabilities, labels
+against the argmax of the saved probabilities, the background-filled crop window against the crop offsets
+by hand, the affine against nibabel's reading of the source, and a HemSeg split read from its raw release
+against mmseg's ``inference_model`` on the slice PNGs ``prepare`` wrote.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mmseg_medical.inference import load_config
+from mmseg_medical.inference_cli import build_parser, main
+from mmseg_medical.io import read_nifti
+from mmseg_medical.orientation import to_display
+from mmseg_medical.restacking import split_cases
+from mmseg_medical.runs import tiny_overrides
+from mmseg_medical.synthetic import cranium_patient
+
+REPO = Path(__file__).resolve().parents[1]
+CRANIUM = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
+CROSSMODA = REPO / 'configs/crossmoda/fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda-256x256.py'
+HEMSEG = REPO / 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-512x512.py'
+
+
+def cfg_dict(options: list) -> dict:
+    """``--cfg-options`` strings as the CLI parses them."""
+    return build_parser().parse_args(['--input', 'x', '--output', 'y', '--cfg-options', *options]).cfg_options
+
+
+def random_checkpoint(config: Path, options: list, path: Path, seed: int, classes=None) -> Path:
+    """A randomly initialised model of ``config`` (seeded) saved as a checkpoint with its class names."""
+    import torch
+    from mmseg.apis import init_model
+
+    cfg = load_config(config, cfg_dict(options))
+    torch.manual_seed(seed)
+    model = init_model(copy.deepcopy(cfg), None, 'cpu')
+    if classes is None:
+        from mmseg.registry import DATASETS
+        classes = DATASETS.get(cfg.test_dataloader.dataset.type).METAINFO['classes']
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': tuple(classes)}}}, str(path))
+    return path
+
+
+def run_cli(config, checkpoints, options, out, *extra, source_flag='--input', source=None) -> int:
+    argv = [str(config), *map(str, checkpoints), source_flag, str(source), '--output', str(out), '--device', 'cpu',
+            '--batch-size', '4', *extra]
+    return main(argv + ['--cfg-options', *options])
+
+
+def probabilities(out: Path, case: str) -> np.ndarray:
+    with np.load(out / f'{case}.npz') as f:
+        assert list(f.keys()) == ['probabilities']
+        return f['probabilities']
+
+
+def labels_of(out: Path, name: str) -> np.ndarray:
+    return np.asanyarray(nib.load(str(out / name)).dataobj)
+
+
+@pytest.fixture(scope='module')
+def cranium(cranium_data, tmp_path_factory):
+    """``(options, [checkpoint seed 1, checkpoint seed 2], scans folder)``: two random 8-channel UNets at 64²
+    and one unseen phantom head stored RAS (display = columns and rows reversed)."""
+    work = tmp_path_factory.mktemp('ensemble')
+    options = tiny_overrides(cranium_data, scale=64, base_channels=8, workers=0)
+    checkpoints = [random_checkpoint(CRANIUM, options, work / f'seed{s}.pth', s) for s in (1, 2)]
+    ct, _ = cranium_patient(8, num_slices=5, size=64, seed=0)
+    sx, sy, sz = ct.spacing
+    affine = np.array([[sx, 0, 0, 14.5], [0, sy, 0, -120.0], [0, 0, sz, 35.0], [0, 0, 0, 1]])
+    (work / 'scans').mkdir()
+    nib.save(nib.Nifti1Image(ct.nifti_array(), affine), str(work / 'scans/head.nii.gz'))
+    return options, checkpoints, work / 'scans'
+
+
+def test_ensemble_is_the_mean_of_the_single_models(cranium, tmp_path):
+    options, (a, b), scans = cranium
+    save = ['--save-probabilities', '--probabilities-dtype', 'float32']
+    for name, checkpoints in (('a', [a]), ('b', [b]), ('ab', [a, b])):
+        assert run_cli(CRANIUM, checkpoints, options, tmp_path / name, *save, source=scans) == 0
+    single_a, single_b = probabilities(tmp_path / 'a', 'head'), probabilities(tmp_path / 'b', 'head')
+    ensemble = probabilities(tmp_path / 'ab', 'head')
+    assert ensemble.dtype == np.float32 and ensemble.shape == (2, 64, 64, 5)
+    assert not np.allclose(single_a, single_b, atol=1e-3)  # two different models: the mean is not trivial
+    np.testing.assert_allclose(ensemble, (single_a + single_b) / 2, rtol=0, atol=1e-6)
+    labels = labels_of(tmp_path / 'ab', 'head.nii.gz')
+    assert 0 < labels.mean() < 1  # both classes predicted
+    np.testing.assert_array_equal(labels, np.argmax(ensemble, axis=0))
+    # One config per model (--model) is the same ensemble.
+    argv = ['--model', str(CRANIUM), str(a), '--model', str(CRANIUM), str(b), '--input', str(scans), '--output',
+            str(tmp_path / 'models'), '--device', 'cpu', '--batch-size', '4', *save, '--cfg-options', *options]
+    assert main(argv) == 0
+    np.testing.assert_array_equal(probabilities(tmp_path / 'models', 'head'), ensemble)
+
+
+@pytest.mark.parametrize('tta, axis', [('flip', 0), ('flip2', 0), ('flip2', 1)])
+def test_mirror_tta_is_equivariant(cranium, tmp_path, tta, axis):
+    """The probabilities of the mirrored scan are exactly the mirrored probabilities of the scan (``flip``:
+    left-right = the file's i axis here; ``flip2`` also anterior-posterior = j); without TTA they are not."""
+    options, (a, _), scans = cranium
+    img = nib.load(str(scans / 'head.nii.gz'))
+    both = tmp_path / 'scans'
+    both.mkdir()
+    shutil.copy(scans / 'head.nii.gz', both / 'head.nii.gz')
+    nib.save(nib.Nifti1Image(np.flip(np.asanyarray(img.dataobj), axis=axis).copy(), img.affine), str(both / 'mirror.nii.gz'))
+    save = ['--save-probabilities', '--probabilities-dtype', 'float32']
+    assert run_cli(CRANIUM, [a], options, tmp_path / 'tta', *save, '--tta', tta, source=both) == 0
+    scan, mirrored = probabilities(tmp_path / 'tta', 'head'), probabilities(tmp_path / 'tta', 'mirror')
+    np.testing.assert_array_equal(mirrored, np.flip(scan, axis=1 + axis))
+    np.testing.assert_array_equal(labels_of(tmp_path / 'tta', 'mirror.nii.gz'),
+                                  np.flip(labels_of(tmp_path / 'tta', 'head.nii.gz'), axis=axis))
+    if tta == 'flip':
+        assert run_cli(CRANIUM, [a], options, tmp_path / 'plain', *save, source=both) == 0
+        plain, plain_mirrored = probabilities(tmp_path / 'plain', 'head'), probabilities(tmp_path / 'plain', 'mirror')
+        assert np.abs(plain_mirrored - np.flip(plain, axis=1)).max() > 1e-3  # the model is not symmetric
+        # flip TTA = the mean of the scan's and the mirrored scan's plain probabilities, mirrored back
+        np.testing.assert_allclose(scan, (plain + np.flip(plain_mirrored, axis=1)) / 2, rtol=0, atol=1e-6)
+
+
+def test_crossmoda_crop_probabilities_labels_names_and_affine(tmp_path):
+    """A CrossMoDA model prepared with --crop: the saved probabilities (default float16) cover the source grid,
+    voxels outside the crop window are background with probability 1, the labels are the argmax of the saved
+    probabilities, the affine is the source file's, and the label file takes the case id (+ --label-suffix)."""
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.synthetic import write_crossmoda_release
+
+    size, crop = 40, 24
+    write_crossmoda_release(tmp_path / 'raw', num_source=2, num_target=1, num_val=1, size=size, num_slices=4)
+    prepare(CONVERTERS['crossmoda'](crop=crop), tmp_path / 'raw', tmp_path / 'data', workers=1, previews=0)
+    options = tiny_overrides(tmp_path / 'data', scale=32, base_channels=8, workers=0)
+    checkpoint = random_checkpoint(CROSSMODA, options, tmp_path / 'r.pth', 3)
+    scans = tmp_path / 'raw/crossmoda_validation/target_validation'
+    source = next(scans.glob('*_hrT2.nii.gz'))
+    case = source.name[:-len('_hrT2.nii.gz')]
+    (tmp_path / 'input').mkdir()
+    shutil.copy(source, tmp_path / 'input' / source.name)
+    shutil.copy(source, tmp_path / 'input' / f'{case}_Label.nii.gz')  # label-named: not a scan
+    out = tmp_path / 'out'
+    assert run_cli(CROSSMODA, [checkpoint], options, out, '--save-probabilities', '--label-suffix', '_Label',
+                   source=tmp_path / 'input') == 0
+    assert sorted(p.name for p in out.iterdir()) == [f'{case}.npz', f'{case}_Label.nii.gz']
+    probs = probabilities(out, case)
+    written, src = nib.load(str(out / f'{case}_Label.nii.gz')), nib.load(str(source))
+    assert probs.dtype == np.float16 and probs.shape == (3,) + src.shape
+    np.testing.assert_array_equal(written.affine, src.affine)
+    labels = np.asanyarray(written.dataobj)
+    np.testing.assert_array_equal(labels, np.argmax(probs, axis=0))
+    # The synthetic files are stored R, A, S: the centred display window [8, 32) is [8, 32) in i and j too.
+    off = (size - crop) // 2
+    inside = np.zeros(src.shape[:2], bool)
+    inside[off:off + crop, off:off + crop] = True
+    outside = ~inside
+    assert np.all(probs[0][outside] == 1) and np.all(probs[1:][:, outside] == 0) and np.all(labels[outside] == 0)
+    np.testing.assert_allclose(probs[:, inside].astype(np.float32).sum(axis=0), 1.0, atol=3e-3)
+    assert np.all(probs[0][inside] < 1)  # a random model is never certain: the fill is only outside
+
+
+@pytest.fixture(scope='module')
+def hemseg(tmp_path_factory):
+    """A synthetic HemSeg release (flat RSNA DICOM folder, scan list, label zip), prepared, and a random model."""
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.synthetic.hemseg import write_hemseg_release
+
+    root = tmp_path_factory.mktemp('hemseg')
+    write_hemseg_release(root / 'raw', num_scans=8, num_slices=4, size=32, seed=0)
+    prepare(CONVERTERS['hemseg'](), root / 'raw', root / 'data', workers=1, previews=0)
+    options = tiny_overrides(root / 'data', scale=32, base_channels=8, workers=0)
+    return root, options, random_checkpoint(HEMSEG, options, root / 'r.pth', 4)
+
+
+def test_data_split_reads_hemseg_from_its_raw_release(hemseg, tmp_path):
+    """--data PREPARED --split test: one file per test case named by its scan id, read from the raw release
+    through the converter (flat DICOM folder + scan list), equal slice for slice to inference_model on the
+    PNGs prepare wrote, with the affine of the case's source-grid label (SimpleITK's, from the zip)."""
+    from mmseg.apis import inference_model
+
+    from mmseg_medical.inference import load_model
+    from mmseg_medical.manifest import read_manifest, read_source_label
+
+    root, options, checkpoint = hemseg
+    data = root / 'data'
+    test = split_cases(data, 'test')
+    assert len(test) == 2
+    out = tmp_path / 'out'
+    assert run_cli(HEMSEG, [checkpoint], options, out, '--split', 'test', source_flag='--data', source=data) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f'{c}.nii.gz' for c in test)
+    model = load_model(load_config(HEMSEG, cfg_dict(options)), checkpoint)
+    rows = read_manifest(data)
+    predicted_any = False
+    for case in test:
+        written = read_nifti(out / f'{case}.nii.gz')
+        label = read_source_label(data, case)
+        assert written.array.shape == label.array.shape
+        np.testing.assert_allclose(written.affine, label.affine, atol=1e-3)
+        pred = to_display(written).array
+        slices = sorted((r for r in rows if r.case_id == case), key=lambda r: r.slice_index)
+        assert pred.shape[0] == len(slices)
+        for r in slices:
+            expected = inference_model(model, str(data / r.image)).pred_sem_seg.data[0].numpy()
+            np.testing.assert_array_equal(pred[r.slice_index], expected, err_msg=r.image)
+        predicted_any |= bool(pred.any())
+    assert predicted_any
+
+    # The release moved: dataset.json's "source" is gone; --src names its new place.
+    moved = tmp_path / 'moved'
+    shutil.copytree(root / 'raw', moved)
+    shutil.move(str(root / 'raw'), str(root / 'raw.away'))
+    try:
+        assert run_cli(HEMSEG, [checkpoint], options, tmp_path / 'lost', '--split', 'test', source_flag='--data',
+                       source=data) == 1
+        assert not (tmp_path / 'lost').exists()
+        assert run_cli(HEMSEG, [checkpoint], options, tmp_path / 'src', '--split', 'test', '--src', str(moved),
+                       source_flag='--data', source=data) == 0
+    finally:
+        shutil.move(str(root / 'raw.away'), str(root / 'raw'))
+    for case in test:
+        np.testing.assert_array_equal(labels_of(tmp_path / 'src', f'{case}.nii.gz'), labels_of(out, f'{case}.nii.gz'))
+
+
+def _two_class_names(path: Path, options: list) -> Path:
+    return random_checkpoint(CRANIUM, options, path, 5, classes=('background', 'bleed'))
+
+
+@pytest.mark.parametrize('case', ['mismatched classes', 'missing checkpoint', 'unknown split', 'config without checkpoint',
+                                  'split without --data'])
+def test_bad_inputs_one_line_exit_1_nothing_written(case, cranium, hemseg, tmp_path, capsys):
+    options, (a, b), scans = cranium
+    out = tmp_path / 'out'
+    if case == 'mismatched classes':
+        other = _two_class_names(tmp_path / 'other.pth', options)
+        argv = [str(CRANIUM), str(a), str(other), '--input', str(scans)]
+        expected = f"error: {other}: predicts classes ['background', 'bleed'], but {a} predicts ['background', " \
+                   "'hemorrhage']: the models of an ensemble must have the same classes"
+    elif case == 'missing checkpoint':
+        argv = [str(CRANIUM), str(a), str(tmp_path / 'fold3.pth'), '--input', str(scans)]
+        expected = f'error: {tmp_path / "fold3.pth"}: checkpoint file not found'
+    elif case == 'unknown split':
+        root, options, checkpoint = hemseg
+        argv = [str(HEMSEG), str(checkpoint), '--data', str(root / 'data'), '--split', 'tset']
+        expected = f"error: {root / 'data' / 'splits.json'}: no split 'tset'; the dataset has: "
+    elif case == 'config without checkpoint':
+        argv = ['--model', str(CRANIUM), '--model', str(CRANIUM), str(a), '--input', str(scans)]
+        expected = f'error: {CRANIUM}: no checkpoint given for this config'
+    else:
+        argv = [str(CRANIUM), str(a), '--input', str(scans), '--split', 'test']
+        expected = 'error: --split: goes with --data PREPARED'
+    capsys.readouterr()
+    assert main(argv + ['--output', str(out), '--device', 'cpu', '--cfg-options', *options]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expected), err
+    assert not out.exists() and not list(tmp_path.glob('.out*'))
+
+
+def test_usage_errors_are_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(CRANIUM), 'x.pth', '--input', 'scans', '--output', 'out', '--tta', 'rotate'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: argument --tta: invalid choice: 'rotate'"), err
