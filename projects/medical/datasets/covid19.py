@@ -116,6 +116,9 @@ class Covid19MultiSourceDataset(Covid19Dataset):
 
     def __init__(self, sources: Sequence[dict], subtask: str = JOINT, data_root: Optional[str] = None,
                  data_prefix: Optional[dict] = None, **kwargs) -> None:
+        if kwargs.pop('ann_file', ''):
+            raise MedSegError(None, 'Covid19MultiSourceDataset takes its split lists per source '
+                                    "(sources=[dict(root=..., ann_file=...)]), not ann_file")
         if not sources:
             raise MedSegError(None, 'Covid19MultiSourceDataset: sources is empty')
         for s in sources:
