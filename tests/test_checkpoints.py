@@ -107,3 +107,23 @@ def test_runner_stops_before_copying_a_weight_or_scoring(tmp_path, capfd):
     assert runner.test() == {'n': 3}
     assert runner.model.forwards == 3
     assert torch.equal(runner.model.conv.weight, trained.conv.weight)
+
+
+def test_readme_line_is_what_the_shipped_config_says_of_a_tiny_checkpoint(repo_root):
+    """The README's example: a UNet of 16 base channels (the CPU-sized line) given to the shipped Cranium config
+    (64): the line is check_fits' for those two models, word for word."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    cfg = Config.fromfile(repo_root / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py')
+    shipped = MODELS.build(cfg.model)
+    cfg.merge_from_dict({'model.backbone.base_channels': 16, 'model.decode_head.in_channels': 16,
+                         'model.decode_head.channels': 16})
+    tiny = MODELS.build(cfg.model)
+    [line] = [ln for ln in (repo_root / 'README.md').read_text().splitlines()
+              if ln.startswith('error: work_dirs/tiny/iter_300.pth: ')]
+    with pytest.raises(MedSegError) as err:
+        check_fits(shipped, {'state_dict': tiny.state_dict()}, 'work_dirs/tiny/iter_300.pth')
+    assert line == f'error: {err.value}'
