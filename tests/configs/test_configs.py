@@ -35,12 +35,13 @@ def test_config_builds_and_steps(path):
     cfg.model.backbone.base_channels = 8
     cfg.model.decode_head.in_channels = cfg.model.decode_head.channels = 8
     model = MODELS.build(cfg.model)
+    channels = cfg.model.backbone.get('in_channels', 3)   # 2.5D configs: offsets x windows
     samples = []
     for _ in range(2):
         s = SegDataSample(metainfo=dict(img_shape=(32, 32), ori_shape=(32, 32), pad_shape=(32, 32)))
         s.gt_sem_seg = PixelData(data=(torch.rand(1, 32, 32) > 0.7).long())
         samples.append(s)
-    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)] * 2,
+    data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (channels, 32, 32), dtype=torch.uint8)] * 2,
                                         data_samples=samples), True)
     losses = model(**data, mode='loss')
     total = sum(v for k, v in losses.items() if 'loss' in k)
@@ -48,7 +49,7 @@ def test_config_builds_and_steps(path):
     total.backward()
     model.eval()
     with torch.no_grad():
-        out = model(**model.data_preprocessor(dict(inputs=[torch.zeros(3, 32, 32, dtype=torch.uint8)],
+        out = model(**model.data_preprocessor(dict(inputs=[torch.zeros(channels, 32, 32, dtype=torch.uint8)],
                                                    data_samples=[samples[0]]), False), mode='predict')
     assert out[0].pred_sem_seg.data.shape[-2:] == (32, 32)
     assert set(out[0].pred_sem_seg.data.unique().tolist()) <= set(range(cfg.model.decode_head.num_classes))

@@ -29,7 +29,7 @@ def prepared(tmp_path_factory):
 
 
 def test_configs_load():
-    assert len(CONFIGS) == 5
+    assert len(CONFIGS) == 7   # lr 0.01/0.001/0.0001, CE+Dice, 3-window, 2.5D and 3-window 2.5D
     for path in CONFIGS:
         cfg = Config.fromfile(str(path))
         assert cfg.custom_imports['imports'] == ['mmseg_medical']
