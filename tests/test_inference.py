@@ -160,19 +160,21 @@ def test_find_inputs_below_a_release_folder(tmp_path):
     """Scans at any depth (``ct_scans/`` of a release, a DICOM series two levels down); label files and
     folders, hidden entries and other files are not scans; a DICOM series folder is not searched further."""
     ct, _ = cranium_patient(0, num_slices=2, size=32)
-    release = tmp_path / 'release'
+    top = tmp_path / 'download'
+    release = top / 'computed-tomography-images-for-intracranial-hemorrhage-detection-and-segmentation-1.0.0'
     for path in ('ct_scans/049.nii', 'masks/049.nii', 'ct_scans/crossmoda_1_Label.nii.gz', 'labelsTr/x.nii.gz',
-                 'Lung_Mask/y.nii.gz', '.cache/z.nii.gz', 'ct_scans/051_seg.nii.gz'):
+                 'Lung_Mask/y.nii.gz', '.cache/z.nii.gz', 'ct_scans/051_seg.nii.gz', 'segmentations/a.nii.gz',
+                 'GT/b.nii.gz', 'label.nii.gz'):
         (release / path).parent.mkdir(parents=True, exist_ok=True)
         nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(release / path))
     series = release / 'site_b' / 'patient_7' / 'CT_head'
     write_dicom_series(ct.array, series, spacing=ct.spacing)
     write_dicom_series(ct.array, series / 'inner', spacing=ct.spacing)  # inside a series: not searched
     (release / 'README.txt').write_text('x')
-    assert find_inputs(release) == [('049', NIFTI, release / 'ct_scans/049.nii'), ('CT_head', DICOM, series)]
+    assert find_inputs(top) == [('049', NIFTI, release / 'ct_scans/049.nii'), ('CT_head', DICOM, series)]
     nib.save(nib.Nifti1Image(ct.nifti_array(), np.eye(4)), str(release / 'site_b' / '049.nii.gz'))
     with pytest.raises(MedSegError, match=f"case '049' is also given by {release / 'ct_scans/049.nii'}"):
-        find_inputs(release)
+        find_inputs(top)
 
 
 def _bad_config(tmp_path: Path) -> Path:

@@ -62,9 +62,11 @@ TTA_MODES: Dict[str, Tuple[Tuple[str, ...], ...]] = {
 }
 _IMAGE_AXIS = {'H': 0, 'W': 1}        # of an (H, W) or (H, W, 3) slice
 _PROBABILITY_DIM = {'H': 1, 'W': 2}   # of a (C, H, W) probability map
-#: Folder and file names below an ``--input`` folder that hold labels, not scans: a word (split at
-#: anything but letters and digits) starting with ``mask`` or ``label``, or one of these words.
+#: Folder and file names below an ``--input`` folder that hold labels, not scans (words = the lower-case
+#: name split at anything but letters and digits): the first word starts with ``mask`` or ``label`` or is one
+#: of these, or the last word is one of these or ``mask(s)``/``label(s)``.
 _LABEL_WORDS = ('seg', 'segmentation', 'segmentations', 'gt')
+_LABEL_LAST_WORDS = _LABEL_WORDS + ('mask', 'masks', 'label', 'labels')
 
 
 def _is_nifti(path: Path) -> bool:
@@ -73,16 +75,19 @@ def _is_nifti(path: Path) -> bool:
 
 def _label_like(name: str) -> bool:
     words = [w for w in re.split(r'[^a-z0-9]+', name.lower()) if w]
-    return any(w.startswith(('mask', 'label')) or w in _LABEL_WORDS for w in words)
+    return bool(words) and (words[0].startswith(('mask', 'label')) or words[0] in _LABEL_WORDS
+                            or words[-1] in _LABEL_LAST_WORDS)
 
 
 def find_inputs(path: PathLike) -> List[InputCase]:
     """The scans at or below ``path``: a NIfTI file, a folder that is one DICOM series, or a folder holding
     NIfTI files and DICOM series folders at any depth (``RELEASE/ct_scans/049.nii``).
 
-    Below a given folder, hidden entries are skipped, and so are label files and folders: names with a
-    word starting with ``mask`` or ``label`` or the word ``seg``/``segmentation(s)``/``gt`` (``masks/``,
-    ``labelsTr/``, ``Lung_Mask/``, ``crossmoda_1_Label.nii.gz``). A folder holding DICOM files is one series
+    Below a given folder, hidden entries are skipped, and so are label files and folders: names that begin
+    with a word starting with ``mask`` or ``label`` or with ``seg``/``segmentation(s)``/``gt``, or that end
+    with one of those words or ``mask(s)``/``label(s)`` (``masks/``, ``labelsTr/``, ``Lung_Mask/``,
+    ``crossmoda_1_Label.nii.gz``, ``051_seg.nii.gz``; not the Cranium release folder
+    ``…-detection-and-segmentation-1.0.0``). A folder holding DICOM files is one series
     (not searched further). Case id = NIfTI file stem or DICOM folder name; two scans with the same id, or
     nothing to segment, raise :class:`MedSegError` naming the files.
     """
