@@ -266,3 +266,18 @@ def test_usage_errors_are_one_line_exit_2(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: argument --tta: invalid choice: 'rotate'"), err
+
+
+def test_data_of_another_dataset_type_is_one_warning(cranium, hemseg, tmp_path, capsys):
+    """A model whose config tests another dataset type (e.g. a COVID-19-CT-Seg model on MosMed) segments
+    --data with that dataset's rules, saying so in one warning line."""
+    options, (a, _), _ = cranium
+    root = hemseg[0]
+    capsys.readouterr()
+    assert run_cli(CRANIUM, [a], options, tmp_path / 'out', '--split', 'test', source_flag='--data',
+                   source=root / 'data') == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(('warning', 'error'))]
+    assert err == [f'warning: {CRANIUM} tests on CraniumDataset; {root / "data"} was prepared by the hemseg converter '
+                   '(HemSegDataset), whose rules make the slices']
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(f'{c}.nii.gz'
+                                                                           for c in split_cases(root / 'data', 'test'))
