@@ -186,15 +186,11 @@ class Covid19VolumeMetric(VolumeMetric):
     Arguments as :class:`VolumeMetric`; with ``mim test --out DIR`` its files go to ``DIR/volumes`` as VolumeMetric's.
     """
 
-    def _scoring_grid(self, geometry, case_id, gt, pred, on_source, spacing):  # type: ignore[override]
-        gt_array, pred_array, zooms, affine = VolumeMetric._scoring_grid(geometry, case_id, gt, pred, on_source,
-                                                                         spacing)
-        if gt_array is not None:
-            classes = list((self.dataset_meta or {}).get('classes') or ())
-            if classes:
-                mapping = stored_label_map(geometry['_root'], classes, subtask_of(classes))
-                gt_array = apply_label_map(gt_array, mapping)
-        return gt_array, pred_array, zooms, affine
+    def source_classes(self, labels: np.ndarray, root: str, case_id: str) -> np.ndarray:
+        classes = list((self.dataset_meta or {}).get('classes') or ())
+        if not classes:
+            return labels
+        return apply_label_map(labels, stored_label_map(root, classes, subtask_of(classes)))
 
 
 for _spec in SPECS.values():

@@ -208,8 +208,14 @@ class VolumeMetric(BaseMetric):
         voxel_units = any(g.get('spacing') is None for g in geometries.values())
         return self._summarise(rows, names, classes, logger, voxel_units)
 
-    @staticmethod
-    def _scoring_grid(geometry: dict, case_id: str, gt, pred, on_source, spacing):
+    def source_classes(self, labels: np.ndarray, root: str, case_id: str) -> np.ndarray:
+        """The classes the model predicts, from a case's stored source label (``labels/<case>.nii.gz``).
+
+        Identity here: the stored classes are the model's. A dataset whose folders store other codes (e.g.
+        COVID-19-CT-Seg's one label store read as each subtask) overrides this with its label map."""
+        return labels
+
+    def _scoring_grid(self, geometry: dict, case_id: str, gt, pred, on_source, spacing):
         """Ground truth, prediction, zooms and affine on the source scan's grid (NIfTI ``i, j, k`` order), or
         ``(None,) * 4`` when the dataset kept no source label for the case."""
         source = read_source_label(geometry['_root'], case_id)
@@ -222,7 +228,8 @@ class VolumeMetric(BaseMetric):
         zooms = source.spacing if source.spacing is not None else (1.0, 1.0, 1.0)
         if geometry.get('spacing') is None:   # no recorded geometry: the slice grid's unit voxels
             zooms = (1.0, 1.0, 1.0)
-        return source.array.transpose(2, 1, 0), on_source.array.transpose(2, 1, 0), tuple(zooms), source.affine
+        gt_array = self.source_classes(source.array.transpose(2, 1, 0), geometry['_root'], case_id)
+        return gt_array, on_source.array.transpose(2, 1, 0), tuple(zooms), source.affine
 
     def _postprocess(self, volumes: list, classes: List[int], logger) -> None:
         """Choose (``'auto'``) and apply the post-processing rules to the predictions in place."""
