@@ -281,3 +281,18 @@ def test_data_of_another_dataset_type_is_one_warning(cranium, hemseg, tmp_path, 
                    '(HemSegDataset), whose rules make the slices']
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(f'{c}.nii.gz'
                                                                            for c in split_cases(root / 'data', 'test'))
+
+
+def test_a_scan_failing_midway_leaves_no_output_and_no_new_folders(cranium, tmp_path, capsys):
+    """The second of two scans is unreadable: one error line, exit 1, neither the first case's files nor the
+    parent folders made for the output remain."""
+    options, (a, _), scans = cranium
+    both = tmp_path / 'scans'
+    both.mkdir()
+    shutil.copy(scans / 'head.nii.gz', both / 'a_head.nii.gz')
+    (both / 'b_broken.nii.gz').write_bytes((scans / 'head.nii.gz').read_bytes()[:200])
+    capsys.readouterr()
+    assert run_cli(CRANIUM, [a], options, tmp_path / 'new' / 'deeper' / 'out', '--save-probabilities', source=both) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f'error: {both / "b_broken.nii.gz"}: cannot read NIfTI'), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['scans']

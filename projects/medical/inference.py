@@ -15,6 +15,8 @@ One path for every caller (``tools/infer_volume.py``, ``tools/pseudo_label.py``)
   read from its raw release by the converter that prepared it).
 * :func:`segment` writes ``<case>.nii.gz`` (labels in the scan's own voxel order with its affine; for NIfTI
   input also its header) and optionally ``<case>.npz`` (the probabilities, mapped back the same way).
+* :func:`infer` is the whole of ``tools/infer_volume.py`` as one call (models, inputs or a prepared split,
+  output folder), for scripts such as the benchmark runner.
 """
 from __future__ import annotations
 
@@ -629,7 +631,8 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
     ``postprocessing.json`` written by ``VolumeMetric``) apply there as in ``VolumeMetric`` (they change
     the labels only), and both go back to the source grid by the same inverse. One case is in memory at
     a time. Files are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
-    succeeded (existing files of the same name are replaced); on any error nothing is written.
+    succeeded (existing files of the same name are replaced); on any error nothing is written (nor are
+    the missing parent folders of ``out_dir`` left behind).
     """
     from tqdm import tqdm
 
@@ -642,7 +645,9 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
         load_rules(postprocess)  # a bad file is an error before any scan is read
         rules = postprocess
     staging = out_dir.parent / f'.{out_dir.name}.infer-{uuid.uuid4().hex[:8]}'
+    created = next((p for p in reversed(out_dir.absolute().parents) if not p.exists()), None)
     staging.mkdir(parents=True)
+    done = False
     try:
         names: List[str] = []
         for case in tqdm(cases, desc='cases', unit='case', disable=None if len(cases) > 1 else True, file=sys.stderr):
@@ -663,6 +668,46 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             os.replace(staging / name, out_dir / name)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done and created is not None:  # folders made only for the staging area go too
+            shutil.rmtree(created, ignore_errors=True)
     return [out_dir / name for name in names]
+
+
+def infer(models: Sequence[Tuple[PathLike, PathLike]], out_dir: PathLike, input: Optional[PathLike] = None,
+          data: Optional[PathLike] = None, split: Optional[str] = None, src: Optional[PathLike] = None,
+          cfg_options: Optional[dict] = None, tta: str = 'none', batch_size: int = 8, device: str = 'cpu',
+          postprocess: Optional[PathLike] = None, probabilities_dtype: Optional[np.dtype] = None,
+          label_suffix: str = '') -> List[Path]:
+    """What ``tools/infer_volume.py`` does: segment the scans under ``input``, or the cases of split ``split``
+    of the prepared dataset ``data`` (read from its raw release, ``src`` overriding the recorded one), with
+    the ensemble of ``models`` (``(config, checkpoint)`` pairs; ``cfg_options`` apply to every config) into
+    ``out_dir`` (:func:`segment`). Every model is loaded, and the inputs found, before any case is read;
+    returns the written files."""
+    if (input is None) == (data is None):
+        raise ValueError('give exactly one of input and data')
+    configs = {config: load_config(config, cfg_options) for config in dict.fromkeys(c for c, _ in models)}
+    if data is not None:
+        if not split:
+            raise MedSegError('--split', 'give the split list of --data to segment, e.g. --split test')
+        converter, cases = dataset_cases(data, split, src)
+        for config, cfg in configs.items():  # e.g. a COVID-19-CT-Seg model on MosMed: allowed, but said
+            dataset_type = (cfg.get('test_dataloader') or {}).get('dataset', {}).get('type')
+            if dataset_type != converter.dataset_type:
+                print(f'warning: {config} tests on {dataset_type}; {data} was prepared by the {converter.name} '
+                      f'converter ({converter.dataset_type}), whose rules make the slices', file=sys.stderr)
+    else:
+        inputs = find_inputs(input)
+        readers = {config: converter_for(cfg) for config, cfg in configs.items()}
+        first, converter = next(iter(readers.items()))
+        for config, other in readers.items():
+            if (other.name, other.settings()) != (converter.name, converter.settings()):
+                raise MedSegError(config, f'reads scans as {other.name} {other.settings()}, but {first} as '
+                                          f'{converter.name} {converter.settings()}: the models of an ensemble '
+                                          'must share the intensity rule and slice grid')
+        cases = file_cases(inputs, converter)
+    loaded = [load_model(configs[config], checkpoint, device) for config, checkpoint in models]
+    predictor = Predictor(loaded, tta, batch_size, names=[str(checkpoint) for _, checkpoint in models])
+    return segment(cases, predictor, out_dir, postprocess, probabilities_dtype, label_suffix)

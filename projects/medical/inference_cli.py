@@ -20,8 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import MedSegError
-from .inference import (TTA_MODES, Predictor, converter_for, dataset_cases, file_cases, find_inputs, load_config,
-                        load_model, read_dataset_card, segment)
+from .inference import TTA_MODES, infer
 
 PROBABILITY_DTYPES = {'float16': np.float16, 'float32': np.float32}
 
@@ -105,36 +104,17 @@ def _check_usage(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> List[Path]:
-    """Check the options, load every model, then segment; returns the written files."""
+    """Check the options, then :func:`mmseg_medical.inference.infer`; returns the written files."""
     import torch
 
     _check_usage(args)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     if device != 'cpu' and not device.startswith('cuda'):
         raise MedSegError('--device', f'expected cpu or cuda[:N], got {device!r}')
-    models = model_list(args)
-    configs = {config: load_config(config, args.cfg_options) for config in dict.fromkeys(c for c, _ in models)}
-    if args.data is not None:
-        converter, cases = dataset_cases(args.data, args.split, args.src)
-        for config, cfg in configs.items():  # e.g. a COVID-19-CT-Seg model on MosMed: allowed, but said
-            dataset_type = (cfg.get('test_dataloader') or {}).get('dataset', {}).get('type')
-            if dataset_type != converter.dataset_type:
-                print(f'warning: {config} tests on {dataset_type}; {args.data} was prepared by the {converter.name} '
-                      f'converter ({converter.dataset_type}), whose rules make the slices', file=sys.stderr)
-    else:
-        inputs = find_inputs(args.input)
-        readers = {config: converter_for(cfg) for config, cfg in configs.items()}
-        first, converter = next(iter(readers.items()))
-        for config, other in readers.items():
-            if (other.name, other.settings()) != (converter.name, converter.settings()):
-                raise MedSegError(config, f'reads scans as {other.name} {other.settings()}, but {first} as '
-                                          f'{converter.name} {converter.settings()}: the models of an ensemble '
-                                          'must share the intensity rule and slice grid')
-        cases = file_cases(inputs, converter)
-    loaded = [load_model(configs[config], checkpoint, device) for config, checkpoint in models]
-    predictor = Predictor(loaded, args.tta, args.batch_size, names=[str(checkpoint) for _, checkpoint in models])
     dtype = PROBABILITY_DTYPES[args.probabilities_dtype] if args.save_probabilities else None
-    return segment(cases, predictor, args.output, args.postprocess, dtype, args.label_suffix)
+    return infer(model_list(args), args.output, input=args.input, data=args.data, split=args.split, src=args.src,
+                 cfg_options=args.cfg_options, tta=args.tta, batch_size=args.batch_size, device=device,
+                 postprocess=args.postprocess, probabilities_dtype=dtype, label_suffix=args.label_suffix)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
