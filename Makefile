@@ -2,7 +2,8 @@
 # make test         : build .venv (idempotent) and run the whole test suite
 # make install      : only the environment: mmcv-lite (a wheel, no compiler; ~1-4 min)
 # make install-full : the same plus mmcv 2.1.0 compiled with its ops (~25 min on 2 cores), for CCNet, PSANet, DCN...
-# make bench        : the side-by-side benchmarks (installs the bench-only extras)
+# make bench        : the side-by-side benchmarks (installs the bench-only extras): prepare throughput, metric
+#                     speed vs peers and medpy, infer_volume vs mim test
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -57,6 +58,7 @@ $(BENCH_STAMP): $(STAMP) requirements/bench.txt
 bench: $(BENCH_STAMP)
 	$(PY) tools/benchmarks/prepare_throughput.py
 	$(PY) tools/benchmarks/metrics_speed.py
+	$(PY) tools/benchmarks/inference_speed.py
 
 clean:
 	rm -rf $(VENV) work_dirs build *.egg-info

@@ -235,15 +235,18 @@ def load_model(cfg, checkpoint: PathLike, device: str = 'cpu'):
     """``mmseg.apis.init_model`` with a strict checkpoint load and the test dataloader's pipeline.
 
     ``init_model`` loads non-strictly (a checkpoint of a differently sized model only logs warnings and
-    fails later in the forward pass), so the weights are loaded here with ``strict=True``.
+    fails later in the forward pass), so the checkpoint is checked against the model first
+    (:func:`mmseg_medical.checkpoints.check_fits`: one line, as ``mim test`` gives) and loaded with ``strict=True``.
     ``model.cfg.test_pipeline`` is set to ``test_dataloader.dataset.pipeline``, which is what
     ``mim test`` runs (the top-level ``test_pipeline`` is a copy taken when the config file was read, so
     ``--cfg-options`` on the dataloader do not reach it); :func:`predict_volume` and
     ``mmseg.apis.inference_model`` then agree with ``mim test``.
     """
     import torch
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
     from mmseg.apis import init_model
+
+    from .checkpoints import check_fits
 
     if not Path(checkpoint).is_file():
         raise MedSegError(checkpoint, 'checkpoint file not found')
@@ -260,13 +263,11 @@ def load_model(cfg, checkpoint: PathLike, device: str = 'cpu'):
     except Exception as exc:  # registry / build errors of a broken model config
         raise MedSegError(cfg.filename, f'cannot build the model ({type(exc).__name__}: {exc})') from None
     try:
-        state = load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True)
-    except RuntimeError as exc:
-        detail = ' '.join(str(exc).split())
-        raise MedSegError(checkpoint, 'does not fit the model built from the config (pass the --cfg-options '
-                                      f'it was trained with): {detail[:300]}') from None
+        state = _load_checkpoint(str(checkpoint), map_location='cpu')
     except Exception as exc:  # torch / pickle raise many types for unreadable checkpoints
         raise MedSegError(checkpoint, f'cannot read checkpoint ({type(exc).__name__}: {exc})') from None
+    check_fits(model, state, checkpoint)   # the one line mim test / mim train print too (CheckpointFitHook)
+    _load_checkpoint_to_model(model, state, strict=True)
     meta = state.get('meta', {}) if isinstance(state, dict) else {}
     if meta.get('dataset_meta'):
         model.dataset_meta = meta['dataset_meta']

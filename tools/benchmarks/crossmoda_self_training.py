@@ -56,7 +56,7 @@ def score(config: Path, checkpoint: Path, options: Sequence[str], scans: Path, l
     if not preds:
         raise RuntimeError(f'{out}: infer_volume.py wrote no predictions')
     for pred_file in preds:
-        case = pred_file.name.split('.')[0].rsplit('_', 1)[0]   # crossmoda_13_hrT2 -> crossmoda_13
+        case = pred_file.name.split('.')[0]   # infer_volume names predictions by case id (crossmoda_13)
         truth = np.asanyarray(nib.load(str(labels / f'{case}_Label.nii.gz')).dataobj)
         pred = np.asanyarray(nib.load(str(pred_file)).dataobj)
         if truth.shape != pred.shape:
