@@ -1,14 +1,16 @@
-"""The benchmark runner on two tiny configs: table, csv, charts, and resuming without re-running; resume
-keyed on config and --cfg-options with the mim calls replaced by fakes."""
+"""The benchmark runner on two tiny configs (the cranium-2.5d preset: a 1-slice config and its 2.5D counterpart):
+table, csv, chart, and resuming without re-running; resume keyed on config and --cfg-options with the mim calls
+replaced by fakes; run labels; the charts read back from the matplotlib figures the runner saves."""
 import csv
 import json
 import re
 from pathlib import Path
 
 import pytest
+from matplotlib.container import BarContainer
 
 from mmseg_medical import benchmark
-from mmseg_medical.benchmark import PRESETS, main, resolve_configs
+from mmseg_medical.benchmark import PAIRS_2_5D, PRESETS, main, resolve_configs, results_figure, run_labels
 from mmseg_medical.runs import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,30 +18,37 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_presets_point_at_shipped_configs():
     for name, configs in PRESETS.items():
-        assert len(resolve_configs(configs)) == 3, name
+        assert len(resolve_configs(configs)) == len(configs) == (2 if name in PAIRS_2_5D else 3), name
+    for name, config in PAIRS_2_5D.items():  # a 1-slice config and the 2.5D one beside it (LoadSliceStack)
+        plain, stacked = PRESETS[name]
+        assert plain == config and stacked == config.replace('-512x512', '-2.5d-512x512').replace(
+            '-256x256', '-2.5d-256x256')
+        assert 'LoadSliceStack' in (REPO / stacked).read_text() and 'LoadSliceStack' not in (REPO / plain).read_text()
 
 
 def test_two_configs_then_resume(cranium_data, tmp_path, capsys, monkeypatch):
-    configs = [str(REPO / PRESETS['cranium-lr'][0]), str(REPO / PRESETS['cranium-heads'][1])]
+    """The cranium-2.5d preset shrunk: the lr-0.01 config and its 2.5D version side by side in one table."""
+    configs = [str(REPO / c) for c in PRESETS['cranium-2.5d']]
     options = tiny_overrides(cranium_data, scale=32, iters=4, workers=0)
-    argv = ['--configs', *configs, '--work-dir', str(tmp_path), '--cfg-options', *options]
+    argv = ['--preset', 'cranium-2.5d', '--work-dir', str(tmp_path), '--cfg-options', *options]
     assert main(argv) == 0
     table = (tmp_path / 'results.md').read_text().splitlines()
-    assert table[0].startswith('| Method | Backbone | Crop Size | lr | mIoU | mDice | vol. Dice | vol. NSD | vol. HD95 (mm) |')
+    assert table[0] == ('| run | Method | Backbone | Crop Size | lr | input | mIoU (%) | mDice (%) | vol. Dice (%) '
+                        '| vol. NSD (%) | vol. HD95 (mm) | config |')
     rows = [ln for ln in table[2:] if ln.startswith('| ')]
-    assert [r.split(' | ')[0] for r in rows] == ['| fcn-unet-s5-d16', '| pspnet-unet-s5-d16']
-    assert all('| unet | 32x32 | 0.01 |' in r for r in rows)
+    assert [r.split(' | ')[:2] for r in rows] == [['| **cranium**', 'fcn-unet-s5-d16'],
+                                                  ['| **cranium-2.5d**', 'fcn-unet-s5-d16']]
+    assert '| unet | 32x32 | 0.01 | slice k |' in rows[0] and '| unet | 32x32 | 0.01 | slices k-1,k,k+1 |' in rows[1]
     with open(tmp_path / 'results.csv') as f:
         data = list(csv.DictReader(f))
-    assert len(data) == 2
+    assert [r['run'] for r in data] == ['cranium', 'cranium-2.5d']
     for row, log in zip(data, [sorted(tmp_path.glob(f'{Path(c).stem}-*/test/mim_test.log'))[0] for c in configs]):
         # the numbers mmengine printed at the end of that run's mim test (read here from the text log)
         printed = [ln for ln in log.read_text().splitlines() if 'Iter(test)' in ln and 'mIoU:' in ln][-1]
         for key in ('mIoU', 'mDice', 'volume/mDice', 'volume/mHD95'):
             assert float(row[key]) == pytest.approx(float(re.search(re.escape(key) + r': (\S+)', printed).group(1)),
                                                     abs=1e-2), key
-    for chart in ('mIoU.png', 'mDice.png', 'volume_mDice.png', 'volume_mNSD.png', 'volume_mHD95.png'):
-        assert (tmp_path / chart).stat().st_size > 1000
+    assert (tmp_path / 'results.png').stat().st_size > 1000
     capsys.readouterr()
     logs = sorted(tmp_path.glob('*/train/mim_train.log'))
     stamps = [p.stat().st_mtime_ns for p in logs]
@@ -51,6 +60,77 @@ def test_two_configs_then_resume(cranium_data, tmp_path, capsys, monkeypatch):
     assert main(argv) == 0
     assert capsys.readouterr().out.count('skip ') == 2
     assert [p.stat().st_mtime_ns for p in logs] == stamps
+
+
+HEMSEG = 'fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-512x512.py'
+HEMSEG_3W = 'fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py'
+
+
+def test_run_labels_tell_every_config_apart():
+    # the two that shared "fcn-unet-s5-d16 (lr 0.01)" before
+    assert run_labels([HEMSEG, HEMSEG_3W]) == ['hemseg', 'hemseg-3w']
+    assert run_labels(['a-b_c-MIDDLE1-d_e.py', 'a-b_c-MIDDLE2-d_e.py']) == ['MIDDLE1', 'MIDDLE2']
+    assert run_labels([HEMSEG.replace('0.01-20k_hemseg', '0.01-20k_hemseg-3w'), HEMSEG_3W.replace('3w', '3w-2.5d')]
+                      ) == ['hemseg-3w', 'hemseg-3w-2.5d']
+    losses = [f'configs/cranium/fcn-unet-s5-d16{v}_unet_1xb16-0.01-20k_cranium-512x512.py'
+              for v in ('', '-ce-1.0-dice-3.0', '-sigmoid')]  # the bare one named by the shared method field
+    assert run_labels(losses) == ['fcn-unet-s5-d16', 'fcn-unet-s5-d16-ce-1.0-dice-3.0', 'fcn-unet-s5-d16-sigmoid']
+    assert run_labels(PRESETS['cranium-lr']) == ['0.01', '0.001', '0.0001']
+    assert run_labels(PRESETS['cranium-heads']) == ['fcn', 'pspnet', 'deeplabv3']
+    assert run_labels(['fcn-x_1xb16-0.01-20k_d.py', 'psp-x_1xb16-0.001-20k_d.py']) == ['fcn…0.01', 'psp…0.001']
+    assert run_labels(['a/x.py', 'b/x.py']) == ['x #1', 'x #2']  # one file name in two folders
+    assert run_labels(['p-x-q-r.py', 'p-q-x-r.py']) == ['x-q', 'q-x']  # the same parts in another order
+    for folder in ('cranium', 'hemseg', 'crossmoda', 'covid19'):  # every shipped config of a dataset at once
+        names = sorted(p.name for p in (REPO / 'configs' / folder).glob('*.py'))
+        labels = run_labels(names)
+        assert len(set(labels)) == len(names) and all(labels), folder
+
+
+def _result(config, values, lr=0.01):
+    keys = ('mIoU', 'mDice', 'volume/mDice', 'volume/mNSD', 'volume/mHD95')
+    return {'config': config, 'method': config.split('_')[0], 'backbone': 'unet', 'crop_size': '512x512', 'lr': lr,
+            'input': 'slice k', 'metrics': {k: v for k, v in zip(keys, values) if v is not None}}
+
+
+def test_chart_bars_are_the_table_values_one_per_run(tmp_path):
+    """The figure results.png is saved from, read back: one panel per metric, its y axis named with unit and range,
+    one bar per run at its own x position under the run's label, heights = results.csv, a legend of the runs."""
+    results = [_result(HEMSEG, (76.48, 84.68, 90.0, 70.1, 12.5)), _result(HEMSEG_3W, (78.1, 86.0, 91.5, 74.0, 8.1)),
+               _result(HEMSEG.replace('512x512', '2.5d-512x512'), (79.1, 97.0, None, 4.0, 3.1))]
+    benchmark.write_results(results, tmp_path)
+    with open(tmp_path / 'results.csv') as f:
+        table = list(csv.DictReader(f))
+    labels = [r['run'] for r in table]
+    assert labels == ['hemseg', 'hemseg-3w', 'hemseg-2.5d']
+    md = (tmp_path / 'results.md').read_text()
+    assert all(f'| **{label}** |' in md for label in labels)
+    fig = results_figure(results)
+    panels = [ax for ax in fig.axes if ax.get_ylabel()]
+    expected = {'mIoU': ('mIoU (%, 0–100)', 'mIoU'), 'mDice': ('mDice (%, 0–100)', 'mDice'),
+                'vol. Dice': ('vol. Dice (%, 0–100)', 'volume/mDice'),
+                'vol. NSD': ('vol. NSD (%, 0–100)', 'volume/mNSD'),
+                'vol. HD95': ('vol. HD95 (mm, 0–15)', 'volume/mHD95')}
+    assert [ax.get_ylabel() for ax in panels] == [v[0] for v in expected.values()]
+    for ax, (ylabel, key) in zip(panels, expected.values()):
+        assert ax.get_ylim() == ((0.0, 100.0) if '%' in ylabel else (0.0, pytest.approx(15.0)))
+        ticks = {round(t, 6): label.get_text() for t, label in zip(ax.get_xticks(), ax.get_xticklabels())}
+        assert sorted(ticks.values()) == sorted(labels)
+        bars = {round(b.get_x() + b.get_width() / 2, 6): b.get_height() for b in ax.patches}
+        drawn = {ticks[x]: h for x, h in bars.items()}  # x position → run label
+        assert len(bars) == len(ax.patches)  # no two bars at one x position
+        assert drawn == {r['run']: float(r[key]) for r in table if r[key] != ''}, key
+        for b in ax.patches:
+            assert ax.get_ylim()[0] <= b.get_height() <= ax.get_ylim()[1]
+    legend = [ax.get_legend() for ax in fig.axes if ax.get_legend()][0]
+    assert [t.get_text() for t in legend.get_texts()] == labels
+    colours = [p.get_facecolor() for p in legend.get_patches()]
+    assert len(set(colours)) == 3
+    for ax in panels:  # each bar in its run's legend colour
+        for b in ax.patches:
+            x = round(b.get_x() + b.get_width() / 2, 6)
+            label = dict(zip([round(t, 6) for t in ax.get_xticks()], [t.get_text() for t in ax.get_xticklabels()]))[x]
+            assert b.get_facecolor() == colours[labels.index(label)]
+    assert (tmp_path / 'results.png').stat().st_size > 1000
 
 
 def test_unknown_config_is_one_error(tmp_path, capsys):
@@ -210,7 +290,7 @@ class FakeFoldMim:
     """Stands in for mim in the fold presets: records each call; a test run writes VolumeMetric's per-case CSV for two
     cases, DSC = 0.1 × (fold + 1) for every class, NSD = DSC / 2."""
 
-    CLASSES = {'task1-512x512': 3, 'task1-lung-512x512': 2, 'task1-infection-512x512': 1}
+    CLASSES = {'task1-512x512': 3, 'task1-lung-512x512': 2, 'task1-infection-512x512': 1, 'task1-2.5d-512x512': 3}
 
     def __init__(self, monkeypatch):
         self.calls = []
@@ -285,6 +365,59 @@ def test_old_task1_name_is_the_union_preset_with_a_note(tmp_path, monkeypatch, c
     assert 'Task1-Union' in (tmp_path / 'fold_table.md').read_text()
     assert main(['--preset', 'covid19-task1', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '5']) == 1
     assert 'folds [5] do not exist' in capsys.readouterr().err
+
+
+def test_2_5d_fold_preset_puts_both_joint_models_side_by_side(tmp_path, monkeypatch):
+    """covid19-task1-2.5d: per fold the joint model and its 2.5D version; one side-by-side table of their all rows
+    and the Task1-Union rows, and one chart panel whose bars are those numbers."""
+    fake = FakeFoldMim(monkeypatch)
+    assert main(['--preset', 'covid19-task1-2.5d', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '1']) == 0
+    plain, stacked = benchmark._cfg('task1').split('/')[-1], benchmark._cfg('task1-2.5d').split('/')[-1]
+    calls = fake.take()
+    assert [(c[0], c[1]) for c in calls] == [('train', plain), ('test', plain), ('train', stacked), ('test', stacked)]
+    assert calls[2][2] == calls[0][2]  # the same fold lists for both
+    md = (tmp_path / 'fold_table.md').read_text()
+    side = md[md.index('### Side by side (all folds pooled): joint model vs 2.5D joint model'):].splitlines()
+    # fold 1: every case DSC 20 %, NSD 10 % (the fake), for both models
+    assert side[4] == ('| joint model | 20.0 ± 0.0 | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 | 20.0 ± 0.0 | 10.0 ± 0.0 '
+                       '| – | – |')
+    assert side[5].startswith('| 2.5D joint model | 20.0 ± 0.0 |')
+    assert side[6] == '| 2D U-Net Task1-Union (published) | ' + ' | '.join(README_2D['Task1-Union']) + ' |'
+
+
+def test_fold_chart_bars_are_the_fold_table_values(tmp_path):
+    """The fold chart of a 2.5D comparison, read back from its figure: one panel (both models share the published
+    rows), per column one bar per model and published row at distinct x positions, heights = fold_table.csv."""
+    rows = [{**r, 'fold': int(r['fold']), 'dice': float(r['dice']), 'nsd': float(r['nsd'])}
+            for r in csv.DictReader(TINY_CASES.splitlines())]
+    rows += [{**r, 'source': '2.5D joint model', 'dice': r['dice'] / 2} for r in rows]
+    preset = benchmark.FOLD_PRESETS['covid19-task1-2.5d']
+    benchmark.write_fold_tables('covid19-task1-2.5d', preset, rows, tmp_path, 'covid19', [0, 1], False)
+    with open(tmp_path / 'fold_table.csv') as f:
+        table = {(r['source'], r['fold'], r['test_set'], r['class'], r['metric']): float(r['mean'])
+                 for r in csv.DictReader(f) if r['fold'] not in ('0', '1')}
+    stats = benchmark.fold_summaries(rows, [0, 1])
+    cols = [(t, c, m, title) for t, c in preset.columns for m, title in benchmark.FOLD_METRICS]
+    fig = benchmark.fold_figure(preset, stats, cols)
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == 'DSC / NSD (%, 0–100)' and ax.get_ylim() == (0.0, 100.0)
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert names == ['joint model (this run, all)', '2.5D joint model (this run, all)',
+                     '2D U-Net Task1-Union (published)', '3D U-Net Task1-Union (published)']
+    centres = [round(b.get_x() + b.get_width() / 2, 6) for b in ax.patches]
+    assert len(set(centres)) == len(centres)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    containers = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(containers) == len(names)
+    for container, name in zip(containers, names):
+        source, fold = ((name.split(' (')[0], 'all') if 'this run' in name
+                        else ('joint model', name.replace(' (published)', '')))
+        for bar in container.patches:
+            i = int(round(bar.get_x() + bar.get_width() / 2))  # the column the bar stands over
+            t, c, _, title = cols[i]
+            assert ticks[i] == f'{benchmark.TEST_SETS[t]}\n{c} {title}'
+            assert bar.get_height() == pytest.approx(table[(source, fold, t, c, title)], abs=1e-4), (name, t, c, title)
+    assert containers[1].patches[0].get_height() == pytest.approx(37.5)  # left lung DSC: 75 % / 2
 
 
 def test_fold_options_are_rejected_for_config_lists(tmp_path, capsys):

@@ -1,17 +1,22 @@
 """Slice-level benchmark runner: train + test configs with mim, collect slice and volume metrics.
 
 ``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
-or ``--preset cranium-lr`` / ``--preset cranium-heads`` (lists of configs): writes ``results.md`` (Method,
-Backbone, Crop Size, lr, mIoU, mDice, volume Dice/NSD/HD95), ``results.csv`` and one bar chart per metric
-(``<metric>.png``). ``--protocol NAME`` scores the volume metrics of every test under that evaluation
-protocol (:mod:`mmseg_medical.evaluation.protocols`).
+or ``--preset NAME`` (lists of configs, :data:`PRESETS`: ``cranium-lr``, ``cranium-heads``, and a 1-slice config
+beside its 2.5D counterpart: ``cranium-2.5d``, ``hemseg-2.5d``, ``hemseg-3w-2.5d``, ``crossmoda-2.5d``): writes
+``results.md`` (run, Method, Backbone, Crop Size, lr, input, mIoU, mDice, volume Dice/NSD in %, HD95 in mm),
+``results.csv`` and ``results.png`` (:func:`results_figure`: one panel per metric, one bar per run). Each run is
+named by the part of its config name that differs from the others' (:func:`run_labels`), the same in the
+table, the CSV and the chart. ``--protocol NAME`` scores the volume metrics of every test under that
+evaluation protocol (:mod:`mmseg_medical.evaluation.protocols`).
 
 Fold presets run the COVID-19-CT-Seg benchmark's tasks (:data:`FOLD_PRESETS`, ``--preset covid19-task1-separate``
-and the others): every model of the task on every official fold (Task 2: its one split), each test case
-scored in 3D under the preset's protocol (``covid19``: the benchmark's evaluation script), ``--mosmed DIR``
-also on the 50 MosMed cases; writes ``fold_cases.csv`` (one row per fold, case and class) and
-``fold_table.{md,csv,png}``: per fold mean ± std over its test cases, the ``all`` row over every (fold, case)
-pooled (the benchmark's Avg rows) and the published 2D and 3D U-Net rows beside them.
+and the others; ``covid19-task1-2.5d``: the joint model on one slice and on 2.5D, one table and chart): every
+model of the task on every official fold (Task 2: its one split), each test case scored in 3D under the preset's
+protocol (``covid19``: the benchmark's evaluation script), ``--mosmed DIR`` also on the 50 MosMed cases; writes
+``fold_cases.csv`` (one row per fold, case and class) and ``fold_table.{md,csv,png}``: per fold mean ± std over
+its test cases, the ``all`` row over every (fold, case) pooled (the benchmark's Avg rows) and the published 2D and
+3D U-Net rows beside them; models compared with the same published rows also side by side in one table and one
+chart panel (:func:`fold_figure`).
 
 Runs are sequential and resumable. A training run is keyed on the config file name *and* the
 ``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` = 8 hex digits of the SHA-1 of
@@ -29,6 +34,7 @@ import glob
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -39,17 +45,38 @@ from .errors import MedSegError
 from .runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run
 
 REPO = Path(__file__).resolve().parents[2]
+def counterpart_2_5d(config: str) -> str:
+    """The 2.5D config beside a 1-slice one: ``-2.5d`` before the crop size (``…_cranium-512x512.py`` →
+    ``…_cranium-2.5d-512x512.py``)."""
+    head, crop = config[:-len('.py')].rsplit('-', 1)
+    return f'{head}-2.5d-{crop}.py'
+
+
+#: Presets of a 1-slice config and its 2.5D counterpart (neighbouring slices as channels), side by side.
+PAIRS_2_5D = {
+    'cranium-2.5d': 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py',
+    'hemseg-2.5d': 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-512x512.py',
+    'hemseg-3w-2.5d': 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py',
+    'crossmoda-2.5d': 'configs/crossmoda/fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda-256x256.py',
+}
 PRESETS: Dict[str, List[str]] = {
     'cranium-lr': [f'configs/cranium/fcn-unet-s5-d16_unet_1xb16-{lr}-20k_cranium-512x512.py'
                    for lr in ('0.01', '0.001', '0.0001')],
     'cranium-heads': [f'configs/cranium/{head}-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
                       for head in ('fcn', 'pspnet', 'deeplabv3')],
+    **{name: [config, counterpart_2_5d(config)] for name, config in PAIRS_2_5D.items()},
 }
 
 
-#: (column title, key in the test metrics, digits)
-COLUMNS = [('mIoU', 'mIoU', 2), ('mDice', 'mDice', 2), ('vol. Dice', 'volume/mDice', 2),
-           ('vol. NSD', 'volume/mNSD', 2), ('vol. HD95 (mm)', 'volume/mHD95', 2)]
+#: (column title, key in the test metrics, digits, unit): mmseg's IoUMetric and VolumeMetric give IoU, Dice and
+#: NSD in % (0-100) and distances in mm.
+COLUMNS = [('mIoU', 'mIoU', 2, '%'), ('mDice', 'mDice', 2, '%'), ('vol. Dice', 'volume/mDice', 2, '%'),
+           ('vol. NSD', 'volume/mNSD', 2, '%'), ('vol. HD95', 'volume/mHD95', 2, 'mm')]
+
+
+def column_title(title: str, unit: str) -> str:
+    """``mIoU (%)``, ``vol. HD95 (mm)``: a table column or chart tick with its unit."""
+    return f'{title} ({unit})'
 
 
 def resolve_configs(patterns: Sequence[str]) -> List[Path]:
@@ -67,7 +94,7 @@ def resolve_configs(patterns: Sequence[str]) -> List[Path]:
 
 
 def describe(config: Path, cfg_options: Sequence[str]) -> dict:
-    """Method, backbone, crop size and lr of a config after the overrides."""
+    """Method, backbone, crop size, lr and input (one slice or which neighbours) of a config after the overrides."""
     cfg = load_config(config, cfg_options)
     size = cfg.model.get('data_preprocessor', {}).get('size') or cfg.get('img_scale') or cfg.get('crop_size')
     head = cfg.model.decode_head
@@ -75,7 +102,108 @@ def describe(config: Path, cfg_options: Sequence[str]) -> dict:
     return {'config': config.name, 'method': config.stem.split('_')[0],
             'backbone': str(cfg.model.backbone.type).lower(), 'head': head.type,
             'crop_size': 'x'.join(str(s) for s in size) if size else '',
-            'lr': cfg.optim_wrapper.optimizer.lr}
+            'lr': cfg.optim_wrapper.optimizer.lr, 'input': input_description(cfg)}
+
+
+def input_description(cfg) -> str:
+    """What the test pipeline feeds the model: ``slice k`` (``LoadImageFromFile``) or ``slices k-1,k,k+1``
+    (``LoadSliceStack``, with ``× windows 0,1,2`` when it picks stored channels)."""
+    pipeline = (cfg.get('test_dataloader') or {}).get('dataset', {}).get('pipeline') or []
+    load = next((step for step in pipeline if str(step.get('type', '')).startswith('Load')), {})
+    if load.get('type') != 'LoadSliceStack':
+        return 'slice k'
+    offsets = load.get('offsets', (-1, 0, 1))
+    text = 'slices ' + ','.join('k' if o == 0 else f'k{o:+d}' for o in offsets)
+    windows = load.get('windows')
+    return text + (f' × windows {",".join(map(str, windows))}' if windows else '')
+
+
+_TOKEN = re.compile(r'[_-]?[^_-]+')
+
+
+def _tokens(name: str) -> List[str]:
+    """A config name's parts, each with the ``_`` or ``-`` before it: ``a-b_c.py`` → ``a``, ``-b``, ``_c``."""
+    return _TOKEN.findall(name[:-3] if name.endswith('.py') else name)
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> List[str]:
+    """A longest common subsequence of two token lists."""
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) - 1, -1, -1):
+        for j in range(len(b) - 1, -1, -1):
+            table[i][j] = table[i + 1][j + 1] + 1 if a[i] == b[j] else max(table[i + 1][j], table[i][j + 1])
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        if a[i] == b[j]:
+            out.append(a[i])
+            i, j = i + 1, j + 1
+        elif table[i + 1][j] >= table[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _slots(tokens: Sequence[str], common: Sequence[str]) -> List[List[str]]:
+    """``tokens`` cut at the tokens of ``common`` (matched left to right): ``len(common) + 1`` runs of own tokens."""
+    slots: List[List[str]] = [[]]
+    k = 0
+    for t in tokens:
+        if k < len(common) and t == common[k]:
+            slots.append([])
+            k += 1
+        else:
+            slots[-1].append(t)
+    return slots
+
+
+def _differing_spans(toks: Sequence[Sequence[str]]) -> List[str]:
+    """Each token list without the prefix and suffix all share (widened by one shared token while one is empty)."""
+    shortest = min(len(t) for t in toks)
+    p = 0
+    while p < shortest and all(t[p] == toks[0][p] for t in toks):
+        p += 1
+    q = 0
+    while q < shortest - p and all(t[-1 - q] == toks[0][-1 - q] for t in toks):
+        q += 1
+    while p + q and any(len(t) == p + q for t in toks):
+        p, q = (p - 1, q) if p else (p, q - 1)
+    return [''.join(t[p:len(t) - q]).lstrip('_-') for t in toks]
+
+
+def run_labels(names: Sequence[str]) -> List[str]:
+    """The shortest readable label of each config of one run that tells it from the others: the parts of its
+    name that differ from the others' (``0.01`` / ``0.001``; ``fcn`` / ``pspnet``), shared parts between them
+    shown as ``…`` (``0.01…3w``); when one name has nothing of its own, every label starts with the shared part
+    before the difference (``hemseg`` / ``hemseg-3w``). Labels are unique: names that would still collide (the
+    same file name in two folders) are numbered ``#1``, ``#2``."""
+    names = [Path(n).name for n in names]
+    toks = [_tokens(n) for n in names]
+    if len(names) == 1:
+        labels = [toks[0][0].lstrip('_-') if toks[0] else names[0]]
+    else:
+        common = toks[0]
+        for t in toks[1:]:
+            common = _lcs(common, t)
+        slots = [_slots(t, common) for t in toks]
+        differ = [k for k in range(len(common) + 1) if len({tuple(s[k]) for s in slots}) > 1]
+        if any(not any(s[k] for k in differ) for s in slots):  # a name with nothing of its own: add context,
+            for k in differ:  # the shared name field before the difference (``_hemseg``, ``fcn-unet-s5-d16``)
+                j = k - 1
+                while j > 0 and not common[j].startswith('_') and j not in differ:
+                    j -= 1
+                for s in slots:
+                    s[k] = [*common[j:k], *s[k]] if k > 0 else [*s[k], common[0]]
+        labels = ['…'.join(''.join(s[k]).lstrip('_-') for k in differ if s[k]) for s in slots]
+        if len(set(labels)) < len(labels):  # the same own parts in other places: each name's differing span
+            labels = _differing_spans(toks)
+    seen: Dict[str, int] = {}
+    out = []
+    for label in labels:
+        label = label or '(empty)'
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if labels.count(label) == 1 else f'{label} #{seen[label]}')
+    return out
 
 
 def run_key(config: Path, cfg_options: Sequence[str]) -> dict:
@@ -179,51 +307,92 @@ def _cell(metrics: dict, key: str, digits: int) -> str:
 
 
 def write_results(results: Sequence[dict], work_dir: Path, protocol: Optional[str] = None) -> List[Path]:
-    """``results.md``, ``results.csv`` and one bar chart per metric; returns the written paths."""
-    head = ['Method', 'Backbone', 'Crop Size', 'lr'] + [c[0] for c in COLUMNS] + ['config']
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * 4 + '---:|' * len(COLUMNS) + '---|']
-    for r in results:
-        cells = [r['method'], r['backbone'], r['crop_size'], f"{r['lr']:g}"]
-        cells += [_cell(r['metrics'], key, d) for _, key, d in COLUMNS] + [f"`{r['config']}`"]
+    """``results.md``, ``results.csv`` and the chart ``results.png`` (:func:`results_figure`); each run named by
+    its label (:func:`run_labels`) in all three; returns the written paths."""
+    labels = run_labels([r['config'] for r in results])
+    head = ['run', 'Method', 'Backbone', 'Crop Size', 'lr', 'input'] + [column_title(c[0], c[3]) for c in COLUMNS]
+    lines = ['| ' + ' | '.join(head + ['config']) + ' |', '|' + '---|' * 6 + '---:|' * len(COLUMNS) + '---|']
+    for label, r in zip(labels, results):
+        cells = [f'**{label}**', r['method'], r['backbone'], r['crop_size'], f"{r['lr']:g}", r.get('input', '')]
+        cells += [_cell(r['metrics'], key, d) for _, key, d, _ in COLUMNS] + [f"`{r['config']}`"]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    note = ('\nmIoU/mDice: mmseg IoUMetric, pixels pooled over all test slices. vol.: per-case 3D metrics '
-            '(VolumeMetric) averaged over cases and foreground classes; HD95 in mm; '
+    note = ('\nrun: the part of the config names that differs. mIoU/mDice: mmseg IoUMetric, pixels pooled over all '
+            'test slices, in % (0-100). vol.: per-case 3D metrics (VolumeMetric) averaged over cases and foreground '
+            'classes, Dice and NSD in % (0-100), HD95 in mm; '
             + (f'protocol `{protocol}` for every test.\n' if protocol else 'protocol as each config says.\n'))
     md = work_dir / 'results.md'
     md.write_text('\n'.join(lines) + '\n' + note)
     out = work_dir / 'results.csv'
     with open(out, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['config', 'method', 'backbone', 'crop_size', 'lr'] + [k for _, k, _ in COLUMNS] + ['seconds'])
-        for r in results:
-            writer.writerow([r['config'], r['method'], r['backbone'], r['crop_size'], r['lr']]
-                            + [r['metrics'].get(k, '') for _, k, _ in COLUMNS] + [r.get('seconds', '')])
-    return [md, out] + plot_results(results, work_dir)
+        writer.writerow(['run', 'config', 'method', 'backbone', 'crop_size', 'lr', 'input']
+                        + [k for _, k, _, _ in COLUMNS] + ['seconds'])
+        for label, r in zip(labels, results):
+            writer.writerow([label, r['config'], r['method'], r['backbone'], r['crop_size'], r['lr'],
+                             r.get('input', '')]
+                            + [r['metrics'].get(k, '') for _, k, _, _ in COLUMNS] + [r.get('seconds', '')])
+    chart = work_dir / 'results.png'
+    fig = results_figure(results, labels)
+    fig.savefig(chart, dpi=110)
+    return [md, out, chart]
 
 
-def plot_results(results: Sequence[dict], work_dir: Path) -> List[Path]:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+#: Colours of the runs, in order (matplotlib's tab10, then tab20's light shades).
+RUN_COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
+               '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7')
 
-    labels = [f"{r['method']}  (lr {r['lr']:g})" for r in results]
-    paths = []
-    for title, key, _ in COLUMNS:
+
+def axis_title(title: str, unit: str, top: Optional[float] = None) -> str:
+    """``vol. Dice (%, 0–100)``, ``vol. HD95 (mm, 0–12.5)``: a chart axis with the metric, unit and range."""
+    return f'{title} ({unit}, 0–{100 if unit == "%" else f"{top:.3g}"})'
+
+
+def results_figure(results: Sequence[dict], labels: Optional[Sequence[str]] = None):
+    """The comparison chart as a matplotlib ``Figure``: one panel per metric of :data:`COLUMNS` that any run has,
+    one bar per run at its own x position (its label under it, its colour in the legend), the value on the
+    bar, the y axis named with the metric, its unit and range (% on 0–100, mm from 0)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    labels = list(labels) if labels is not None else run_labels([r['config'] for r in results])
+    shown = [c for c in COLUMNS if any(r['metrics'].get(c[1]) is not None for r in results)]
+    cells = len(shown) + 1  # the last cell holds the legend
+    ncols = min(3, cells)
+    nrows = -(-cells // ncols)
+    n = len(results)
+    colours = [RUN_COLOURS[i % len(RUN_COLOURS)] for i in range(n)]
+    rotate = n > 2 or max(len(label) for label in labels) > 12
+    panel_w = max(2.6, 0.9 + 0.55 * n)
+    fig = Figure(figsize=(panel_w * ncols, (3.4 if rotate else 2.9) * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    x = list(range(n))
+    for ax, (title, key, digits, unit) in zip(axes, shown):
         values = [r['metrics'].get(key) for r in results]
-        if all(v is None for v in values):
-            continue
-        # Horizontal bars, first config on top: long config names stay readable.
-        fig, ax = plt.subplots(figsize=(8, 1.0 + 0.45 * len(results)))
-        bars = ax.barh(labels[::-1], [v if v is not None else 0 for v in values][::-1], color='#1f77b4')
-        ax.bar_label(bars, fmt='%.2f', padding=3)
-        ax.margins(x=0.15)
-        ax.set_title(title + (' (lower is better)' if 'HD95' in title else ''))
-        fig.tight_layout()
-        path = work_dir / (key.replace('/', '_') + '.png')
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        present = [v for v in values if v is not None]
+        top = 100.0 if unit == '%' else (max(present) * 1.2 if max(present) > 0 else 1.0)
+        top = max(top, max(present))
+        for i, v in enumerate(values):
+            if v is None:
+                ax.text(i, 0.02 * top, 'n/a', ha='center', va='bottom', fontsize=7, color='#555555')
+                continue
+            ax.bar(i, v, 0.7, color=colours[i])
+            inside = v > 0.85 * top
+            ax.text(i, v - 0.02 * top if inside else v + 0.02 * top, f'{v:.{digits}f}', ha='center',
+                    va='top' if inside else 'bottom', fontsize=7, color='white' if inside else 'black')
+        ax.set_ylim(0, top)
+        ax.set_xlim(-0.6, n - 0.4)
+        ax.set_ylabel(axis_title(title, unit, top), fontsize=8)
+        ax.set_title(title + (' (lower is better)' if unit == 'mm' else ' (higher is better)'), fontsize=9)
+        ax.set_xticks(x, labels, fontsize=7, rotation=30 if rotate else 0, ha='right' if rotate else 'center')
+        ax.tick_params(axis='y', labelsize=7)
+        ax.grid(axis='y', alpha=0.3)
+        ax.set_axisbelow(True)
+    for ax in axes[len(shown):]:
+        ax.axis('off')
+    axes[len(shown)].legend(handles=[Patch(color=c, label=label) for c, label in zip(colours, labels)],
+                            title='run', loc='center', fontsize=8, title_fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
 
 
 # ---- fold presets: the COVID-19-CT-Seg benchmark's tasks ---------------------------------------------------------
@@ -384,6 +553,13 @@ FOLD_PRESETS: Dict[str, FoldPreset] = {
                                      'compares with the Task1-Union row (it was shown beside Task1-Separate before); '
                                      'use covid19-task1-union, or covid19-task1-separate for a lung and an infection '
                                      'model.'),
+    'covid19-task1-2.5d': FoldPreset(
+        'COVID-19-CT-Seg Task 1, joint model on one slice vs 2.5D (slices k-1, k, k+1 as its three input channels): '
+        'both per fold, trained on 4 cases, tested on 16', 5,
+        (_UNION.experiments[0],
+         Experiment('2.5D joint model', (Model(_cfg('task1-2.5d'), 'lung_infection', TASK1_FOLD, TASK1_MOSMED),),
+                    _UNION.experiments[0].references)),
+        LUNGS + INFECTION),
     'covid19-task2-lung': _source_preset(2, 'lung'),
     'covid19-task2-infection': _source_preset(2, 'infection'),
     'covid19-task3-lung': _source_preset(3, 'lung'),
@@ -535,6 +711,19 @@ def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_
         counts = sorted({(TEST_SETS[t], stats[(experiment.name, 'all', t, c, 'dice')][2])
                          for t, c in preset.columns if (experiment.name, 'all', t, c, 'dice') in stats})
         md += ['', 'Cases pooled in `all`: ' + (', '.join(f'{t} {n}' for t, n in counts) or 'none') + '.', '']
+    for group in comparison_groups(preset):
+        if len(group) < 2:
+            continue
+        md += [f'### Side by side (all folds pooled): {" vs ".join(e.name for e in group)}', '',
+               '| model | ' + ' | '.join(head[1:]) + ' |', '|---|' + '---:|' * len(cols)]
+        for experiment in group:
+            cells = [_fmt(stats.get((experiment.name, 'all', t, c, m))) for t, c, m, _ in cols]
+            md.append(f'| {experiment.name} | ' + ' | '.join(cells) + ' |')
+        for ref in group[0].references:
+            values = PUBLISHED[ref]
+            cells = [_fmt((*values[(t, c)][m], 1)) if (t, c) in values else '–' for t, c, m, _ in cols]
+            md.append(f'| {ref} (published) | ' + ' | '.join(cells) + ' |')
+        md.append('')
     rule = get_protocol(protocol)
     md += [f'Scores: protocol `{protocol}` ({rule.title}; source: {rule.source}); per case in 3D on the source grid, '
            f'DSC and NSD in %. Per fold: mean ± sample std over its test cases; **all**: mean ± sample std over every '
@@ -551,31 +740,52 @@ def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_
     return paths
 
 
-def _plot_fold_table(preset: FoldPreset, stats: dict, cols: list, path: Path) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+def comparison_groups(preset: FoldPreset) -> List[List[Experiment]]:
+    """The preset's experiments grouped by the published rows they are compared with (in order): experiments of
+    one group (e.g. a 1-slice and a 2.5D joint model) share a chart panel and a side-by-side table."""
+    groups: Dict[Tuple[str, ...], List[Experiment]] = {}
+    for experiment in preset.experiments:
+        groups.setdefault(experiment.references, []).append(experiment)
+    return list(groups.values())
+
+
+def fold_figure(preset: FoldPreset, stats: dict, cols: list):
+    """The fold table's chart as a matplotlib ``Figure``: one panel per :func:`comparison_groups` group, per
+    column (test set, class, metric) one bar for each of its experiments (``all`` row: mean over every (fold,
+    case), error bar = sample std) and each published row, side by side at their own x offsets; y axis in %
+    on 0–100; a legend naming every bar."""
+    from matplotlib.figure import Figure
     import numpy as np
 
-    n = len(preset.experiments)
-    fig, axes = plt.subplots(n, 1, figsize=(1.6 + 1.0 * len(cols), 2.8 * n), squeeze=False)
+    groups = comparison_groups(preset)
+    fig = Figure(figsize=(3.0 + 1.25 * len(cols), 3.2 * len(groups)))
+    axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     x = np.arange(len(cols))
-    for ax, experiment in zip(axes[:, 0], preset.experiments):
-        bars = [('this run (all)', [stats.get((experiment.name, 'all', t, c, m)) for t, c, m, _ in cols])]
-        bars += [(ref, [(*PUBLISHED[ref][(t, c)][m], 1) if (t, c) in PUBLISHED[ref] else None for t, c, m, _ in cols])
-                 for ref in experiment.references]
+    for ax, group in zip(axes, groups):
+        bars = [(f'{e.name} (this run, all)' if len(group) > 1 else 'this run (all)',
+                 [stats.get((e.name, 'all', t, c, m)) for t, c, m, _ in cols]) for e in group]
+        bars += [(f'{ref} (published)', [(*PUBLISHED[ref][(t, c)][m], 1) if (t, c) in PUBLISHED[ref] else None
+                                         for t, c, m, _ in cols]) for ref in group[0].references]
         width = 0.8 / len(bars)
         for i, (label, values) in enumerate(bars):
-            heights = [v[0] if v and v[2] and not math.isnan(v[0]) else 0.0 for v in values]
-            errors = [v[1] if v and v[2] and not math.isnan(v[1]) else 0.0 for v in values]
-            ax.bar(x + (i - (len(bars) - 1) / 2) * width, heights, width, yerr=errors, capsize=2, label=label)
+            keep = [j for j, v in enumerate(values) if v and v[2] and not math.isnan(v[0])]
+            ax.bar(x[keep] + (i - (len(bars) - 1) / 2) * width, [values[j][0] for j in keep], width,
+                   yerr=[0.0 if math.isnan(values[j][1]) else values[j][1] for j in keep], capsize=2,
+                   color=RUN_COLOURS[i % len(RUN_COLOURS)], label=label)
         ax.set_xticks(x, [f'{TEST_SETS[t]}\n{c} {title}' for t, c, _, title in cols], fontsize=7)
+        ax.set_xlim(-0.5, len(cols) - 0.5)
         ax.set_ylim(0, 100)
-        ax.set_title(experiment.name, fontsize=9)
-        ax.legend(fontsize=7, loc='upper right')
+        ax.set_ylabel('DSC / NSD (%, 0–100)', fontsize=8)
+        ax.set_title(' vs '.join(e.name for e in group), fontsize=9)
+        ax.grid(axis='y', alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _plot_fold_table(preset: FoldPreset, stats: dict, cols: list, path: Path) -> None:
+    fold_figure(preset, stats, cols).savefig(path, dpi=110)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
