@@ -95,3 +95,32 @@ def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path)
         assert result[f'Dice.{name}.{site}'] == pytest.approx(100 * np.mean(values), abs=1e-4)
     assert checked == set(rows)
     assert cut_somewhere, 'the crop removes no labelled voxel: the test would not tell slice-grid from source-grid scoring'
+
+
+def test_resampled_and_cropped_dataset_scores_against_the_full_source_label(tmp_path):
+    """--spacing and --crop together: the scored ground truth is the whole raw label file, so each row's Dice
+    equals medpy's Dice of the written source-grid prediction against the raw label (read with nibabel), and
+    the crop visibly costs Dice (a perfect slice prediction scores < 1)."""
+    medpy = pytest.importorskip('medpy.metric.binary')
+    raw = write_crossmoda_release(tmp_path / 'download', naming='2021', num_source=4, num_target=1, num_val=1,
+                                  size=SIZE, num_slices=SLICES)
+    root = tmp_path / 'prepared'
+    prepare(CONVERTERS['crossmoda'](spacing=3.0, crop=40, val_fraction=0.5), raw, root, workers=1, previews=0)
+    metric = VolumeMetric(protocol='crossmoda', n_bootstrap=0, output_dir=str(tmp_path / 'volumes'))
+    metric.dataset_meta = dict(classes=('background', 'vestibular_schwannoma', 'cochlea'))
+    for sample in _perfect_samples(root):
+        metric.process({}, [sample])
+    metric.compute_metrics(metric.results)
+    with open(tmp_path / 'volumes' / 'metrics.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8
+    below_one = 0
+    for row in rows:
+        truth = np.rint(np.asanyarray(nib.load(str(
+            raw / 'crossmoda_training' / 'source_training' / f'{row["case"]}_Label.nii.gz')).dataobj)).astype(np.uint8)
+        pred = np.asanyarray(nib.load(str(tmp_path / 'volumes' / f'{row["case"]}.nii.gz')).dataobj)
+        c = int(row['class'])
+        if (truth == c).any():
+            assert float(row['dice']) == medpy.dc(pred == c, truth == c)
+            below_one += float(row['dice']) < 1
+    assert below_one > 0
