@@ -4,10 +4,16 @@ volumes, for tests and demos). :func:`benchmark_case_names` gives a source's off
 written with them takes ``prepare_dataset.py <source> --split covid19-task2 covid19-task3``.
 
 :func:`chest_phantom` draws a body, two lungs and an infection blob in HU with its combined label map
-(1 left lung, 2 right lung, 3 infection). Volumes are stored in LPS order (affine ``diag(-sx, -sy, sz)``):
-column index grows to the patient's left, so the left lung lies at high columns, and the display slice
-convention is the stored order. As in the real release (Zenodo 3757476), the ``coronacases_*`` are
-int16 HU and the ``radiopaedia_*`` are already windowed to [-1250, 250] and scaled to [0, 255] (float32).
+(1 left lung, 2 right lung, 3 infection) in display order (L, P, S: column index grows to the patient's
+left, so the left lung lies at high columns; rows to posterior; slices to superior). Every writer takes an
+``orientation`` (:data:`ORIENTATIONS`: ``'LPS'``, ``'LAS'``, ``'RAS'``, ``'LPI'``) and stores the voxels in that
+order with the matching affine, each voxel keeping its world position (:func:`_save`), so a reader that
+reorients to L, P, S (SimpleITK ``DICOMOrient(img, 'LPS')``) sees the same display stack whatever the order.
+Defaults: MosMed L, A, S, as the real MosMed masks; for COVID-19-CT-Seg, MSD Task06, StructSeg and NSCLC the
+real files' voxel order is not documented (unknown here), so they default to L, P, S (affine
+``diag(-sx, -sy, sz)``, stored order = display order). As in the real release (Zenodo 3757476), the
+``coronacases_*`` are int16 HU and the ``radiopaedia_*`` are already windowed to [-1250, 250] and scaled to
+[0, 255] (float32).
 """
 from __future__ import annotations
 
@@ -105,9 +111,10 @@ def covid19_case(case_id: str, num_slices: int = 4, size: int = 32, seed: int = 
 
 
 def write_covid19_release(root: PathLike, layout: str = 'zenodo', num_slices: int = 4, size: int = 32,
-                          seed: int = 0, nest: str = 'downloads') -> Path:
+                          seed: int = 0, nest: str = 'downloads', orientation: str = 'LPS') -> Path:
     """Write the 20 cases in ``layout`` (``zenodo``: ``.nii.gz``; ``kaggle``: ``.nii`` + ``metadata.csv``)
-    under ``root/nest``; returns the folder holding the image and mask folders."""
+    under ``root/nest``, scans and masks in the voxel order ``orientation`` (:data:`ORIENTATIONS`; default
+    L, P, S: the real release's order is unknown here); returns the folder holding the image and mask folders."""
     if layout not in LAYOUTS:
         raise ValueError(f'unknown layout {layout!r}; choose from {LAYOUTS}')
     release = Path(root) / nest
@@ -115,16 +122,16 @@ def write_covid19_release(root: PathLike, layout: str = 'zenodo', num_slices: in
     for case_id in CASES:
         image, masks, spacing = covid19_case(case_id, num_slices, size, seed)
         if layout == 'zenodo':
-            _save(image, spacing, release / ZENODO_IMAGES / f'{case_id}.nii.gz', image.dtype)
+            _save(image, spacing, release / ZENODO_IMAGES / f'{case_id}.nii.gz', image.dtype, orientation)
             for subtask, (_, folder, _) in SUBTASKS.items():
-                _save(masks[subtask], spacing, release / folder / f'{case_id}.nii.gz', np.uint8)
+                _save(masks[subtask], spacing, release / folder / f'{case_id}.nii.gz', np.uint8, orientation)
             continue
         scan = release / KAGGLE_IMAGES / f'{kaggle_scan_name(case_id)}.nii'
-        _save(image, spacing, scan, image.dtype)
+        _save(image, spacing, scan, image.dtype, orientation)
         row = [f'../input/covid19-ct-scans/{KAGGLE_IMAGES}/{scan.name}']
         for subtask in ('lung', 'infection', 'lung_infection'):
             folder = SUBTASKS[subtask][2]
-            _save(masks[subtask], spacing, release / folder / f'{case_id}.nii', np.uint8)
+            _save(masks[subtask], spacing, release / folder / f'{case_id}.nii', np.uint8, orientation)
             row.append(f'../input/covid19-ct-scans/{folder}/{case_id}.nii')
         rows.append(row)
     if layout == 'kaggle':
@@ -168,28 +175,31 @@ def benchmark_case_names(source: str) -> List[str]:
 
 
 def write_msd_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                           seed: int = 2, names: Optional[Sequence[str]] = None) -> Path:
+                           seed: int = 2, names: Optional[Sequence[str]] = None, orientation: str = 'LPS') -> Path:
     """MSD Task06 Lung: ``Task06_Lung/imagesTr/lung_<nnn>.nii.gz`` (HU) + ``labelsTr/`` (1 = tumour, here
     the phantom's infection blob), unlabelled ``imagesTs/`` and the ``._`` resource forks of the tarball.
-    Cases ``lung_001``, ``lung_003``, … (``num_cases``), or the given ``names``."""
+    Cases ``lung_001``, ``lung_003``, … (``num_cases``), or the given ``names``; voxel order ``orientation``
+    (default L, P, S: the real release's order is unknown here)."""
     task = Path(root) / 'Task06_Lung'
     names = list(names) if names is not None else [f'lung_{2 * i + 1:03d}' for i in range(num_cases)]
     for i, case in enumerate(names):
         hu, labels = chest_phantom(i, num_slices, size, seed)
         name = f'{case}.nii.gz'
-        _save(hu, case_spacing(i), task / 'imagesTr' / name, np.int16)
-        _save((labels == 3).astype(np.uint8), case_spacing(i), task / 'labelsTr' / name, np.uint8)
+        _save(hu, case_spacing(i), task / 'imagesTr' / name, np.int16, orientation)
+        _save((labels == 3).astype(np.uint8), case_spacing(i), task / 'labelsTr' / name, np.uint8, orientation)
         (task / 'imagesTr' / f'._{name}').write_bytes(b'\x00\x05\x16\x07')
     hu, _ = chest_phantom(len(names), num_slices, size, seed)
-    _save(hu, case_spacing(0), task / 'imagesTs' / 'lung_100.nii.gz', np.int16)
+    _save(hu, case_spacing(0), task / 'imagesTs' / 'lung_100.nii.gz', np.int16, orientation)
     return task
 
 
 def write_structseg_lung_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                                 seed: int = 3, names: Optional[Sequence[str]] = None) -> Path:
+                                 seed: int = 3, names: Optional[Sequence[str]] = None,
+                                 orientation: str = 'LPS') -> Path:
     """StructSeg 2019 Thoracic OAR: ``Thoracic_OAR/<n>/data.nii.gz`` (HU) + ``<n>/label.nii.gz`` with
     1 left lung, 2 right lung and the other organs 3..6 (:data:`STRUCTSEG_OTHERS`); folders ``1`` …
-    ``num_cases`` or the given ``names``."""
+    ``num_cases`` or the given ``names``; voxel order ``orientation`` (default L, P, S: the real release's
+    order is unknown here)."""
     release = Path(root) / 'Thoracic_OAR'
     names = list(names) if names is not None else [str(i + 1) for i in range(num_cases)]
     for i, case in enumerate(names):
@@ -199,29 +209,33 @@ def write_structseg_lung_release(root: PathLike, num_cases: int = 3, num_slices:
         for value in STRUCTSEG_OTHERS:  # small squares of the other organs, in the mediastinum
             r = 2 + 2 * (value - 3)
             oars[:, r:r + 2, half - 1:half + 1] = value
-        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16)
-        _save(oars, case_spacing(i), release / case / 'label.nii.gz', np.uint8)
+        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16, orientation)
+        _save(oars, case_spacing(i), release / case / 'label.nii.gz', np.uint8, orientation)
     return release
 
 
 def write_structseg_gtv_release(root: PathLike, num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                                seed: int = 4, names: Optional[Sequence[str]] = None) -> Path:
+                                seed: int = 4, names: Optional[Sequence[str]] = None,
+                                orientation: str = 'LPS') -> Path:
     """StructSeg 2019 Lung GTV: ``Lung_GTV/<n>/data.nii.gz`` (HU) + ``<n>/label.nii.gz`` (1 = gross target
-    volume, here the phantom's blob); folders ``1`` … ``num_cases`` or the given ``names``."""
+    volume, here the phantom's blob); folders ``1`` … ``num_cases`` or the given ``names``; voxel order
+    ``orientation`` (default L, P, S: the real release's order is unknown here)."""
     release = Path(root) / 'Lung_GTV'
     names = list(names) if names is not None else [str(i + 1) for i in range(num_cases)]
     for i, case in enumerate(names):
         hu, labels = chest_phantom(i, num_slices, size, seed)
-        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16)
-        _save((labels == 3).astype(np.uint8), case_spacing(i), release / case / 'label.nii.gz', np.uint8)
+        _save(hu, case_spacing(i), release / case / 'data.nii.gz', np.int16, orientation)
+        _save((labels == 3).astype(np.uint8), case_spacing(i), release / case / 'label.nii.gz', np.uint8,
+              orientation)
     return release
 
 
 def write_nsclc_release(root: PathLike, kind: str = 'lung', num_cases: int = 3, num_slices: int = 4, size: int = 32,
-                        seed: int = 5, names: Optional[Sequence[str]] = None) -> Path:
+                        seed: int = 5, names: Optional[Sequence[str]] = None, orientation: str = 'LPS') -> Path:
     """NSCLC in nnU-Net's raw layout (the defaults of ``nsclc-lung`` / ``nsclc-pe``): ``imagesTr/<case>_0000.nii.gz``
     (HU) + ``labelsTr/<case>.nii.gz``: ``kind='lung'`` 1 left lung, 2 right lung; ``kind='pe'`` 1 pleural effusion
-    (here the phantom's blob). Cases ``LUNG1-001`` … or the given ``names``."""
+    (here the phantom's blob). Cases ``LUNG1-001`` … or the given ``names``; voxel order ``orientation`` (default
+    L, P, S: the benchmark's NIfTI release is undocumented, its order unknown)."""
     if kind not in ('lung', 'pe'):
         raise ValueError(f"kind must be 'lung' or 'pe', got {kind!r}")
     release = Path(root) / ('NSCLC_Lung' if kind == 'lung' else 'NSCLC_PE')
@@ -229,6 +243,7 @@ def write_nsclc_release(root: PathLike, kind: str = 'lung', num_cases: int = 3, 
     for i, case in enumerate(names):
         hu, labels = chest_phantom(i, num_slices, size, seed)
         label = np.where(labels == 3, 2, labels) if kind == 'lung' else (labels == 3)
-        _save(hu, case_spacing(i), release / 'imagesTr' / f'{case}_0000.nii.gz', np.int16)
-        _save(label.astype(np.uint8), case_spacing(i), release / 'labelsTr' / f'{case}.nii.gz', np.uint8)
+        _save(hu, case_spacing(i), release / 'imagesTr' / f'{case}_0000.nii.gz', np.int16, orientation)
+        _save(label.astype(np.uint8), case_spacing(i), release / 'labelsTr' / f'{case}.nii.gz', np.uint8,
+              orientation)
     return release
