@@ -299,17 +299,52 @@ def _decision(model) -> Optional[float]:
     return float(head.threshold) if int(getattr(head, 'out_channels', 0)) == 1 else None
 
 
-def _array_pipeline(model) -> Tuple[Callable[[dict], dict], bool]:
-    """The model's test pipeline fed from arrays; also whether it wants 2D (grayscale) images."""
+@dataclass(frozen=True)
+class ArrayPipeline:
+    """A model's test pipeline fed from arrays: ``pipeline`` (the steps after loading), whether it wants 2D
+    (grayscale) images, and for a 2.5D model (``LoadSliceStack``) the ``offsets`` and ``windows`` its
+    channels are stacked with (:func:`mmseg_medical.datasets.stack_slices`, the rule the training slices
+    were stacked by), else ``offsets=None``."""
+
+    pipeline: Callable[[dict], dict]
+    two_d: bool
+    offsets: Optional[Tuple[int, ...]] = None
+    windows: Optional[Tuple[int, ...]] = None
+
+    def input_of(self, item) -> np.ndarray:
+        """The model input of one slice: ``item`` is a slice ``(H, W[, 3])`` or ``(volume, k)``, slice ``k``
+        of a ``(Z, H, W[, n])`` volume in its context (a 2.5D model stacks the neighbours)."""
+        from .datasets.transforms import stack_slices
+
+        volume, k = item if isinstance(item, tuple) else (None, None)
+        if self.offsets is not None:
+            if volume is None:
+                raise MedSegError(None, 'a 2.5D model (LoadSliceStack) needs each slice with its scan: '
+                                        'give (volume, index) items')
+            return stack_slices(volume, k, self.offsets, self.windows)
+        image = volume[k] if volume is not None else item
+        if image.ndim == 2 and not self.two_d:  # a grayscale PNG as LoadImageFromFile reads it: BGR copies
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        return image
+
+
+def _array_pipeline(model) -> ArrayPipeline:
+    """The model's test pipeline fed from arrays (:class:`ArrayPipeline`)."""
     from mmengine.dataset import Compose
 
     steps = [copy.deepcopy(t) for t in model.cfg.test_pipeline if t.get('type') != 'LoadAnnotations']
     first = steps[0]
-    if str(first.get('type')).split('.')[-1] != 'LoadImageFromFile':
+    kind = str(first.get('type')).split('.')[-1]
+    if kind == 'LoadSliceStack':
+        offsets = tuple(int(o) for o in first.get('offsets', (-1, 0, 1)))
+        windows = first.get('windows')
+        steps[0] = dict(type='LoadImageFromNDArray')
+        return ArrayPipeline(Compose(steps), False, offsets, None if windows is None else tuple(windows))
+    if kind != 'LoadImageFromFile':
         raise MedSegError(model.cfg.filename, f'test pipeline starts with {first.get("type")!r}, not '
-                                              'LoadImageFromFile: cannot feed it slices')
+                                              'LoadImageFromFile or LoadSliceStack: cannot feed it slices')
     first['type'] = 'LoadImageFromNDArray'
-    return Compose(steps), first.get('color_type', 'color') in _TWO_D_COLOR_TYPES
+    return ArrayPipeline(Compose(steps), first.get('color_type', 'color') in _TWO_D_COLOR_TYPES)
 
 
 def class_probabilities(seg_logits):
@@ -377,31 +412,39 @@ class Predictor:
             return np.argmax(probabilities, axis=0).astype(np.uint8)
         return (probabilities[1] > self.threshold).astype(np.uint8)
 
-    def slice_probabilities(self, slices: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """``(C, H, W)`` float32 probabilities of each 8-bit slice (``(H, W)`` or ``(H, W, 3)`` BGR; sizes may
-        differ), in order, reading ``batch_size`` slices at a time from ``slices``."""
+    @property
+    def stacks(self) -> bool:
+        """Whether a model of the ensemble is 2.5D (needs each slice's neighbours: ``(volume, k)`` items)."""
+        return any(p.offsets is not None for p in self._pipelines)
+
+    def slice_probabilities(self, slices: Iterable) -> Iterator[np.ndarray]:
+        """``(C, H, W)`` float32 probabilities of each 8-bit slice, in order, reading ``batch_size`` slices at
+        a time. An item is a slice (``(H, W)`` or ``(H, W, 3)`` BGR; sizes may differ) or ``(volume, k)``:
+        slice ``k`` of a ``(Z, H, W[, n])`` volume, which 2.5D models need (their neighbours are stacked)."""
         stream = iter(slices)
         while True:
             batch = list(islice(stream, self.batch_size))
             if not batch:
                 return
-            for image in batch:
+            for item in batch:
+                image = item[0][item[1]] if isinstance(item, tuple) else item
                 if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
                     raise ValueError(f'expected (H, W) or (H, W, 3) uint8 slices, got {image.dtype} {image.shape}')
             yield from self._batch(batch)
 
-    def _batch(self, images: List[np.ndarray]) -> List[np.ndarray]:
+    def _batch(self, items: List) -> List[np.ndarray]:
         import torch
 
         flips = TTA_MODES[self.tta]
         total: Optional[List] = None
         with torch.inference_mode():
-            for model, (pipeline, two_d) in zip(self.models, self._pipelines):
+            for model, pipeline in zip(self.models, self._pipelines):
+                images = [pipeline.input_of(item) for item in items]
                 terms = []
                 for axes in flips:
                     inputs = images if not axes else [
                         np.ascontiguousarray(np.flip(im, axis=tuple(_IMAGE_AXIS[a] for a in axes))) for im in images]
-                    probabilities = self._forward(model, pipeline, two_d, inputs)
+                    probabilities = self._forward(model, pipeline.pipeline, inputs)
                     if axes:
                         dims = [_PROBABILITY_DIM[a] for a in axes]
                         probabilities = [p.flip(dims=dims) for p in probabilities]
@@ -412,11 +455,9 @@ class Predictor:
         return [(p * scale if len(self.models) > 1 else p).cpu().numpy() for p in total]
 
     @staticmethod
-    def _forward(model, pipeline, two_d: bool, images: List[np.ndarray]) -> List:
+    def _forward(model, pipeline, images: List[np.ndarray]) -> List:
         data: Dict[str, list] = {'inputs': [], 'data_samples': []}
         for image in images:
-            if image.ndim == 2 and not two_d:  # a grayscale PNG as LoadImageFromFile reads it: BGR copies
-                image = np.repeat(image[:, :, None], 3, axis=2)
             packed = pipeline({'img': image})
             data['inputs'].append(packed['inputs'])
             data['data_samples'].append(packed['data_samples'])
@@ -447,7 +488,7 @@ class Predictor:
         if probabilities_dtype is not None:
             probabilities = np.empty((self.num_classes,) + volume_uint8.shape[:3], dtype=probabilities_dtype)
         with tqdm(total=z, desc=desc, unit='slice', disable=None, leave=False, file=sys.stderr) as bar:
-            for k, p in enumerate(self.slice_probabilities(volume_uint8[k] for k in range(z))):
+            for k, p in enumerate(self.slice_probabilities((volume_uint8, k) for k in range(z))):
                 if p.shape[0] != self.num_classes:
                     raise RuntimeError(f'{p.shape[0]} probability channels for {self.num_classes} classes')
                 if probabilities is not None:

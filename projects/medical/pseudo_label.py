@@ -80,11 +80,29 @@ def _read_png(path: Path) -> np.ndarray:
     return image
 
 
-def _predict(predictor, paths: Sequence[Path]):
+def _slices(root: Path, paths: Sequence[Path], in_context: bool):
+    """The slice PNGs as the predictor takes them: each PNG, or for a 2.5D model ``(case volume, k)`` (the
+    case's slices read once from the store, one case in memory at a time) so its neighbours can be stacked."""
+    if not in_context:
+        yield from (_read_png(p) for p in paths)
+        return
+    from .manifest import read_case_geometry, slice_stem
+
+    case, volume = None, None
+    for path in paths:
+        name, index = path.stem.rsplit('_', 1)
+        if name != case:
+            depth = int(read_case_geometry(root, name)['shape_zhw'][0])
+            volume = np.stack([_read_png(root / 'images' / f'{slice_stem(name, k)}.png') for k in range(depth)])
+            case = name
+        yield volume, int(index)
+
+
+def _predict(predictor, root: Path, paths: Sequence[Path]):
     """(labels uint8, confidence uint16) per slice PNG: the shared :class:`~mmseg_medical.inference.Predictor`
-    (batched, inference mode) given each PNG as ``LoadImageFromFile`` reads it, so one model labels a slice
-    as ``mim test`` does."""
-    for probabilities in predictor.slice_probabilities(_read_png(p) for p in paths):
+    (batched, inference mode) given each PNG as ``LoadImageFromFile`` reads it (a 2.5D model: with its
+    neighbours, as ``LoadSliceStack`` stacks them), so one model labels a slice as ``mim test`` does."""
+    for probabilities in predictor.slice_probabilities(_slices(root, paths, predictor.stacks)):
         labels = predictor.decide(probabilities)
         yield labels, confidence(probabilities, labels)
 
@@ -117,7 +135,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
         raw.mkdir(parents=True)
         masks.mkdir()
         hist = np.zeros((num_classes, LEVELS), np.int64)
-        predicted = tqdm(zip(stems, _predict(predictor, images)), total=len(stems), desc=split, unit='slice',
+        predicted = tqdm(zip(stems, _predict(predictor, root, images)), total=len(stems), desc=split, unit='slice',
                          disable=None, file=sys.stderr)
         for stem, (labels, conf) in predicted:
             for c in range(num_classes):
