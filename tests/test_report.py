@@ -37,6 +37,7 @@ from mmseg_medical.volume import save_nifti
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
 SCREENSHOT_LIMIT = 300 * 1024
+ITERS = 100  # training iterations of the shrunk Cranium run (README: 'Test report')
 
 
 def _load_browser():
@@ -126,17 +127,36 @@ def check_page_basics(chrome, page: Path) -> dict:
     return {alt: (w, h) for alt, w, h in images}
 
 
+def dice_column(chrome, class_name: str) -> list:
+    """``(case, Dice)`` of each row in the page's order, Dice read from the cell's data-value (full precision)."""
+    head = f'#cases th[data-metric="dice"][data-class="{class_name}"]'
+    col = chrome.evaluate(f'parseInt(document.querySelector({json.dumps(head)}).getAttribute("data-col"), 10)')
+    return [(r['case'], float(r['cells'][col][1])) for r in chrome.evaluate(ROWS_JS)]
+
+
 def check_sorting(chrome, rows: dict, cls: int, class_name: str) -> tuple:
-    """A mouse click on the class's Dice header sorts ascending, a second one descending (order read back);
-    returns the orders before and after the first click."""
+    """A mouse click on the class's Dice header sorts ascending, a second one descending (order read back, and
+    the Dice of each row read back from the page equal to metrics.csv's and in order); returns the orders before
+    and after the first click."""
     selector = f'#cases th[data-metric="dice"][data-class="{class_name}"]'
     before = [r['case'] for r in chrome.evaluate(ROWS_JS)]
+
+    def sorted_by_dice(descending):
+        shown_rows = dice_column(chrome, class_name)
+        for case, value in shown_rows:
+            expected = float(rows[case][cls]['dice'])
+            assert value == expected or (math.isnan(value) and math.isnan(expected)), (case, value, expected)
+        values = [v for _, v in shown_rows if not math.isnan(v)]
+        assert values == sorted(values, reverse=descending), shown_rows
+        assert all(math.isnan(v) for _, v in shown_rows[len(values):]), shown_rows  # NaN last
+        return [case for case, _ in shown_rows]
+
     chrome.click(selector)
-    after = [r['case'] for r in chrome.evaluate(ROWS_JS)]
+    after = sorted_by_dice(descending=False)
     assert after == dice_order(rows, cls)
     assert chrome.evaluate(f'document.querySelector({json.dumps(selector)}).getAttribute("aria-sort")') == 'ascending'
     chrome.click(selector)
-    assert [r['case'] for r in chrome.evaluate(ROWS_JS)] == dice_order(rows, cls, descending=True)
+    assert sorted_by_dice(descending=True) == dice_order(rows, cls, descending=True)
     assert chrome.errors() == []
     return before, after
 
@@ -370,13 +390,15 @@ def test_browser_checks_catch_a_broken_page(tmp_path, chrome):
 # ---- a shrunk Cranium run: mim train, mim test --out (ReportHook), tools/report.py ---------------------------------
 @pytest.fixture(scope='module')
 def cranium_run(tmp_path_factory):
-    """8 synthetic patients (NIfTI layout), half of them held out; trained a few iterations; tested with --out
-    and ReportHook enabled from the command line."""
+    """8 synthetic patients (NIfTI layout), half of them held out; trained 100 iterations (lr 0.05, background
+    weighted 0.02 in the loss, about 2 s more than 4 plain iterations) so that the tiny model predicts hemorrhage,
+    partly right and partly wrong; tested with --out and ReportHook enabled from the command line."""
     root = tmp_path_factory.mktemp('report_run')
     write_cranium_release(root / 'raw', num_patients=8, num_slices=6, size=64, seed=0, layouts=('nifti',))
     data = root / 'data'
     prepare(CONVERTERS['cranium'](val_fraction=0.5), root / 'raw', data, workers=2, previews=0)
-    options = tiny_overrides(data, scale=32, iters=4, workers=0)
+    options = [*tiny_overrides(data, scale=32, iters=ITERS, workers=0, lr=0.05),
+               'model.decode_head.loss_decode.class_weight=[0.02,1.0]']
     run(mim_train(CONFIG, root / 'train', options, ['--gpus', '0']), log=root / 'train.log', cwd=REPO)
     checkpoint = last_checkpoint(root / 'train')
     work = root / 'test'
@@ -416,8 +438,15 @@ def test_mim_test_writes_the_report(cranium_run, chrome, tmp_path):
     target = os.environ.get('REPORT_SCREENSHOT')
     if target:
         shutil.copyfile(shot, target)
+    # real, varied predictions: some case scored strictly between 0 and 1, the cases' Dice all different, so that
+    # the click on Dice reorders the rows by value (not by the case-id tie-break)
+    dice = {case: float(rows[case][1]['dice']) for case in rows}
+    assert any(0 < d < 1 for d in dice.values()), dice
+    assert len(set(dice.values())) == len(dice), dice
+    assert any(rows[case][1]['empty'] in ('', 'gt_empty') for case in rows), rows  # something predicted
     before, after = check_sorting(chrome, rows, 1, 'hemorrhage')
-    assert (after != before) == (dice_order(rows, 1) != sorted(rows))
+    assert before == sorted(test_cases) and after != before
+    assert after == sorted(dice, key=dice.get)
 
 
 def test_report_tool_finds_the_run_from_its_log(cranium_run, chrome):
