@@ -54,3 +54,14 @@ def test_covid19_layouts(tmp_path, layout, image, mask):
     assert (release / 'metadata.csv').is_file() == (layout == 'kaggle')
     with pytest.raises(SystemExit):
         main(['covid19', '--out', str(tmp_path), '--layout', 'mosmed'])
+
+
+@pytest.mark.parametrize('orientation', ['RAS', 'LPI'])
+def test_covid19_orientation_option(tmp_path, orientation):
+    """--orientation stores scans and masks in that voxel order (nibabel's axis codes of the written files)."""
+    import nibabel as nib
+
+    assert main(['covid19', '--out', str(tmp_path), '--orientation', orientation]) == 0
+    files = sorted(tmp_path.rglob('*.nii.gz'))
+    assert len(files) == 80        # 20 scans + 3 mask folders
+    assert {''.join(nib.aff2axcodes(nib.load(str(f)).affine)) for f in files} == {orientation}

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence
 
 from ..errors import MedSegError
 from .covid19 import LAYOUTS as COVID19_LAYOUTS
+from .covid19 import ORIENTATIONS as COVID19_ORIENTATIONS
 from .covid19 import write_covid19_release
 from .cranium import LAYOUTS, write_cranium_release
 from .crossmoda import NAMINGS, write_crossmoda_release
@@ -90,8 +91,11 @@ def _add_covid19(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument('--slices', type=int, default=4, help='slices per case')
     parser.add_argument('--size', type=int, default=32, help='rows = columns per slice')
     parser.add_argument('--nest', default='downloads', help='folder between --out and the release folders')
+    parser.add_argument('--orientation', choices=sorted(COVID19_ORIENTATIONS), default='LPS',
+                        help='voxel order of the stored scans and masks (world positions unchanged; default: LPS)')
     parser.set_defaults(run=lambda args: write_covid19_release(
-        args.out, layout=args.layout, num_slices=args.slices, size=args.size, seed=args.seed, nest=args.nest))
+        args.out, layout=args.layout, num_slices=args.slices, size=args.size, seed=args.seed, nest=args.nest,
+        orientation=args.orientation))
 
 
 _DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium, _add_hemseg, _add_crossmoda,
