@@ -2,10 +2,7 @@
 # scan as the three input channels (LoadSliceStack reads the neighbours through manifest.csv; edges replicated), in
 # place of the grey slice copied three times. Same data, folds, model and schedule as
 # fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py (fold 0; others by --cfg-options, as there).
-_base_ = [
-    'mmseg::_base_/models/fcn_unet_s5-d16.py', '../_base_/datasets/covid19_512x512.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
-]
+_base_ = './fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-task1-512x512.py'  # same data, model and schedule; only the input differs
 offsets = (-1, 0, 1)
 img_scale = (512, 512)
 # No flips (left and right lung are different classes); PhotoMetricDistortion's HSV steps would mix neighbouring
@@ -28,13 +25,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # Channels in offset order (no BGR->RGB swap); mmseg's default mean/std, one value per channel.
-data_preprocessor = dict(size=img_scale, bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
+data_preprocessor = dict(bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
                          std=[58.395, 57.12, 57.375])
-optimizer = dict(lr=0.01)
-optim_wrapper = dict(optimizer=optimizer)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(in_channels=len(offsets)),
-    decode_head=dict(num_classes=4),
-    auxiliary_head=None,
-    test_cfg=dict(mode='whole', _delete_=True))
+    backbone=dict(in_channels=len(offsets)))

@@ -6,10 +6,7 @@
 #                 test_dataloader.dataset.pipeline.0.offsets='(-2,0,2)'
 # Another number of offsets also needs model.backbone.in_channels and one data_preprocessor mean/std value per
 # channel (README.md, "2.5D context": five slices).
-_base_ = [
-    'mmseg::_base_/models/fcn_unet_s5-d16.py', '../_base_/datasets/cranium_512x512.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
-]
+_base_ = './fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'  # same data, model and schedule; only the input differs
 offsets = (-1, 0, 1)
 img_scale = (512, 512)
 # PhotoMetricDistortion's HSV steps would mix neighbouring slices: its brightness and contrast steps only.
@@ -31,13 +28,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # Channels in offset order (no BGR->RGB swap); mmseg's default mean/std, one value per channel.
-data_preprocessor = dict(size=img_scale, bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
+data_preprocessor = dict(bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
                          std=[58.395, 57.12, 57.375])
-optimizer = dict(lr=0.01)
-optim_wrapper = dict(optimizer=optimizer)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(in_channels=len(offsets)),
-    decode_head=dict(num_classes=2),
-    auxiliary_head=None,
-    test_cfg=dict(mode='whole', _delete_=True))
+    backbone=dict(in_channels=len(offsets)))

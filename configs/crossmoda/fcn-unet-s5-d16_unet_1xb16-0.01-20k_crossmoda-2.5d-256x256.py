@@ -1,10 +1,7 @@
 # 2.5D source-domain (ceT1) baseline: slices k-1, k, k+1 of the same scan as the three input channels
 # (LoadSliceStack reads the neighbours through manifest.csv; edges replicated), in place of the grey slice copied
 # three times. Same data, model and schedule as fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda-256x256.py.
-_base_ = [
-    'mmseg::_base_/models/fcn_unet_s5-d16.py', '../_base_/datasets/crossmoda_256x256.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
-]
+_base_ = './fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda-256x256.py'  # same data, model and schedule; only the input differs
 offsets = (-1, 0, 1)
 img_scale = (256, 256)
 # PhotoMetricDistortion's HSV steps would mix neighbouring slices: its brightness and contrast steps only.
@@ -26,13 +23,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # Channels in offset order (no BGR->RGB swap); mmseg's default mean/std, one value per channel.
-data_preprocessor = dict(size=img_scale, bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
+data_preprocessor = dict(bgr_to_rgb=False, mean=[123.675, 116.28, 103.53],
                          std=[58.395, 57.12, 57.375])
-optimizer = dict(lr=0.01)
-optim_wrapper = dict(optimizer=optimizer)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(in_channels=len(offsets)),
-    decode_head=dict(num_classes=3),
-    auxiliary_head=None,
-    test_cfg=dict(mode='whole', _delete_=True))
+    backbone=dict(in_channels=len(offsets)))

@@ -3,10 +3,7 @@
 # neighbours through manifest.csv; edges replicated). Same data, model and schedule as
 # fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py except the first convolution (9 input channels).
 # One window of each slice instead: pipeline.0.windows=(0,) (brain; 3 channels: in_channels and mean/std too).
-_base_ = [
-    'mmseg::_base_/models/fcn_unet_s5-d16.py', '../_base_/datasets/hemseg-3w_512x512.py',
-    'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_20k.py'
-]
+_base_ = './fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py'  # same data, model and schedule; only the input differs
 offsets = (-1, 0, 1)
 windows = (0, 1, 2)  # brain, subdural, bone as the PNG channels hold them
 img_scale = (512, 512)
@@ -28,13 +25,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 # Channels in stack order (no BGR->RGB swap); per slice the mean/std the 3-window config gives its windows.
-data_preprocessor = dict(size=img_scale, bgr_to_rgb=False, mean=[123.675, 116.28, 103.53] * len(offsets),
+data_preprocessor = dict(bgr_to_rgb=False, mean=[123.675, 116.28, 103.53] * len(offsets),
                          std=[58.395, 57.12, 57.375] * len(offsets))
-optimizer = dict(lr=0.01)
-optim_wrapper = dict(optimizer=optimizer)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(in_channels=len(offsets) * len(windows)),
-    decode_head=dict(num_classes=2),
-    auxiliary_head=None,
-    test_cfg=dict(mode='whole', _delete_=True))
+    backbone=dict(in_channels=len(offsets) * len(windows)))
