@@ -277,3 +277,19 @@ def test_readme_protocol_table_lists_every_registered_protocol():
         source = get_protocol(name).source
         if '/' in source.split(':')[0]:                       # 'owner/repo: file @ commit'
             assert source.split(':')[0].split('/')[1] in line, (name, source)
+
+
+@pytest.mark.parametrize('labels, tolerances', [((1, 2, 3), '1: 1, 2: 1, 3: 3'), ((1,), '1: 3')])
+def test_evaluate_volumes_covid19_reads_class_meanings_like_the_script(tmp_path, capsys, labels, tolerances):
+    """Without --data, the benchmark script's rule: the first ground truth's largest label says which labels are
+    lungs (1 mm) and which is the lesion (3 mm): 3 -> lungs 1, 2 + lesion 3; 1 -> lesion 1."""
+    gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
+    gt_dir.mkdir(), pred_dir.mkdir()
+    gt = np.zeros((12, 12, 4), np.uint8)
+    for k, label in enumerate(labels):
+        gt[2 + 3 * k:4 + 3 * k, 2:8, 1:3] = label
+    _write(gt_dir / 'a.nii.gz', gt, np.eye(4))
+    _write(pred_dir / 'a.nii.gz', gt, np.eye(4))
+    assert evaluate_main(['--pred', str(pred_dir), '--gt', str(gt_dir), '--out', str(tmp_path / 'm.csv'),
+                          '--protocol', 'covid19', '--bootstrap', '0']) == 0
+    assert f'NSD tolerance (mm) per class: {tolerances}.' in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import tempfile
@@ -269,13 +270,13 @@ def run(args: argparse.Namespace) -> str:
     spec = get_protocol(getattr(args, 'protocol', 'default'))
     data = getattr(args, 'data', None)
     dataset_names: Dict[int, str] = {}
+    first_labels: Optional[List[int]] = None
     if data is not None:
         pairs, missing = prepared_cases(data, getattr(args, 'split', None), args.pred)
         if missing:
             print(f'warning: {len(missing)} labelled case(s) of split {args.split or "(all)"} have no prediction '
                   f'in {args.pred} and are not scored: {", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}',
                   file=sys.stderr)
-        import json
         classes_of = json.loads((data / 'dataset.json').read_text()).get('classes', [])
         dataset_names = {i: str(n) for i, n in enumerate(classes_of) if i}
     else:
@@ -287,13 +288,20 @@ def run(args: argparse.Namespace) -> str:
     elif dataset_names:
         classes = sorted(dataset_names)
     else:
-        found = set()
-        for _, gt_path, _ in tqdm(pairs, desc='scanning labels', unit='case', disable=None):
-            found.update(present_labels(load_labels(gt_path)[0]))
+        found: set = set()
+        for i, (_, gt_path, _) in enumerate(tqdm(pairs, desc='scanning labels', unit='case', disable=None)):
+            present = present_labels(load_labels(gt_path)[0])
+            first_labels = present if i == 0 else first_labels
+            found.update(present)
         classes = sorted(found)
         if not classes:
             raise MedSegError(args.gt, 'no non-zero label in any ground truth; pass --classes')
-    names = dataset_names or spec.class_names(int(load_labels(pairs[0][1])[0].max()))
+    if dataset_names:
+        names = dataset_names
+    else:  # the protocol may read class meanings off the first ground truth's largest label (covid19)
+        if first_labels is None:
+            first_labels = present_labels(load_labels(pairs[0][1])[0])
+        names = spec.class_names(max(first_labels, default=0))
     if args.nsd_tolerance is None:
         tolerances = spec.tolerances(classes, names) if 'nsd' in spec.metrics else {c: 0.0 for c in classes}
     else:
