@@ -184,7 +184,7 @@ class VolumeMetric(BaseMetric):
         for case_id, gt, pred, spacing in volumes:
             geometry = geometries[case_id]
             on_source = to_source_grid(pred.array, geometry)
-            gt_array, pred_array, zooms, affine = self._scoring_grid(geometry, case_id, gt, pred, on_source, spacing)
+            gt_array, pred_array, zooms, affine = self._scoring_grid(geometry, case_id, on_source)
             if gt_array is None:
                 slice_grid.append(case_id)
                 gt_array, pred_array, zooms, affine = gt.nifti_array(), pred.nifti_array(), tuple(spacing), \
@@ -215,7 +215,7 @@ class VolumeMetric(BaseMetric):
         COVID-19-CT-Seg's one label store read as each subtask) overrides this with its label map."""
         return labels
 
-    def _scoring_grid(self, geometry: dict, case_id: str, gt, pred, on_source, spacing):
+    def _scoring_grid(self, geometry: dict, case_id: str, on_source):
         """Ground truth, prediction, zooms and affine on the source scan's grid (NIfTI ``i, j, k`` order), or
         ``(None,) * 4`` when the dataset kept no source label for the case."""
         source = read_source_label(geometry['_root'], case_id)
