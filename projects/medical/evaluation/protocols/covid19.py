@@ -10,11 +10,9 @@ the largest label of the first ground truth is 1 (lesion), 2 (left, right lung) 
 """
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict
 
-import numpy as np
-
-from ..surface import BOTH_EMPTY, NOT_EMPTY, empty_category, nsd, surface_distances_in_box, bounding_box, union_box
+from ..surface import BOTH_EMPTY
 from .base import Protocol, register_protocol
 
 SOURCE = ('JunMa11/COVID-19-CT-Seg-Benchmark: utils/COVID-19-Seg-Evaluation.py @ 2865f70 '
@@ -27,20 +25,12 @@ NAMES_BY_MAX_LABEL = {1: {1: 'infection'}, 2: {1: 'left_lung', 2: 'right_lung'},
 
 
 class Covid19Protocol(Protocol):
-    def class_row(self, gt_mask: np.ndarray, pred_mask: np.ndarray, spacing: Tuple[float, ...],
-                  tolerance: float, diagonal: float) -> dict:
-        gt_box, pred_box = bounding_box(gt_mask), bounding_box(pred_mask)
-        empty = empty_category(gt_box is not None, pred_box is not None)
-        if empty == BOTH_EMPTY:   # DeepMind: volume_sum == 0 -> NaN; surfel areas 0/0 -> NaN
+    def empty_values(self, empty: str, diagonal: float) -> dict:
+        """One mask empty: DSC = NSD = 0 (the default); both empty: NaN, as DeepMind's ``volume_sum == 0`` and
+        its 0/0 surfel areas give. Non-empty pairs: the default DSC and NSD (DeepMind definitions)."""
+        if empty == BOTH_EMPTY:
             return {'dice': float('nan'), 'nsd': float('nan'), 'empty': empty}
-        if empty != NOT_EMPTY:
-            return {'dice': 0.0, 'nsd': 0.0, 'empty': empty}
-        box = union_box(gt_box, pred_box)
-        gt_crop, pred_crop = gt_mask[box], pred_mask[box]
-        volume_sum = int(np.count_nonzero(gt_crop)) + int(np.count_nonzero(pred_crop))
-        dice = 2 * int(np.count_nonzero(gt_crop & pred_crop)) / volume_sum
-        sd = surface_distances_in_box(gt_crop, pred_crop, spacing, diagonal)
-        return {'dice': dice, 'nsd': nsd(sd, tolerance), 'empty': empty}
+        return super().empty_values(empty, diagonal)
 
     def class_names(self, max_label: int) -> Dict[int, str]:
         return dict(NAMES_BY_MAX_LABEL.get(min(int(max_label), 3), {}))
