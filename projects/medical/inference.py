@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 import os
 import re
 import shutil
@@ -209,12 +208,10 @@ def converter_for(cfg) -> DatasetConverter:
     card = Path(data_root) / 'dataset.json' if data_root else None
     if card is None or not card.is_file():
         return cls()
-    try:
-        info = json.loads(card.read_text())
-        settings = info.get('settings') or {}
-        name = info.get('name')
-    except (OSError, ValueError, AttributeError) as exc:
-        raise MedSegError(card, f'cannot read dataset card ({type(exc).__name__}: {exc})') from None
+    from .manifest import read_dataset_card as read_card
+
+    info = read_card(data_root)
+    settings, name = info.get('settings') or {}, info.get('name')
     if name != cls.name:
         raise MedSegError(card, f'prepared by converter {name!r}, but dataset type {dataset_type!r} '
                                 f'belongs to {cls.name!r}')
@@ -555,16 +552,14 @@ def file_cases(inputs: Sequence[InputCase], converter: DatasetConverter) -> List
 
 
 def read_dataset_card(root: PathLike) -> dict:
-    """``<root>/dataset.json`` of a prepared dataset (name, settings, source, ...)."""
+    """``<root>/dataset.json`` of a prepared dataset (:func:`mmseg_medical.manifest.read_dataset_card`), checked to
+    name a known converter and hold its settings as an object."""
+    from .manifest import read_dataset_card as read_card
+
+    info = read_card(root)
     card = Path(root) / 'dataset.json'
-    if not card.is_file():
-        raise MedSegError(root, 'not a prepared dataset (no dataset.json; run tools/prepare_dataset.py first)')
-    try:
-        info = json.loads(card.read_text())
-    except (OSError, ValueError) as exc:
-        raise MedSegError(card, f'cannot read dataset card ({type(exc).__name__}: {exc})') from None
-    if not isinstance(info, dict) or info.get('name') not in CONVERTERS:
-        raise MedSegError(card, f'names no known converter (got {info.get("name") if isinstance(info, dict) else info!r}; '
+    if info.get('name') not in CONVERTERS:
+        raise MedSegError(card, f'names no known converter (got {info.get("name")!r}; '
                                 f'known: {", ".join(sorted(CONVERTERS))})')
     if not isinstance(info.get('settings') or {}, dict):
         raise MedSegError(card, '"settings" must be an object')

@@ -82,6 +82,24 @@ def read_manifest(path: Union[str, Path]) -> List[SliceRecord]:
                 for row in reader]
 
 
+DATASET_CARD = 'dataset.json'
+
+
+def read_dataset_card(root: Union[str, Path]) -> dict:
+    """``<root>/dataset.json`` of a prepared dataset (name, classes, settings, source, ...); one clear error when
+    the folder is not a prepared dataset or the card cannot be read."""
+    card = Path(root) / DATASET_CARD
+    if not card.is_file():
+        raise MedSegError(root, f'not a prepared dataset (no {DATASET_CARD}; run tools/prepare_dataset.py first)')
+    try:
+        info = json.loads(card.read_text())
+    except (OSError, ValueError) as exc:
+        raise MedSegError(card, f'cannot read dataset card ({type(exc).__name__}: {exc})') from None
+    if not isinstance(info, dict):
+        raise MedSegError(card, f'must hold a JSON object, got {type(info).__name__}')
+    return info
+
+
 def find_dataset_root(img_path: Union[str, Path]) -> Path:
     """The nearest ancestor of a slice that holds ``manifest.csv`` (the prepared dataset's root)."""
     for parent in Path(img_path).resolve().parents:

@@ -292,11 +292,12 @@ def ranked_cases(table: CaseTable) -> List[Tuple[str, str]]:
 
 # ---- the prepared dataset and the predicted volumes ------------------------------------------------------------
 def dataset_classes(root: Path) -> List[str]:
-    path = root / 'dataset.json'
-    try:
-        return list(json.loads(path.read_text())['classes'])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MedSegError(path, f'cannot read the class names ({type(exc).__name__}: {exc})') from None
+    from .manifest import read_dataset_card
+
+    classes = read_dataset_card(root).get('classes')
+    if not isinstance(classes, list):
+        raise MedSegError(root / 'dataset.json', f'cannot read the class names (no "classes" list: {classes!r})')
+    return classes
 
 
 def split_list_cases(root: Path, split_file: Optional[str]) -> Optional[List[str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
@@ -83,8 +82,6 @@ def prepared_cases(data: Path, split: Optional[str], pred_dir: Path) -> Tuple[Li
     from ..manifest import LABELS_DIR, source_label_path
     from ..restacking import split_cases
 
-    if not (data / 'dataset.json').is_file():
-        raise MedSegError(data, 'not a prepared dataset (no dataset.json): run tools/prepare_dataset.py first')
     if not (data / LABELS_DIR).is_dir():
         raise MedSegError(data, f'has no {LABELS_DIR}/ folder (prepared by a version before 0.1.1): prepare it '
                                 'again with --overwrite to keep the labels on the source grid')
@@ -272,13 +269,15 @@ def run(args: argparse.Namespace) -> str:
     dataset_names: Dict[int, str] = {}
     first_labels: Optional[List[int]] = None
     if data is not None:
+        from ..manifest import read_dataset_card
+
+        card = read_dataset_card(data)
         pairs, missing = prepared_cases(data, getattr(args, 'split', None), args.pred)
         if missing:
             print(f'warning: {len(missing)} labelled case(s) of split {args.split or "(all)"} have no prediction '
                   f'in {args.pred} and are not scored: {", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}',
                   file=sys.stderr)
-        classes_of = json.loads((data / 'dataset.json').read_text()).get('classes', [])
-        dataset_names = {i: str(n) for i, n in enumerate(classes_of) if i}
+        dataset_names = {i: str(n) for i, n in enumerate(card.get('classes') or []) if i}
     else:
         if getattr(args, 'split', None):
             raise MedSegError('--split', 'needs --data (a prepared dataset)')
