@@ -9,7 +9,6 @@ prepare-time previews with the classes of the prepared folder's ``dataset.json``
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -178,7 +177,9 @@ def side_by_side(image: np.ndarray, panels: Sequence[tuple], min_width: int = 25
 def dataset_classes(root: Path) -> Tuple[List[str], Optional[List[RGB]]]:
     """The classes of a prepared folder (its ``dataset.json``) and their colours: the palette of the mmseg dataset
     registered for it, class by class by name (classes it does not name: ``None`` there, a default colour)."""
-    card = json.loads((Path(root) / 'dataset.json').read_text())
+    from .manifest import read_dataset_card
+
+    card = read_dataset_card(root)
     classes = [str(c) for c in card.get('classes') or ()]
     by_name = registered_palette(str(card.get('name', '')))
     if not by_name:
