@@ -19,3 +19,7 @@ class MedSegError(Exception):
 
     def __str__(self) -> str:
         return self.problem if self.path is None else f'{self.path}: {self.problem}'
+
+
+class UsageError(MedSegError):
+    """A bad combination of options (e.g. an output folder that holds the input): command-line tools exit 2."""

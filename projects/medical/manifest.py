@@ -100,6 +100,24 @@ def read_dataset_card(root: Union[str, Path]) -> dict:
     return info
 
 
+#: ``dataset.json``'s mark of a folder written by ``tools/prepare_dataset.py`` (the one kind of folder it replaces).
+PREPARED_BY = 'mmseg_medical tools/prepare_dataset.py'
+#: Keys every card written by prepare has carried (cards of versions before ``prepared_by`` was written).
+_PREPARED_KEYS = frozenset({'slice_convention', 'settings', 'split_settings', 'version'})
+
+
+def is_prepared_dataset(root: Union[str, Path]) -> bool:
+    """Whether ``root`` is a dataset prepared by this project: its ``dataset.json`` says ``prepared_by``
+    :data:`PREPARED_BY` (or, written before that mark, carries all of prepare's own keys: the slice convention,
+    the converter and split settings, the package version). A raw release's ``dataset.json`` (nnU-Net, the
+    Medical Segmentation Decathlon) has none of these."""
+    try:
+        card = read_dataset_card(root)
+    except MedSegError:
+        return False
+    return card.get('prepared_by') == PREPARED_BY or _PREPARED_KEYS <= card.keys()
+
+
 def find_dataset_root(img_path: Union[str, Path]) -> Path:
     """The nearest ancestor of a slice that holds ``manifest.csv`` (the prepared dataset's root)."""
     for parent in Path(img_path).resolve().parents:

@@ -296,7 +296,9 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--src', type=Path, default=None, help='folder holding the raw release (any depth)')
     parser.add_argument('--out', type=Path, required=True, help='output dataset root, e.g. data/<name>')
     parser.add_argument('--workers', type=int, default=None, help='processes (default: CPU count)')
-    parser.add_argument('--overwrite', action='store_true', help='rebuild even if OUT is up to date')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace OUT even if up to date or prepared from other inputs (only a dataset this '
+                             'tool prepared: any other folder with files in it is never replaced)')
     parser.add_argument('--seed', type=int, default=0, help='split seed (default 0)')
     parser.add_argument('--val-fraction', type=_fraction, default=0.2,
                         help='share of patient groups in val, in (0, 1) (default 0.2)')

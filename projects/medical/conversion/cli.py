@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Dict, List, NoReturn, Optional
 
-from ..errors import MedSegError
+from ..errors import MedSegError, UsageError
 from . import CONVERTERS, format_statistics, prepare
 from .base import build_converter, common_arguments
 
@@ -44,6 +44,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         stats = prepare(converter, args.src, args.out, workers=args.workers, overwrite=args.overwrite,
                         previews=args.previews)
+    except UsageError as exc:  # e.g. --out over, around or inside --src, or a folder prepare did not write
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     except MedSegError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

@@ -20,6 +20,11 @@ class goes to stderr when voxels lie outside the crop window, when a class is le
 prepared slices, or when resampling removes more than :data:`RESAMPLING_WARN_FRACTION` of the class's
 voxels in that case (a few boundary voxels are the expected partial-volume effect: recorded, not warned).
 
+* Prepare never deletes what it did not write: ``out`` must be new, an empty folder or a dataset prepared
+  by this project (``dataset.json`` with ``prepared_by``, :func:`~mmseg_medical.manifest.is_prepared_dataset`);
+  only such a dataset is replaced (``--overwrite``). Any other folder with files in it is refused with or
+  without ``--overwrite``, and so is an ``out`` equal to ``src``, containing it or inside it
+  (:func:`~mmseg_medical.outputs.check_apart`): :class:`~mmseg_medical.errors.UsageError`, exit status 2.
 * A failure or interruption leaves nothing behind; temporary folders of a killed run (SIGKILL) are
   removed by the next run; a failing ``--overwrite`` leaves the previous output as it was.
 * A re-run on an up-to-date output returns at once; a re-run that changes only the split settings
@@ -44,11 +49,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import MedSegError
+from ..errors import MedSegError, UsageError
 from ..labels import slice_class_counts
-from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, SliceRecord, read_case_geometry, slice_stem,
-                        source_label_path, write_case_geometry, write_manifest, write_source_label)
+from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, PREPARED_BY, SliceRecord, is_prepared_dataset,
+                        read_case_geometry, slice_stem, source_label_path, write_case_geometry, write_manifest,
+                        write_source_label)
 from ..orientation import DISPLAY_CONVENTION, display_transform, to_display
+from ..outputs import check_apart
 from ..spatial import invert_spatial
 from ..version import __version__
 from ..volume import Volume, check_same_geometry, save_nifti
@@ -275,7 +282,11 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
     src, out = (None if src is None else Path(src)), Path(out)
     if src is None and not converter.src_optional:
         raise MedSegError(None, f'{converter.name}: --src is required (the folder holding the raw release)')
+    check_apart(out, '--out', {'--src': src})
+    if converter.nifti_out is not None:
+        check_apart(converter.nifti_out, '--nifti-out', {'--src': src, '--out': out})
     clean_stale(out)
+    check_replaceable(out)
     cases = converter.find_cases(src)
     if not cases:
         raise MedSegError(src, f'no {converter.name} cases found: expected {converter.expected_layout}')
@@ -297,9 +308,9 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
                 stats['up_to_date'] = True
                 return stats
             return resplit(converter, out)
-        if not overwrite:
-            why = 'was prepared from other inputs or options' if previous else 'exists and is not a prepared dataset'
-            raise MedSegError(out, f'output folder {why}; pass --overwrite to replace it')
+        if not overwrite and any(out.iterdir()):  # a prepared dataset (check_replaceable); an empty folder is used
+            raise MedSegError(out, 'output folder was prepared from other inputs or options; pass --overwrite to '
+                                   'replace it')
 
     tmp = out.parent / f'.{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
@@ -331,7 +342,7 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             'source': None if src is None else str(src.resolve()),
             'numTraining': sum(1 for r in results if r.labelled), 'skipped': dict(sorted(skipped.items())),
             'source_labels': f'{LABELS_DIR}/<case>.nii.gz', 'removed_label_voxels': removed,
-            **converter.card(), 'version': __version__})
+            **converter.card(), 'version': __version__, 'prepared_by': PREPARED_BY})
         if previews:
             from ..visualization import write_previews
             write_previews(tmp, records, results, previews)
@@ -497,14 +508,29 @@ def clean_stale(out: Path) -> None:
         os.replace(olds.pop(), out)
     for path in olds + [p for p in out.parent.glob(f'.{out.name}.tmp-*') if _stale(p)]:
         shutil.rmtree(path, ignore_errors=True)
-    if out.is_dir():
+    if out.is_dir() and is_prepared_dataset(out):  # nothing is removed from a folder prepare did not write
         for path in [*out.glob('.resplit-*'), *out.glob('.splits-old-*')]:
             if _stale(path):
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def check_replaceable(out: Path) -> None:
+    """Raise :class:`UsageError` unless ``out`` is absent, an empty folder or a prepared dataset
+    (:func:`mmseg_medical.manifest.is_prepared_dataset`): prepare replaces nothing else, ``--overwrite`` or not."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise UsageError(out, '--out exists and is not a folder; prepare writes a folder: choose another --out')
+    if any(out.iterdir()) and not is_prepared_dataset(out):
+        raise UsageError(out, '--out is a folder with files in it that is not a dataset prepared by '
+                              'tools/prepare_dataset.py (no dataset.json of its own): prepare never replaces it, '
+                              'with or without --overwrite; choose a new or empty folder')
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Atomically replace ``out`` by ``tmp`` (old output removed only after the new one is in place)."""
+    """Atomically replace ``out`` by ``tmp`` (old output removed only after the new one is in place); ``out``
+    is checked again first (a folder filled with other files while the conversion ran is not replaced)."""
+    check_replaceable(out)
     if out.exists():
         trash = out.parent / f'.{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}'
         os.replace(out, trash)
