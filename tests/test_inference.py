@@ -70,8 +70,8 @@ def test_nifti_and_dicom_scans(trained, tmp_path, capsys):
 
     options, checkpoint = trained
     assert main(infer_argv(options, checkpoint, scans, tmp_path / 'out') + ['--save-probabilities']) == 0
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'head.npz', 'series_a.nii.gz',
-                                                                    'series_a.npz']
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['head.nii.gz', 'head.npz', 'infer_volume.json',
+                                                                    'series_a.nii.gz', 'series_a.npz']
     assert 'error' not in capsys.readouterr().err
 
     from_nifti = nib.load(str(tmp_path / 'out/head.nii.gz'))

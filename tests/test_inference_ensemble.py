@@ -10,6 +10,8 @@ against mmseg's ``inference_model`` on the slice PNGs ``prepare`` wrote.
 from __future__ import annotations
 
 import copy
+import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -147,7 +149,7 @@ def test_crossmoda_crop_probabilities_labels_names_and_affine(tmp_path):
     out = tmp_path / 'out'
     assert run_cli(CROSSMODA, [checkpoint], options, out, '--save-probabilities', '--label-suffix', '_Label',
                    source=tmp_path / 'input') == 0
-    assert sorted(p.name for p in out.iterdir()) == [f'{case}.npz', f'{case}_Label.nii.gz']
+    assert sorted(p.name for p in out.iterdir()) == [f'{case}.npz', f'{case}_Label.nii.gz', 'infer_volume.json']
     probs = probabilities(out, case)
     written, src = nib.load(str(out / f'{case}_Label.nii.gz')), nib.load(str(source))
     assert probs.dtype == np.float16 and probs.shape == (3,) + src.shape
@@ -192,7 +194,7 @@ def test_data_split_reads_hemseg_from_its_raw_release(hemseg, tmp_path):
     assert len(test) == 2
     out = tmp_path / 'out'
     assert run_cli(HEMSEG, [checkpoint], options, out, '--split', 'test', source_flag='--data', source=data) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(f'{c}.nii.gz' for c in test)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*(f'{c}.nii.gz' for c in test), 'infer_volume.json'])
     model = load_model(load_config(HEMSEG, cfg_dict(options)), checkpoint)
     rows = read_manifest(data)
     predicted_any = False
@@ -279,8 +281,8 @@ def test_data_of_another_dataset_type_is_one_warning(cranium, hemseg, tmp_path, 
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith(('warning', 'error'))]
     assert err == [f'warning: {CRANIUM} tests on CraniumDataset; {root / "data"} was prepared by the hemseg converter '
                    '(HemSegDataset), whose rules make the slices']
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(f'{c}.nii.gz'
-                                                                           for c in split_cases(root / 'data', 'test'))
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(
+        [*(f'{c}.nii.gz' for c in split_cases(root / 'data', 'test')), 'infer_volume.json'])
 
 
 def test_a_scan_failing_midway_leaves_no_output_and_no_new_folders(cranium, tmp_path, capsys):
@@ -296,3 +298,41 @@ def test_a_scan_failing_midway_leaves_no_output_and_no_new_folders(cranium, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f'error: {both / "b_broken.nii.gz"}: cannot read NIfTI'), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['scans']
+
+
+def test_other_files_in_the_output_are_kept_named_and_not_scored(cranium, tmp_path, capsys):
+    """infer_volume into a folder holding a stale prediction and a user's notes: both named in one warning, kept
+    byte for byte, left out of infer_volume.json; evaluate_volumes then scores only the listed predictions (the
+    stale one named in a warning), so it is never mixed into the scores silently."""
+    from mmseg_medical.evaluation.cli import main as evaluate
+
+    options, (a, _), scans = cranium
+    out, gt = tmp_path / 'out', tmp_path / 'gt'
+    out.mkdir()
+    gt.mkdir()
+    head = nib.load(str(scans / 'head.nii.gz'))
+    stale = nib.Nifti1Image(np.ones(head.shape, np.uint8), head.affine)  # "hemorrhage everywhere", of case old
+    nib.save(stale, str(out / 'old.nii.gz'))
+    (out / 'notes.txt').write_text('my notes\n')
+    kept = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert run_cli(CRANIUM, [a], options, out, source=scans) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(('warning', 'error'))]
+    assert warnings == [f'warning: {out}: 2 file(s) here were not written by this run and are left as they are, not '
+                        'deleted (evaluate_volumes scores only the files listed in infer_volume.json): notes.txt, '
+                        'old.nii.gz']
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    assert json.loads((out / 'infer_volume.json').read_text())['files'] == ['head.nii.gz']
+
+    shutil.copy(out / 'head.nii.gz', gt / 'head.nii.gz')   # the truth: the prediction itself (Dice 1 or both empty)
+    nib.save(stale, str(gt / 'old.nii.gz'))                # a truth the stale file would match perfectly
+    argv = ['--pred', str(out), '--gt', str(gt), '--out', str(tmp_path / 'm.csv'), '--bootstrap', '0', '--classes', '1']
+    assert evaluate(argv) == 1                             # case old has no prediction of this run
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f'warning: {out}: 1 prediction file(s) not written by the last infer_volume run into this folder '
+                      '(not in its infer_volume.json) are not scored: old.nii.gz')
+    assert err[1] == f"error: {gt / 'old.nii.gz'}: no prediction for case 'old' in {out}"
+    (gt / 'old.nii.gz').unlink()
+    assert evaluate(argv) == 0
+    with open(tmp_path / 'm.csv') as f:
+        assert [row['case'] for row in csv.DictReader(f)] == ['head']

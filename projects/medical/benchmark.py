@@ -828,6 +828,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'error: --mosmed {args.mosmed}: no manifest.csv (prepare it with tools/prepare_dataset.py mosmed)',
               file=sys.stderr)
         return 1
+    try:  # the runs, tables and charts go under --work-dir: never over or around an input
+        from .outputs import check_apart
+        check_apart(args.work_dir, '--work-dir', {'--mosmed': args.mosmed})
+    except MedSegError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     if args.gpus is None:
         import torch
         args.gpus = 1 if torch.cuda.is_available() else 0

@@ -42,6 +42,7 @@ from .io import nifti_stem, read_dicom_folder, read_nifti
 from .io.dicom import dicom_files_in
 from .io.nifti import NIFTI_SUFFIXES
 from .orientation import display_transform, to_display, to_source
+from .outputs import PREDICTION_LISTING, check_apart, unlisted_entries, write_listing
 from .restacking import split_cases, to_source_grid
 from .spatial import invert_spatial
 from .volume import Volume, save_nifti
@@ -78,6 +79,13 @@ def _label_like(name: str) -> bool:
     words = [w for w in re.split(r'[^a-z0-9]+', name.lower()) if w]
     return bool(words) and (words[0].startswith(('mask', 'label')) or words[0] in _LABEL_WORDS
                             or words[-1] in _LABEL_LAST_WORDS)
+
+
+def read_by_find_inputs(input_dir: Path, inside: Path) -> bool:
+    """Whether :func:`find_inputs` of ``input_dir`` would search ``inside`` (a folder below it): not when a
+    folder on the way is hidden or label-like (``--input scans --output scans/seg`` is allowed)."""
+    parts = inside.relative_to(input_dir).parts
+    return not any(part.startswith('.') or _label_like(part) for part in parts)
 
 
 def find_inputs(path: PathLike) -> List[InputCase]:
@@ -670,6 +678,11 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
     a time. Files are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written (nor are
     the missing parent folders of ``out_dir`` left behind).
+
+    ``out_dir`` may hold other files: they are never deleted. The files of this run are listed in
+    ``out_dir/infer_volume.json`` (:data:`~mmseg_medical.outputs.PREDICTION_LISTING`, replaced with the
+    files), ``evaluate_volumes`` scores only the prediction files listed there, and the others (stale
+    predictions of an earlier run, a user's notes) are named in one ``warning:`` line on stderr.
     """
     from tqdm import tqdm
 
@@ -702,14 +715,21 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
                 np.savez_compressed(staging / name, probabilities=probabilities_to_source(probabilities, geometry))
                 names.append(name)
             del volume, labels, probabilities
+        write_listing(staging, names)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
+        for name in names + [PREDICTION_LISTING]:  # the listing last: it names files that are in place
             os.replace(staging / name, out_dir / name)
         done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not done and created is not None:  # folders made only for the staging area go too
             shutil.rmtree(created, ignore_errors=True)
+    others = unlisted_entries(out_dir)
+    if others:
+        shown = ', '.join(others[:20]) + (f' and {len(others) - 20} more' if len(others) > 20 else '')
+        print(f'warning: {out_dir}: {len(others)} file(s) here were not written by this run and are left as they '
+              f'are, not deleted (evaluate_volumes scores only the files listed in {PREDICTION_LISTING}): {shown}',
+              file=sys.stderr)
     return [out_dir / name for name in names]
 
 
@@ -725,6 +745,11 @@ def infer(models: Sequence[Tuple[PathLike, PathLike]], out_dir: PathLike, input:
     returns the written files."""
     if (input is None) == (data is None):
         raise ValueError('give exactly one of input and data')
+    check_apart(out_dir, '--output', {'--input': input}, read_inside=read_by_find_inputs)
+    if data is not None:  # a prepared dataset: replaced whole by prepare --overwrite; its release: searched whole
+        from .manifest import read_dataset_card
+        recorded = src if src is not None else read_dataset_card(data).get('source')
+        check_apart(out_dir, '--output', {'--data': data, '--src': recorded})
     configs = {config: load_config(config, cfg_options) for config in dict.fromkeys(c for c, _ in models)}
     if data is not None:
         if not split:

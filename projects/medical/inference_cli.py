@@ -6,7 +6,10 @@
 
 Several checkpoints (of one config, or ``--model`` per config) are an ensemble: softmax probabilities
 averaged per voxel, then argmax. Writes ``OUT_DIR/<case><suffix>.nii.gz`` (uint8 labels, the scan's affine)
-per case and, with ``--save-probabilities``, ``OUT_DIR/<case>.npz`` (see :mod:`mmseg_medical.inference`).
+per case and, with ``--save-probabilities``, ``OUT_DIR/<case>.npz`` (see :mod:`mmseg_medical.inference`), and
+``OUT_DIR/infer_volume.json`` listing them: other files in OUT_DIR are never deleted, are named in one warning and
+are not scored by ``evaluate_volumes``. OUT_DIR equal to an input, containing one or inside one where it would be
+read is refused (exit 2).
 Bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing anything; a usage
 error prints one ``error:`` line and exits 2.
 """
@@ -19,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import MedSegError
+from .errors import MedSegError, UsageError
 from .inference import TTA_MODES, infer
 
 PROBABILITY_DTYPES = {'float16': np.float16, 'float32': np.float32}
@@ -54,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', help='with --data: the split list (splits.json), e.g. test, val, fold0_val')
     parser.add_argument('--src', type=Path, default=None,
                         help='with --data: where the raw release is now (default: the "source" in dataset.json)')
-    parser.add_argument('--output', required=True, type=Path, help='folder for <case>.nii.gz predictions')
+    parser.add_argument('--output', required=True, type=Path,
+                        help='folder for <case>.nii.gz predictions and infer_volume.json (the list of files written); '
+                             'other files in it are kept, named in a warning and not scored by evaluate_volumes')
     parser.add_argument('--tta', choices=sorted(TTA_MODES), default='none',
                         help='test-time mirroring: flip = left-right, flip2 = both in-plane axes (nnU-Net 2D); '
                              'the probabilities of the mirrored slices are mirrored back and averaged')
@@ -122,6 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         written = run(args)
+    except UsageError as exc:  # e.g. --output over, around or inside the input
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     except MedSegError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

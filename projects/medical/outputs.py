@@ -9,14 +9,21 @@ after resolving symbolic links, so ``data/raw/../raw`` and a link to the input a
 Used by ``tools/prepare_dataset.py --out`` / ``--nifti-out`` (against ``--src``), ``tools/infer_volume.py
 --output`` (against ``--input``, ``--data``, ``--src``), ``tools/pseudo_label.py --out-split`` (its folder
 ``pseudo_masks/<name>`` against ``--data``) and ``tools/benchmark.py --work-dir`` (against ``--mosmed``).
+``tools/report.py`` replaces no folder (it writes ``DIR/report.html`` only, through a temporary file).
+
+A folder shared with other files: ``infer_volume`` adds its predictions to ``--output`` and deletes nothing
+there; it lists the files of its run in ``infer_volume.json`` (:data:`PREDICTION_LISTING`), names every other
+file in one warning, and ``evaluate_volumes`` scores only the listed prediction files (a folder without a
+listing, e.g. one written by another tool, is scored whole).
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Callable, List, Mapping, Optional, Sequence, Set, Union
 
-from .errors import UsageError
+from .errors import MedSegError, UsageError
 
 PathLike = Union[str, os.PathLike]
 
@@ -50,3 +57,40 @@ def check_apart(out: PathLike, out_option: str, inputs: Mapping[str, Optional[Pa
             continue
         raise UsageError(None, f'{out_option} {out} {why}; choose an output apart from the input (nothing was '
                                'written)')
+
+
+# ---- the files a tool wrote into a shared folder ---------------------------------------------------------------
+#: ``infer_volume``'s listing of the files its last run wrote into the output folder (a JSON object with
+#: ``files``): ``evaluate_volumes`` scores only the prediction files listed there.
+PREDICTION_LISTING = 'infer_volume.json'
+
+
+def write_listing(folder: Path, names: Sequence[str]) -> Path:
+    """Write ``folder/infer_volume.json`` naming ``names`` (the files of one run, in that folder)."""
+    path = Path(folder) / PREDICTION_LISTING
+    path.write_text(json.dumps({'written_by': 'tools/infer_volume.py', 'files': sorted(names)}, indent=1) + '\n')
+    return path
+
+
+def listed_files(folder: Path) -> Optional[Set[str]]:
+    """The file names ``folder/infer_volume.json`` lists; ``None`` when the folder has no listing (a folder of
+    predictions written by anything else: every file counts)."""
+    path = Path(folder) / PREDICTION_LISTING
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+        files = info['files']
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError('"files" must be a list of file names')
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise MedSegError(path, f'cannot read the listing of the files infer_volume wrote ({type(exc).__name__}: '
+                                f'{exc}); write the predictions again or remove it') from None
+    return set(files)
+
+
+def unlisted_entries(folder: Path) -> List[str]:
+    """Names in ``folder`` that its listing does not name (hidden entries and the listing itself left out)."""
+    listed = listed_files(folder) or set()
+    return sorted(p.name for p in Path(folder).iterdir()
+                  if not p.name.startswith('.') and p.name != PREDICTION_LISTING and p.name not in listed)

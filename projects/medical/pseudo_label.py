@@ -13,7 +13,10 @@ ignore index 255) and writes, inside the dataset root::
 
 Slices are predicted by :class:`mmseg_medical.inference.Predictor` (the one ``infer_volume`` uses).
 Confidence = the softmax probability of the predicted class (sigmoid heads: of the predicted side),
-quantised to 1/65535. All outputs are staged and moved into place at the end; a re-split of the dataset
+quantised to 1/65535. An existing ``pseudo_masks/<out_split>`` is replaced only when this tool wrote it (it
+holds ``pseudo_label.json``); any other folder there, and an ``out_split`` that leaves ``pseudo_masks/`` (``..``),
+is refused with one line, exit 2 (:func:`check_replaceable`). All outputs are staged and moved into place at the
+end; a re-split of the dataset
 (``prepare_dataset.py`` with other split options) keeps these lists, but ``<mix>+<out_split>.txt`` then
 still holds the old ``<mix>`` slices: run this again afterwards.
 """
@@ -32,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .conversion.engine import write_png
-from .errors import MedSegError
+from .errors import MedSegError, UsageError
+from .outputs import check_apart
 
 PathLike = Union[str, Path]
 IGNORE_INDEX = 255
@@ -120,6 +124,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
     if not out_split or '/' in out_split or out_split in (split, mix_with):
         raise MedSegError('--out-split', f'must be a new split name, got {out_split!r}')
     root = Path(data_root)
+    check_replaceable(root, out_split)
     stems = _read_list(root, split)
     mixed = _read_list(root, mix_with) if mix_with else []
     images = [root / 'images' / f'{s}.png' for s in stems]
@@ -166,6 +171,18 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return record
+
+
+def check_replaceable(root: Path, out_split: str) -> None:
+    """Refuse (:class:`UsageError`) an ``out_split`` whose folder ``root/pseudo_masks/<out_split>`` is not a new
+    folder inside ``pseudo_masks/`` (``..``, ``.``, a link out of it: the check of every tool's output,
+    :func:`mmseg_medical.outputs.check_apart`) or exists without this tool's record (files it did not write)."""
+    target = root / PSEUDO_DIR / out_split
+    check_apart(target, '--out-split', {'--data': root},
+                read_inside=lambda data, inside: inside.parent != data / PSEUDO_DIR)
+    if (target.exists() or target.is_symlink()) and not (target / RECORD).is_file():
+        raise UsageError(target, f'exists and was not written by pseudo_label.py (no {RECORD}): it is never '
+                                 'replaced; choose another --out-split')
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -215,6 +232,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         record = pseudo_label(args.config, args.checkpoint, args.data, args.split, args.portion, args.out_split,
                               args.mix_with or None, args.batch_size, args.device, args.cfg_options)
+    except UsageError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     except MedSegError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """``tools/evaluate_volumes.py``: per-case, per-class metrics of predicted NIfTI label maps.
 
-Pairs ``PRED_DIR/<case>.nii[.gz]`` with ``GT_DIR/<case>.nii[.gz]`` by case name, computes Dice, IoU,
+Pairs ``PRED_DIR/<case>.nii[.gz]`` with ``GT_DIR/<case>.nii[.gz]`` by case name (in a folder ``infer_volume``
+wrote, only the files its last run listed in ``infer_volume.json``; others are named in a warning), computes Dice, IoU,
 NSD, HD95 and ASSD per case and class (:func:`.metrics.case_metrics`), writes the per-case CSV and a
 markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and prints the summary.
 Any bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing any output.
@@ -60,9 +61,27 @@ def nifti_cases(folder: Path) -> Dict[str, Path]:
     return cases
 
 
+def prediction_cases(pred_dir: Path) -> Dict[str, Path]:
+    """:func:`nifti_cases` of a predictions folder; where ``infer_volume`` wrote it (``infer_volume.json``), only
+    the files its last run listed: the others (stale predictions of an earlier run, files put there by hand)
+    are named in one ``warning:`` line and not scored."""
+    from ..outputs import PREDICTION_LISTING, listed_files
+
+    cases = nifti_cases(pred_dir)
+    listed = listed_files(pred_dir)
+    if listed is None:
+        return cases
+    left_out = sorted(p.name for p in cases.values() if p.name not in listed)
+    if left_out:
+        print(f'warning: {pred_dir}: {len(left_out)} prediction file(s) not written by the last infer_volume run '
+              f'into this folder (not in its {PREDICTION_LISTING}) are not scored: {", ".join(left_out[:10])}'
+              f'{" ..." if len(left_out) > 10 else ""}', file=sys.stderr)
+    return {name: path for name, path in cases.items() if path.name in listed}
+
+
 def pair_cases(gt_dir: Path, pred_dir: Path) -> List[Tuple[str, Path, Path]]:
     """``(case, gt_path, pred_path)`` for every case; every GT needs a prediction and vice versa."""
-    gt_cases, pred_cases = nifti_cases(gt_dir), nifti_cases(pred_dir)
+    gt_cases, pred_cases = nifti_cases(gt_dir), prediction_cases(pred_dir)
     if not gt_cases:
         raise MedSegError(gt_dir, 'no NIfTI files (.nii or .nii.gz) found')
     for name, path in gt_cases.items():
@@ -87,7 +106,7 @@ def prepared_cases(data: Path, split: Optional[str], pred_dir: Path) -> Tuple[Li
                                 'again with --overwrite to keep the labels on the source grid')
     members = split_cases(data, split) if split else sorted(p.name[:-len('.nii.gz')]
                                                              for p in (data / LABELS_DIR).glob('*.nii.gz'))
-    predictions = nifti_cases(pred_dir)
+    predictions = prediction_cases(pred_dir)
     for name in list(predictions):
         if name.endswith('_Label') and name[:-len('_Label')] not in predictions:
             predictions[name[:-len('_Label')]] = predictions.pop(name)
