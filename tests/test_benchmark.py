@@ -191,6 +191,34 @@ def test_resume_is_keyed_on_config_and_cfg_options(tmp_path, monkeypatch, capsys
         (n, tuple(o)) for n in names for o in (opts_a, opts_b, []))
 
 
+def test_resume_keys_on_parsed_values_not_their_quoting(tmp_path, monkeypatch):
+    """``size='(64,64)'`` (as tiny_options.py prints it, the quotes reaching mmengine through $(...)) and
+    ``size=(64, 64)`` give mmengine's DictAction the same value: one run; other values are other runs."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    fake = FakeMim(monkeypatch)
+    config = str(REPO / PRESETS['cranium-lr'][0])
+    base = ['--configs', config, '--work-dir', str(tmp_path), '--gpus', '0', '--cfg-options']
+    first = ["model.data_preprocessor.size='(64,64)'", 'x=1']
+    same = [['model.data_preprocessor.size=(64,64)', 'x=1'], ['model.data_preprocessor.size="(64, 64)"', "x='1'"],
+            ['x=0', 'model.data_preprocessor.size=(64,64)', 'x=1']]       # a later item replaces an earlier one
+    other = [['model.data_preprocessor.size=(64,65)', 'x=1'], ['model.data_preprocessor.size=[64,64]', 'x=1'],
+             ['model.data_preprocessor.size=(64,64)', 'x=1.0'], ['model.data_preprocessor.size=(64,64)', 'x=one']]
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    parse = lambda options: parser.parse_args(['--o', *options]).o      # noqa: E731  what mmengine is given
+    assert all(parse(s) == parse(first) for s in same)
+    assert all(repr(parse(o)) != repr(parse(first)) for o in other)     # 1.0 == 1, but mmengine gets a float
+    assert main(base + first) == 0 and [c[0] for c in fake.take()] == ['train', 'test']
+    for spelling in same:
+        assert main(base + spelling) == 0 and fake.take() == [], spelling
+    for options in other:
+        assert main(base + options) == 0 and [c[0] for c in fake.take()] == ['train', 'test'], options
+    assert len(list(tmp_path.glob('*/run_key.json'))) == 1 + len(other)
+
+
 def test_finished_training_is_not_repeated_and_foreign_dirs_refused(tmp_path, monkeypatch, capsys):
     fake = FakeMim(monkeypatch)
     config = str(REPO / PRESETS['cranium-lr'][0])

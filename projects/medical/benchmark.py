@@ -19,8 +19,9 @@ its test cases, the ``all`` row over every (fold, case) pooled (the benchmark's 
 chart panel (:func:`fold_figure`).
 
 Runs are sequential and resumable. A training run is keyed on the config file name *and* the
-``--cfg-options``: it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` = 8 hex digits of the SHA-1 of
-both, written out in ``run_key.json``), so the same config with other overrides is a new run. A finished
+``--cfg-options`` values as mmengine parses them (:func:`run_key`: ``scale='(64,64)'`` and ``scale=(64,64)`` are one
+run): it lives in ``<work-dir>/<config stem>-<key>/`` (``key`` = 8 hex digits of the SHA-1 of both, written out in
+``run_key.json``), so the same config with other override values is a new run. A finished
 training (``train.done``) is not repeated; a test whose result exists with the same test options
 (protocol, MosMed folder) is not repeated.
 """
@@ -206,9 +207,29 @@ def run_labels(names: Sequence[str]) -> List[str]:
     return out
 
 
+def parsed_options(cfg_options: Sequence[str]) -> Dict[str, object]:
+    """``--cfg-options`` items as mmengine's ``DictAction`` gives them to the config: ``KEY=VALUE`` split at the
+    first ``=``, quotes stripped, numbers, booleans, ``None``, lists and tuples parsed, a later item for the same
+    key replacing an earlier one. ``scale='(64,64)'`` and ``scale=(64, 64)`` are the same ``(64, 64)``."""
+    from mmengine.config import DictAction
+
+    options: Dict[str, object] = {}
+    for item in cfg_options:
+        key, sep, value = str(item).partition('=')
+        if not sep:
+            raise MedSegError('--cfg-options', f'expected KEY=VALUE, got {item!r}')
+        try:
+            options[key] = DictAction._parse_iterable(value)
+        except AssertionError as exc:  # DictAction's check of balanced brackets
+            raise MedSegError('--cfg-options', f'{item}: {exc}') from None
+    return options
+
+
 def run_key(config: Path, cfg_options: Sequence[str]) -> dict:
-    """What identifies a run: the config file name and the overrides in the order given."""
-    return {'config': config.name, 'cfg_options': [str(o) for o in cfg_options]}
+    """What identifies a run: the config file name and the overrides as parsed (:func:`parsed_options`), one
+    ``KEY=repr(value)`` each in the order mmengine applies them, so spellings of the same values (quoting,
+    spaces) are one run and any other value (``(64, 64)`` vs ``[64, 64]``, ``1`` vs ``1.0``) another."""
+    return {'config': config.name, 'cfg_options': [f'{k}={v!r}' for k, v in parsed_options(cfg_options).items()]}
 
 
 def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Path:

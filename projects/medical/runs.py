@@ -88,6 +88,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'error: {self.prog}: {message} (see --help)\n')
 
 
+#: What ``tiny_options.py`` prints on stdout when it fails, besides its ``error:`` line on stderr and its non-zero
+#: exit: ``$(python tools/tiny_options.py …)`` discards the exit status, and an empty substitution would let ``mim
+#: train`` run the full-size recipe on the config's default data. This word is an option no consumer has (nor a
+#: prefix of one), so ``mim train`` / ``mim test`` (mmseg's ``train.py`` / ``test.py``), ``tools/train.py``,
+#: ``infer_volume.py`` and ``pseudo_label.py`` stop at once: ``unrecognized arguments: --tiny-options-failed…``.
+FAILED_TOKEN = '--tiny-options-failed--see-its-error-line-above'
+
+
+class _TinyParser(_Parser):
+    """:class:`_Parser` that also prints :data:`FAILED_TOKEN` on stdout before a usage error's exit."""
+
+    def error(self, message: str) -> NoReturn:
+        print(FAILED_TOKEN)
+        super().error(message)
+
+
 def _at_least(minimum: int):
     def parse(text: str) -> int:
         try:
@@ -101,8 +117,9 @@ def _at_least(minimum: int):
 
 
 def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/tiny_options.py DATA [--scale N] [--iters N] ...``: print :func:`tiny_overrides` as one line."""
-    parser = _Parser(
+    """``tools/tiny_options.py DATA [--scale N] [--iters N] ...``: print :func:`tiny_overrides` as one line; on bad
+    input one ``error:`` line on stderr, a non-zero exit and :data:`FAILED_TOKEN` on stdout."""
+    parser = _TinyParser(
         prog='tiny_options.py',
         description='Print the --cfg-options that shrink a UNet-S5-D16 config of this project to a CPU-sized run '
                     '(slices resized to SCALE x SCALE, BASE_CHANNELS UNet, ITERS iterations, one checkpoint and '
@@ -123,6 +140,7 @@ def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
         what = 'not found' if not args.data.exists() else (
             f'not a prepared dataset (no {MANIFEST_NAME} in it or in a subfolder); run tools/prepare_dataset.py')
         print(f'error: {MedSegError(args.data, what)}', file=sys.stderr)
+        print(FAILED_TOKEN)  # makes the command that consumes $(tiny_options.py ...) fail too
         return 1
     print(options_line(tiny_overrides(args.data, scale=args.scale, iters=args.iters, base_channels=args.base_channels,
                                       batch_size=args.batch_size, workers=args.workers)))

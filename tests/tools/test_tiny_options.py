@@ -60,5 +60,36 @@ def test_pasted_and_substituted_lines_give_the_same_options(cranium_data, shell)
 def test_bad_input_is_one_line(cranium_data, shell, tmp_path, args, code, message):
     names = {'missing': tmp_path / 'nope', 'raw': tmp_path, 'data': cranium_data}
     proc = _tool(shell.repo, *[a.format(**names) for a in args])
-    assert proc.returncode == code and proc.stdout == ''
+    assert proc.returncode == code and proc.stdout == f'{FAILED}\n'     # the word that fails the consuming command
     assert proc.stderr.splitlines() == [message.format(**names)]
+
+
+FAILED = '--tiny-options-failed--see-its-error-line-above'
+CONFIG = 'configs/cranium/fcn-unet-s5-d16-ce-1.0-dice-3.0_unet_1xb16-0.01-20k_cranium-512x512.py'
+
+
+@pytest.mark.parametrize('consumer', ['tools/train.py', 'mim train', 'tools/infer_volume.py'])
+def test_a_failing_line_fails_the_command_that_consumes_it(cranium_data, shell, tmp_path, consumer):
+    """A typo in DATA inside $(...): the consuming command, as the README writes it, stops with argparse's
+    "unrecognized arguments" naming the failure word, after tiny_options' own error line; nothing is trained."""
+    typo = str(cranium_data)[:-1]                                      # data/cranum
+    tool = ' '.join(shlex.quote(w) for w in [sys.executable, 'tools/tiny_options.py', typo])
+    work = tmp_path / 'work'
+    python = shlex.quote(sys.executable)
+    head = {'tools/train.py': f'{python} tools/train.py {CONFIG}',
+            'mim train': shell.mim('train', 'mmseg', CONFIG, '--gpus', '0'),
+            'tools/infer_volume.py': f'{python} tools/infer_volume.py {CONFIG} x.pth --input x --output {work}'}
+    line = head[consumer] + (f' --work-dir {shlex.quote(str(work))}' if consumer != 'tools/infer_volume.py' else '')
+    proc = subprocess.run(['bash', '-c', f'{line} $({tool})'], cwd=shell.repo, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f'error: {typo}: not found' in proc.stderr
+    assert f'unrecognized arguments: {FAILED}' in proc.stderr
+    assert not work.exists() or not [p for p in work.rglob('*') if p.is_file()]
+
+
+def test_a_python_without_the_package_still_fails_the_consumer(shell, tmp_path):
+    """``python -S`` (no site-packages): the import fails, and the failure word is printed all the same."""
+    proc = subprocess.run([sys.executable, '-S', 'tools/tiny_options.py', str(tmp_path)], cwd=shell.repo,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stdout == f'{FAILED}\n'
+    assert proc.stderr.splitlines()[-1].startswith('error: tiny_options.py: cannot import mmseg_medical')
