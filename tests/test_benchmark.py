@@ -203,7 +203,7 @@ def test_resume_keys_on_parsed_values_not_their_quoting(tmp_path, monkeypatch):
     base = ['--configs', config, '--work-dir', str(tmp_path), '--gpus', '0', '--cfg-options']
     first = ["model.data_preprocessor.size='(64,64)'", 'x=1']
     same = [['model.data_preprocessor.size=(64,64)', 'x=1'], ['model.data_preprocessor.size="(64, 64)"', "x='1'"],
-            ['x=0', 'model.data_preprocessor.size=(64,64)', 'x=1']]       # a later item replaces an earlier one
+            ['model.data_preprocessor.size=(64,64)', 'x=0', 'x=1']]       # a later item replaces an earlier one
     other = [['model.data_preprocessor.size=(64,65)', 'x=1'], ['model.data_preprocessor.size=[64,64]', 'x=1'],
              ['model.data_preprocessor.size=(64,64)', 'x=1.0'], ['model.data_preprocessor.size=(64,64)', 'x=one']]
     parser = argparse.ArgumentParser()
