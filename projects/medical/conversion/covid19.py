@@ -263,7 +263,8 @@ class Covid19Converter(DatasetConverter):
             'codes': {str(i): c for i, c in enumerate(ALL_CLASSES)},
             'rule': 'code = Lung_Mask label (0, 1 left, 2 right) + 3 where Infection_Mask is 1; codes 0..3 are the '
                     'Lung_and_Infection_Mask labels',
-            'subtasks': {s: {str(k): v for k, v in m.items()} for s, m in CODE_MAPS.items()}}}
+            'subtasks': {s: {str(k): v for k, v in m.items()} for s, m in CODE_MAPS.items()},
+            'subtask_classes': {s: list(subtask_classes(s)) for s in CODE_MAPS}}}
 
     # ---- cases -----------------------------------------------------------------------------------
     def _mask_dirs(self, release: Path, kaggle: bool) -> Dict[str, Path]:
