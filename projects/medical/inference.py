@@ -4,7 +4,8 @@ One path for every caller (``tools/infer_volume.py``, ``tools/pseudo_label.py``)
 
 * :class:`Predictor` gives per-slice class probabilities of one model or an ensemble (softmax probabilities
   averaged over the models), optionally with mirror test-time augmentation (``flip``: left-right, ``flip2``:
-  both in-plane axes, as nnU-Net's 2D mirroring), ``batch_size`` slices per forward pass under
+  both in-plane axes, as nnU-Net's 2D mirroring; a left-right mirrored pass exchanges the probabilities of the
+  dataset's declared mirror pairs, :mod:`mmseg_medical.laterality`), ``batch_size`` slices per forward pass under
   ``torch.inference_mode``. Each slice goes in as ``LoadImageFromFile`` gives its PNG (grayscale replicated
   to three BGR channels) through the config's *test dataloader* pipeline (what ``mim test`` runs), so one
   model without TTA labels a slice as ``mim test`` does.
@@ -377,10 +378,17 @@ class Predictor:
     probabilities mirrored back), summed pairwise so that the result is exactly mirror-equivariant: the
     probabilities of a mirrored slice are the mirrored probabilities, bit for bit (every mirrored copy of
     a batch is its own forward pass of the same slices, so the same inputs meet the same computation).
+
+    A pass mirrored left-right (TTA axis ``W``: the columns, the patient's right to left in the slice
+    convention) also exchanges the channels of ``mirror_pairs`` (class names; default: the first model's
+    declared pairs, :func:`~mmseg_medical.laterality.declared_pairs`), so ``left_lung`` seen mirrored counts
+    as ``right_lung``; a left-right mirrored slice then gives the mirrored probabilities with those channels
+    exchanged. A left/right class without a declared partner makes such a ``tta`` a :class:`MedSegError`.
     """
 
     def __init__(self, models: Sequence, tta: str = 'none', batch_size: int = 8,
-                 names: Optional[Sequence[str]] = None) -> None:
+                 names: Optional[Sequence[str]] = None, mirror_pairs: Optional[Sequence[Tuple[str, str]]] = None
+                 ) -> None:
         if not models:
             raise ValueError('a Predictor needs at least one model')
         if tta not in TTA_MODES:
@@ -404,7 +412,22 @@ class Predictor:
                                         'decide labels the same way')
         if len(self.classes) > 256:
             raise MedSegError(names[0], f'{len(self.classes)} classes do not fit uint8 label maps')
+        self._mirror = self._mirror_permutation(mirror_pairs, names[0])
         self._pipelines = [_array_pipeline(model) for model in self.models]
+
+    def _mirror_permutation(self, pairs, name: str) -> Optional[List[int]]:
+        """The channel permutation of a left-right mirrored pass (None: the TTA mode has none)."""
+        from .laterality import LEFT_RIGHT_AXIS, declared_pairs, mirror_permutation
+
+        if not any(LEFT_RIGHT_AXIS in axes for axes in TTA_MODES[self.tta]):
+            return None
+        if pairs is None:
+            pairs = declared_pairs(getattr(self.models[0], 'dataset_meta', None),
+                                   (_test_dataset(self.models[0].cfg) if hasattr(self.models[0], 'cfg') else {}).get('type'))
+        try:
+            return mirror_permutation(self.classes, pairs, name)
+        except MedSegError as exc:
+            raise MedSegError('--tta', f'{self.tta} mirrors left and right, but {exc}; use --tta none') from None
 
     @property
     def num_classes(self) -> int:
@@ -453,6 +476,8 @@ class Predictor:
                     if axes:
                         dims = [_PROBABILITY_DIM[a] for a in axes]
                         probabilities = [p.flip(dims=dims) for p in probabilities]
+                        if 'W' in axes:  # the patient's left is now right: exchange the paired classes back
+                            probabilities = [p[self._mirror] for p in probabilities]
                     terms.append(probabilities)
                 mean = [_pairwise_sum([t[i] for t in terms]) * (1.0 / len(flips)) for i in range(len(images))]
                 total = mean if total is None else [a + b for a, b in zip(total, mean)]

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                              'other files in it are kept, named in a warning and not scored by evaluate_volumes')
     parser.add_argument('--tta', choices=sorted(TTA_MODES), default='none',
                         help='test-time mirroring: flip = left-right, flip2 = both in-plane axes (nnU-Net 2D); '
-                             'the probabilities of the mirrored slices are mirrored back and averaged')
+                             'the probabilities of the mirrored slices are mirrored back (left-right: with the '
+                             "dataset's mirror pairs, e.g. left_lung/right_lung, exchanged) and averaged; a model "
+                             'with left/right classes and no declared pairs refuses the left-right mirroring')
     parser.add_argument('--save-probabilities', action='store_true',
                         help='also write OUT_DIR/<case>.npz with the array "probabilities" (classes x the source '
                              "scan's voxel shape, NIfTI (i, j, k) order)")

@@ -179,6 +179,11 @@ def test_default_store_holds_all_three_masks(releases, prepared):
                                'infection_right_lung']
     assert card['settings']['subtask'] == 'all'
     assert card['label_store']['subtasks']['lung'] == {'0': 0, '1': 1, '2': 2, '3': 0, '4': 1, '5': 2}
+    assert card['label_store']['subtask_classes'] == {
+        'lung_infection': ['background', 'left_lung', 'right_lung', 'infection'],
+        'lung': ['background', 'left_lung', 'right_lung'], 'infection': ['background', 'infection']}
+    # a left-right mirroring exchanges the lungs and the codes of infection inside each lung (4 <-> 5)
+    assert card['mirror_pairs'] == [['left_lung', 'right_lung'], ['infection_left_lung', 'infection_right_lung']]
     assert 'Hounsfield units' in card['settings']['intensity_rule'] and '[0, 255]' in card['settings']['intensity_rule']
 
 

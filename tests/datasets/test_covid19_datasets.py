@@ -51,6 +51,18 @@ def test_label_maps_by_folder(data):
         stored_label_map(str(root / 'mosmed'), ('background', 'left_lung', 'right_lung'), 'lung')
 
 
+@pytest.mark.parametrize('subtask, pairs', [('lung_infection', (('left_lung', 'right_lung'),)),
+                                            ('lung', (('left_lung', 'right_lung'),)), ('infection', ()),
+                                            ('all', (('left_lung', 'right_lung'),
+                                                     ('infection_left_lung', 'infection_right_lung')))])
+def test_metainfo_carries_the_subtasks_mirror_pairs(data, subtask, pairs):
+    """What a checkpoint saves as ``dataset_meta`` (the train dataset's metainfo) names the subtask's pairs."""
+    root, _ = data
+    ds = Covid19Dataset(subtask=subtask, data_root=str(root / 'covid19'), ann_file='splits/train.txt',
+                        data_prefix=dict(img_path='images/', seg_map_path='masks/'), pipeline=[])
+    assert tuple(map(tuple, ds.metainfo['mirror_pairs'])) == pairs
+
+
 def test_mosmed_read_by_the_joint_model_is_class_3(data):
     root, raw = data
     ds = Covid19Dataset(subtask='lung_infection', data_root=str(root / 'mosmed'), ann_file='splits/test.txt',

@@ -17,7 +17,9 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='RandomFlip', prob=0.0),  # no flips: left and right lung are different classes
+    # No flips (as published): left and right lung are different classes. To train with flips that exchange them:
+    # dict(type='LateralRandomFlip', prob=0.5, swap_pairs=[(1, 2)]) (joint and lung subtasks).
+    dict(type='RandomFlip', prob=0.0),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]

@@ -110,6 +110,9 @@ class DatasetConverter:
     #: The mmseg dataset type (``dataset=dict(type=...)`` in configs) that reads this converter's output.
     dataset_type: ClassVar[Optional[str]] = None
 
+    #: Classes that a left-right mirroring exchanges, by name (:mod:`mmseg_medical.laterality`); those of
+    #: ``label_map``'s classes go to ``dataset.json`` (``mirror_pairs``) and the mmseg dataset's metainfo.
+    mirror_pairs: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     #: True when the spec's own options can name every input, so ``--src`` may be left out.
     src_optional: ClassVar[bool] = False
 

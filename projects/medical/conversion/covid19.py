@@ -80,6 +80,9 @@ CODE_MAPS: Dict[str, Dict[int, int]] = {
     'lung': {0: 0, 1: 1, 2: 2, 3: 0, 4: 1, 5: 2},
     'infection': {0: 0, 1: 0, 2: 0, 3: 1, 4: 1, 5: 1},
 }
+#: What a left-right mirroring exchanges (:mod:`mmseg_medical.laterality`): the lungs, and the store's codes of
+#: infection inside each lung.
+MIRROR_PAIRS = (('left_lung', 'right_lung'), ('infection_left_lung', 'infection_right_lung'))
 ALL = 'all'
 DEFAULT_SUBTASK = ALL
 #: The subtask a dataset reads when none is named (the joint model of the ``all`` store).
@@ -230,6 +233,7 @@ class Covid19Converter(DatasetConverter):
                        f'(Zenodo) or {KAGGLE_IMAGES}/coronacases_org_001.nii + lung_mask/, infection_mask/, '
                        'lung_and_infection_mask/ (Kaggle), at any depth')
     dataset_type = 'Covid19Dataset'
+    mirror_pairs = MIRROR_PAIRS
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -259,7 +263,8 @@ class Covid19Converter(DatasetConverter):
             'codes': {str(i): c for i, c in enumerate(ALL_CLASSES)},
             'rule': 'code = Lung_Mask label (0, 1 left, 2 right) + 3 where Infection_Mask is 1; codes 0..3 are the '
                     'Lung_and_Infection_Mask labels',
-            'subtasks': {s: {str(k): v for k, v in m.items()} for s, m in CODE_MAPS.items()}}}
+            'subtasks': {s: {str(k): v for k, v in m.items()} for s, m in CODE_MAPS.items()},
+            'subtask_classes': {s: list(subtask_classes(s)) for s in CODE_MAPS}}}
 
     # ---- cases -----------------------------------------------------------------------------------
     def _mask_dirs(self, release: Path, kaggle: bool) -> Dict[str, Path]:

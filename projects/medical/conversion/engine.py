@@ -342,7 +342,7 @@ def prepare(converter: DatasetConverter, src: Path, out: Path, workers: Optional
             'source': None if src is None else str(src.resolve()),
             'numTraining': sum(1 for r in results if r.labelled), 'skipped': dict(sorted(skipped.items())),
             'source_labels': f'{LABELS_DIR}/<case>.nii.gz', 'removed_label_voxels': removed,
-            **converter.card(), 'version': __version__, 'prepared_by': PREPARED_BY})
+            **_mirror_card(converter), **converter.card(), 'version': __version__, 'prepared_by': PREPARED_BY})
         if previews:
             from ..visualization import write_previews
             write_previews(tmp, records, results, previews)
@@ -469,6 +469,14 @@ def format_statistics(stats: dict) -> str:
             cells.append(f"{s['class_slices'][c] if total else '–'} | {share}")
         lines.append(f'| {cls} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
+
+
+def _mirror_card(converter: DatasetConverter) -> dict:
+    """``{'mirror_pairs': [[left, right], ...]}``: the converter's declared pairs among its classes (none: {})."""
+    from ..laterality import pairs_within
+
+    pairs = pairs_within(converter.mirror_pairs, converter.label_map.classes)
+    return {'mirror_pairs': [list(p) for p in pairs]} if pairs else {}
 
 
 def _write_json(path: Path, obj) -> None:

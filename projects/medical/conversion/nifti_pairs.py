@@ -67,6 +67,8 @@ class NiftiPairSpec:
             name), e.g. ``('Task202_MSD_LungTumor_datasplit', 'Task302_MSD_LungTumor_datasplit')``.
         official_name: how the split files name a case, with ``{case}`` (StructSeg: ``'train_{case}'``).
         configurable: the layout options ``--image-pattern``, ``--label-pattern``, ``--label-values``.
+        mirror_pairs: classes a left-right mirroring exchanges, by name (e.g. ``(('left_lung', 'right_lung'),)``):
+            written to ``dataset.json`` and the mmseg dataset's metainfo (:mod:`mmseg_medical.laterality`).
     """
 
     name: str
@@ -85,6 +87,7 @@ class NiftiPairSpec:
     benchmark_splits: Optional[Tuple[str, str]] = None
     official_name: str = CASE
     configurable: bool = False
+    mirror_pairs: Tuple[Tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.image.count(CASE) != 1 or self.label.count(CASE) != 1:
@@ -99,6 +102,9 @@ class NiftiPairSpec:
             raise ValueError(f"{self.name}: missing_label must be 'error' or 'skip'")
         if self.official_name.count(CASE) != 1:
             raise ValueError(f'{self.name}: official_name needs exactly one {CASE}')
+        unknown = [n for pair in self.mirror_pairs for n in pair if n not in self.classes]
+        if unknown:
+            raise ValueError(f'{self.name}: mirror_pairs name classes it does not have: {unknown}')
 
     @property
     def label_map(self) -> LabelMap:
@@ -309,7 +315,7 @@ def nifti_pair_converter(spec: NiftiPairSpec) -> Type[NiftiPairConverter]:
     label_values = ', '.join(f'{raw} {spec.classes[i]}' for raw, i in sorted(spec.label_map.mapping.items()) if i)
     where = f'{"|".join(spec.release_names)}/' if spec.release_names else ''
     attrs = dict(spec=spec, name=spec.name, description=spec.description,
-                 dataset_type=spec.dataset_type,
+                 dataset_type=spec.dataset_type, mirror_pairs=tuple(spec.mirror_pairs),
                  expected_layout=f'{where}{spec.image} + {spec.label} ({label_values}'
                                  f'{"; others background" if spec.others else ""}), at any depth',
                  __doc__=f'{spec.description}.\n\nImages {spec.image}, labels {spec.label}; window {spec.window}.')

@@ -25,6 +25,7 @@ NSCLC_LUNG = register_nifti_pairs(NiftiPairSpec(
                                    'release (Task 2/3 lung source; layout options)',
     image='imagesTr/{case}_0000.nii.gz', label='labelsTr/{case}.nii.gz', case_pattern=NSCLC_CASE,
     classes=('background', 'left_lung', 'right_lung'), dataset_type='NsclcLungDataset', window='lung',
+    mirror_pairs=(('left_lung', 'right_lung'),),
     benchmark_splits=('Task201_NSCLCLung_datasplit', 'Task301_NSCLCLung_datasplit'), configurable=True))
 
 NSCLC_PE = register_nifti_pairs(NiftiPairSpec(

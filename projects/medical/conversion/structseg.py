@@ -21,6 +21,7 @@ STRUCTSEG_LUNG = register_nifti_pairs(NiftiPairSpec(
     image='{case}/data.nii.gz', label='{case}/label.nii.gz', case_pattern=r'\d+',
     classes=('background', 'left_lung', 'right_lung'), raw_values={0: 0, 1: 1, 2: 2}, others='background',
     dataset_type='StructSegLungDataset', window='lung', release_names=('Thoracic_OAR',),
+    mirror_pairs=(('left_lung', 'right_lung'),),
     benchmark_splits=('Task200_StructSegLung_datasplit', 'Task300_StructSegLung_datasplit'),
     official_name='train_{case}'))
 

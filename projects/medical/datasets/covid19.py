@@ -24,10 +24,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmseg.registry import DATASETS, METRICS
 
-from ..conversion.covid19 import ALL, CODE_MAPS, JOINT, SUBTASKS, subtask_classes
+from ..conversion.covid19 import ALL, CODE_MAPS, JOINT, MIRROR_PAIRS, SUBTASKS, subtask_classes
 from ..conversion.nifti_pairs import SPECS
 from ..errors import MedSegError
 from ..evaluation.volume_metric import VolumeMetric
+from ..laterality import pairs_within
 from .base import MedicalSliceDataset
 
 _PALETTE = [[0, 0, 0], [0, 128, 255], [0, 200, 0], [255, 0, 0], [255, 255, 0], [255, 0, 255], [0, 255, 255]]
@@ -79,7 +80,9 @@ def stored_label_map(data_root: Optional[str], classes: Sequence[str], subtask: 
 class Covid19Dataset(MedicalSliceDataset):
     """Chest CT slices (lung window) of ``prepare_dataset.py covid19`` (or of any prepared chest CT folder)
     read as a COVID-19-CT-Seg subtask: ``lung_infection`` (background, left_lung, right_lung, infection;
-    default), ``lung`` or ``infection`` (``all``: the raw codes of the all-masks store).
+    default), ``lung`` or ``infection`` (``all``: the raw codes of the all-masks store). The metainfo's
+    ``mirror_pairs`` are the subtask's share of :data:`~mmseg_medical.conversion.covid19.MIRROR_PAIRS` (saved in
+    every checkpoint, read by mirror TTA).
 
     The masks are mapped to the subtask's classes by :func:`stored_label_map` from the folder's
     ``dataset.json``: one ``prepare_dataset.py covid19`` (default ``--subtask all``) feeds the joint, the
@@ -87,12 +90,13 @@ class Covid19Dataset(MedicalSliceDataset):
     class 3 or the infection model's class 1.
     """
 
-    METAINFO = dict(classes=subtask_classes(JOINT), palette=palette(4))
+    METAINFO = dict(classes=subtask_classes(JOINT), palette=palette(4), mirror_pairs=MIRROR_PAIRS)
 
     def __init__(self, subtask: str = JOINT, metainfo: Optional[dict] = None, **kwargs) -> None:
         classes = subtask_classes(subtask)
         self.subtask = subtask
-        metainfo = {'classes': classes, 'palette': palette(len(classes)), **(metainfo or {})}
+        metainfo = {'classes': classes, 'palette': palette(len(classes)),
+                    'mirror_pairs': pairs_within(MIRROR_PAIRS, classes), **(metainfo or {})}
         super().__init__(metainfo=metainfo, **kwargs)
 
     def get_label_map(self, new_classes=None) -> Optional[Dict[int, int]]:  # type: ignore[override]
@@ -195,6 +199,7 @@ class Covid19VolumeMetric(VolumeMetric):
 
 for _spec in SPECS.values():
     DATASETS.register_module(name=_spec.dataset_type, module=type(_spec.dataset_type, (MedicalSliceDataset,), {
-        'METAINFO': dict(classes=tuple(_spec.classes), palette=palette(len(_spec.classes))),
+        'METAINFO': dict(classes=tuple(_spec.classes), palette=palette(len(_spec.classes)),
+                         mirror_pairs=tuple(_spec.mirror_pairs)),
         '__doc__': f'{_spec.description} (slices of ``prepare_dataset.py {_spec.name}``).',
         '__module__': __name__}))

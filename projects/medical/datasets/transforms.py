@@ -11,6 +11,8 @@
   A grayscale PNG is one window.
 * :class:`BrightnessContrastDistortion`: mmseg's ``PhotoMetricDistortion`` without its HSV steps, for
   channels that are not colours (its hue/saturation would mix neighbouring slices or windows).
+* :class:`LateralRandomFlip`: mmseg's ``RandomFlip`` that exchanges left/right label values when a flip
+  mirrors the patient's left and right (the image columns), so datasets with lateral classes can train with flips.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmseg.datasets.transforms import PhotoMetricDistortion
+from mmseg.datasets.transforms import PhotoMetricDistortion, RandomFlip
 from mmseg.registry import TRANSFORMS
 
 from ..errors import MedSegError
+from ..laterality import LEFT_RIGHT_DIRECTIONS, swap_label_values
 from ..manifest import MANIFEST_NAME, find_dataset_root, read_manifest
 
-__all__ = ['BrightnessContrastDistortion', 'LoadSliceStack', 'neighbour_indices', 'stack_slices']
+__all__ = ['BrightnessContrastDistortion', 'LateralRandomFlip', 'LoadSliceStack', 'neighbour_indices', 'stack_slices']
 
 
 def _check_offsets(offsets: Sequence[int], who: str) -> Tuple[int, ...]:
@@ -221,3 +224,41 @@ class BrightnessContrastDistortion(PhotoMetricDistortion):
 
     def hue(self, img: np.ndarray) -> np.ndarray:
         return img
+
+
+@TRANSFORMS.register_module()
+class LateralRandomFlip(RandomFlip):
+    """mmseg's ``RandomFlip`` for datasets with left/right classes: a flip that mirrors the image columns
+    (``'horizontal'``, and ``'diagonal'`` = both axes) exchanges the label values of each of ``swap_pairs``
+    in the flipped masks, since in the slice convention (L, P, S) the columns run from the patient's right to
+    left; a ``'vertical'`` flip (rows: anterior-posterior) keeps them. (mmcv's own ``swap_seg_labels`` swaps
+    on every direction, vertical included.)
+
+    Args:
+        prob, direction: as ``RandomFlip``.
+        swap_pairs: pairs of label values as the pipeline sees them (after the dataset's label map), e.g.
+            ``((1, 2),)`` for ``left_lung`` / ``right_lung`` of the COVID-19-CT-Seg joint and lung models;
+            the dataset's declared pairs by name are its metainfo's ``mirror_pairs``.
+    """
+
+    def __init__(self, prob=None, direction='horizontal', swap_pairs: Sequence[Sequence[int]] = ()) -> None:
+        super().__init__(prob=prob, direction=direction)
+        pairs, seen = [], set()
+        for pair in swap_pairs:
+            values = tuple(pair) if not isinstance(pair, (str, bytes)) else ()
+            if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                                           for v in values) or values[0] == values[1] or seen & set(values):
+                raise MedSegError(None, f'LateralRandomFlip: swap_pairs must be pairs of two different label values '
+                                        f'>= 0, each value in one pair, got {swap_pairs!r}')
+            seen.update(values)
+            pairs.append((int(values[0]), int(values[1])))
+        self.swap_pairs = tuple(pairs)
+
+    def _flip_seg_map(self, seg_map: np.ndarray, direction: str) -> np.ndarray:
+        flipped = super()._flip_seg_map(seg_map, direction)
+        if direction in LEFT_RIGHT_DIRECTIONS and self.swap_pairs:
+            flipped = swap_label_values(flipped, self.swap_pairs)
+        return flipped
+
+    def __repr__(self) -> str:
+        return f'{super().__repr__()[:-1]}, swap_pairs={self.swap_pairs})'

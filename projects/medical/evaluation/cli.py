@@ -4,6 +4,9 @@ Pairs ``PRED_DIR/<case>.nii[.gz]`` with ``GT_DIR/<case>.nii[.gz]`` by case name 
 wrote, only the files its last run listed in ``infer_volume.json``; others are named in a warning), computes Dice, IoU,
 NSD, HD95 and ASSD per case and class (:func:`.metrics.case_metrics`), writes the per-case CSV and a
 markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and prints the summary.
+With ``--data`` the ground truth is a prepared dataset's ``labels/<case>.nii.gz``; where those hold a label
+store's codes (``dataset.json`` ``label_store``: COVID-19-CT-Seg's ``--subtask all``) they are read as the
+classes of the predictions' subtask (``--subtask``, else the smallest subtask holding every predicted label).
 Any bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing any output.
 """
 from __future__ import annotations
@@ -93,11 +96,14 @@ def pair_cases(gt_dir: Path, pred_dir: Path) -> List[Tuple[str, Path, Path]]:
     return [(name, gt_cases[name], pred_cases[name]) for name in gt_cases]
 
 
-def prepared_cases(data: Path, split: Optional[str], pred_dir: Path) -> Tuple[List[Tuple[str, Path, Path]], List[str]]:
+def prepared_cases(data: Path, split: Optional[str], pred_dir: Path, strays: Optional[List[str]] = None
+                   ) -> Tuple[List[Tuple[str, Path, Path]], List[str]]:
     """``(case, source label, prediction)`` for the predicted cases of ``split`` of a prepared dataset, and the
     cases of the split left without a prediction. The ground truth is the dataset's ``labels/<case>.nii.gz``
     (class indices on the source scan's grid, as prepare read the release: labels inside a zip included).
-    A prediction may be named ``<case>`` or, as the crossMoDA challenge names labels, ``<case>_Label``."""
+    A prediction may be named ``<case>`` or, as the crossMoDA challenge names labels, ``<case>_Label``.
+    Prediction files that are no case of the split are appended to ``strays`` (file names). A split none
+    of whose cases has a label (an image-only split) is an error saying so."""
     from ..manifest import LABELS_DIR, source_label_path
     from ..restacking import split_cases
 
@@ -110,19 +116,70 @@ def prepared_cases(data: Path, split: Optional[str], pred_dir: Path) -> Tuple[Li
     for name in list(predictions):
         if name.endswith('_Label') and name[:-len('_Label')] not in predictions:
             predictions[name[:-len('_Label')]] = predictions.pop(name)
-    pairs, missing = [], []
+    if strays is not None:
+        wanted = set(members)
+        strays.extend(path.name for name, path in sorted(predictions.items()) if name not in wanted)
+    pairs, missing, labelled = [], [], 0
     for case in members:
         label = source_label_path(data, case)
         if not label.is_file():
             continue                      # image-only cases of the split (no label to score)
+        labelled += 1
         if case in predictions:
             pairs.append((case, label, predictions[case]))
         else:
             missing.append(case)
+    if members and not labelled:
+        raise MedSegError(data, f'split {split or "(all)"} has no labelled case ({len(members)} image-only '
+                                'case(s), e.g. a target-domain split): there is no ground truth to score against')
     if not pairs:
         raise MedSegError(pred_dir, f'no prediction for any labelled case of split {split or "(all)"} of {data} '
                                     f'(expected e.g. {members[0] if members else "<case>"}.nii.gz)')
     return pairs, missing
+
+
+def label_store_subtasks(data: Path, card: dict) -> Dict[str, Tuple[Dict[int, int], Tuple[str, ...]]]:
+    """``subtask → (store code → class index, class names)`` of a prepared dataset whose labels hold a label
+    store's codes (``dataset.json`` ``label_store``, e.g. COVID-19-CT-Seg's ``--subtask all``); ``{}`` when the
+    labels hold the dataset's classes. A card prepared before it named the subtasks' classes takes them from
+    its converter."""
+    store = card.get('label_store')
+    if not store:
+        return {}
+    where = data / 'dataset.json'
+    try:
+        classes = store.get('subtask_classes')
+        if classes is None:
+            from ..conversion import CONVERTERS
+            classes = CONVERTERS[card['name']](**(card.get('settings') or {})).card()['label_store']['subtask_classes']
+        return {str(s): ({int(k): int(v) for k, v in codes.items()}, tuple(str(c) for c in classes[s]))
+                for s, codes in store['subtasks'].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MedSegError(where, f'label_store is not readable as subtasks with their classes ({type(exc).__name__}: '
+                                 f'{exc}); prepare the dataset again') from None
+
+
+def choose_subtask(subtasks: Dict[str, Tuple[Dict[int, int], Tuple[str, ...]]], top: Dict[Path, int],
+                   requested: Optional[str], data: Path) -> str:
+    """The subtask the predictions are scored as: ``requested`` (``--subtask``), else the one with the fewest
+    classes that holds every predicted label (``top``: each prediction file's largest label). A prediction
+    label the subtask has no class for is an error naming the file."""
+    largest = max(top.items(), key=lambda item: item[1]) if top else (None, 0)
+    if requested is not None:
+        if requested not in subtasks:
+            raise MedSegError('--subtask', f'{data} stores the subtasks {", ".join(subtasks)}, not {requested!r}')
+        chosen = requested
+    else:
+        fits = sorted((len(classes), name) for name, (_, classes) in subtasks.items() if len(classes) > largest[1])
+        if not fits:
+            raise MedSegError(largest[0], f'holds label {largest[1]}, more than any subtask of the label store of '
+                                          f'{data} has ({", ".join(f"{s}: 0..{len(c) - 1}" for s, (_, c) in subtasks.items())})')
+        chosen = fits[0][1]
+    classes = subtasks[chosen][1]
+    if largest[1] >= len(classes):
+        raise MedSegError(largest[0], f'holds label {largest[1]}, but subtask {chosen!r} has classes 0..{len(classes) - 1} '
+                                      f'({", ".join(classes)})')
+    return chosen
 
 
 def load_labels(path: Path) -> Tuple[np.ndarray, Tuple[float, ...], np.ndarray]:
@@ -257,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                  'from its dataset.json')
     parser.add_argument('--split', default=None, help='with --data: score the predicted cases of this split list '
                                                       '(splits.json: test, val, fold2_val, ...; default: all)')
+    parser.add_argument('--subtask', default=None,
+                        help="with --data of a label store (dataset.json label_store, e.g. covid19's default --subtask "
+                             "all): the subtask whose classes the predictions hold (covid19: lung_infection, lung, "
+                             "infection); default: the subtask with the fewest classes that holds every predicted label")
     parser.add_argument('--out', required=True, type=Path, help='per-case CSV to write')
     parser.add_argument('--nsd-tolerance', default=None,
                         help='NSD tolerance in mm: a default and/or CLASS:MM items, e.g. "1:1.0,2:3.0" or '
@@ -287,19 +348,46 @@ def run(args: argparse.Namespace) -> str:
     data = getattr(args, 'data', None)
     dataset_names: Dict[int, str] = {}
     first_labels: Optional[List[int]] = None
+    store_map: Optional[np.ndarray] = None      # label store code -> class of the subtask (a lookup table)
+    subtask_text = ''
+    requested = getattr(args, 'subtask', None)
     if data is not None:
         from ..manifest import read_dataset_card
 
         card = read_dataset_card(data)
-        pairs, missing = prepared_cases(data, getattr(args, 'split', None), args.pred)
+        subtasks = label_store_subtasks(data, card)
+        if requested is not None and not subtasks:
+            raise MedSegError('--subtask', f'{data} has no label store (its labels hold its classes '
+                                           f'{", ".join(map(str, card.get("classes") or []))}): leave --subtask out')
+        strays: List[str] = []
+        pairs, missing = prepared_cases(data, getattr(args, 'split', None), args.pred, strays)
         if missing:
             print(f'warning: {len(missing)} labelled case(s) of split {args.split or "(all)"} have no prediction '
                   f'in {args.pred} and are not scored: {", ".join(missing[:5])}{" ..." if len(missing) > 5 else ""}',
                   file=sys.stderr)
-        dataset_names = {i: str(n) for i, n in enumerate(card.get('classes') or []) if i}
+        if strays:
+            print(f'warning: {len(strays)} prediction file(s) in {args.pred} match no case of split '
+                  f'{args.split or "(all)"} of {data} and are not scored: {", ".join(strays)}', file=sys.stderr)
+        if subtasks:
+            top = {pred: max(present_labels(load_labels(pred)[0]), default=0)
+                   for _, _, pred in tqdm(pairs, desc='reading predicted labels', unit='case', disable=None)}
+            subtask = choose_subtask(subtasks, top, requested, data)
+            codes, subtask_classes = subtasks[subtask]
+            store_map = np.full(max(codes) + 1, -1, dtype=np.int64)
+            for code, value in codes.items():
+                store_map[code] = value
+            dataset_names = {i: n for i, n in enumerate(subtask_classes) if i}
+            how = 'as asked (--subtask)' if requested else (f'the smallest subtask holding every predicted label '
+                                                            f'(largest {max(top.values(), default=0)}); --subtask to choose')
+            subtask_text = f'; the label store\'s codes read as subtask {subtask} ({", ".join(subtask_classes)})'
+            print(f'scoring subtask {subtask} ({", ".join(subtask_classes)}): {how}', file=sys.stderr)
+        else:
+            dataset_names = {i: str(n) for i, n in enumerate(card.get('classes') or []) if i}
     else:
         if getattr(args, 'split', None):
             raise MedSegError('--split', 'needs --data (a prepared dataset)')
+        if requested is not None:
+            raise MedSegError('--subtask', 'needs --data (a prepared dataset with a label store)')
         pairs = pair_cases(args.gt, args.pred)
     if args.classes is not None:
         classes = parse_classes(args.classes)
@@ -328,6 +416,11 @@ def run(args: argparse.Namespace) -> str:
     rows: List[dict] = []
     for case, gt_path, pred_path in tqdm(pairs, desc='evaluating', unit='case', disable=None):
         gt, spacing, gt_affine = load_labels(gt_path)
+        if store_map is not None:
+            unknown = [v for v in present_labels(gt) if v >= store_map.size or store_map[v] < 0]
+            if unknown:
+                raise MedSegError(gt_path, f'holds code {unknown[0]}, not one of the label store\'s')
+            gt = store_map[gt].astype(np.uint8)
         pred, _, pred_affine = load_labels(pred_path)
         _check_geometry(gt_path, pred_path, gt, pred, gt_affine, pred_affine)
         try:
@@ -338,7 +431,7 @@ def run(args: argparse.Namespace) -> str:
 
     summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=spec)
     label = {c: f'{c} ({names[c]})' for c in classes if c in names}
-    truth = args.gt if data is None else f'{data}/labels/ (split {args.split or "all"})'
+    truth = args.gt if data is None else f'{data}/labels/ (split {args.split or "all"}){subtask_text}'
     tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items()) if 'nsd' in spec.metrics else 'no NSD'
     report = (f'# Volume metrics ({len(pairs)} cases, protocol {spec.name})\n\n'
               f'Ground truth: `{truth}`; predictions: `{args.pred}`. NSD tolerance (mm) per class: {tol_text}.\n'
