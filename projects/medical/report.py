@@ -16,7 +16,8 @@ written by ``VolumeMetric``, slice PNGs by ``IoUMetric``) or a benchmark work di
 Pictures are embedded as ``data:`` URIs and the page loads nothing else (its Content-Security-Policy forbids
 it). Where the run facts come from, first found wins: the command-line options, ``DIR/run.json`` (written by
 ``VolumeMetric`` with ``metrics.csv``, absolute paths), the newest ``mim test`` log whose config wrote to ``DIR``
-(looked for in ``--work-dir``, ``DIR`` and ``DIR/..``), and that run's config. Bad input is one
+(looked for in ``--work-dir``, ``DIR`` and ``DIR/..``), that run's config, and the training config the
+checkpoint carries (``--checkpoint CKPT`` alone is enough). Bad input is one
 :class:`~mmseg_medical.errors.MedSegError`; the page is written through a temporary file and ``os.replace``.
 """
 from __future__ import annotations
@@ -181,6 +182,14 @@ def find_run_info(out_dir: PathLike, config: Optional[PathLike] = None, checkpoi
             if info.config_text is None:
                 info.config_text = dumps[0].read_text(errors='replace')
                 info.sources['config_text'] = 'config dump in the work dir'
+    if info.config_text is None and info.checkpoint and Path(info.checkpoint).is_file():
+        # a checkpoint alone: the training config it carries (mmengine's meta['cfg'])
+        from .checkpoints import read_checkpoint, training_config_text
+
+        text = training_config_text(read_checkpoint(info.checkpoint))
+        if text:
+            info.config_text = text
+            info.sources['config_text'] = "the training config in the checkpoint (meta['cfg'])"
     if info.config_text:
         values = _config_values(info.config_text)
         source = info.sources.get('config_text', 'config')
@@ -808,7 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--data', type=Path, default=None,
                         help="the prepared dataset tested (default: from DIR/run.json or the run's config)")
     parser.add_argument('--config', default=None, help='the config tested (default: from the run)')
-    parser.add_argument('--checkpoint', default=None, help='the checkpoint tested (default: from the run)')
+    parser.add_argument('--checkpoint', default=None,
+                        help="the checkpoint tested (default: from the run); alone, its training config gives the "
+                             'prepared dataset and the protocol')
     parser.add_argument('--protocol', default=None, help='the evaluation protocol (default: from the run log)')
     parser.add_argument('--work-dir', type=Path, default=None,
                         help='the mim test --work-dir, when it is neither DIR nor its parent (its log and config)')
