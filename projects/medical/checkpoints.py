@@ -33,7 +33,7 @@ loading step with its offsets / windows, the data preprocessor's mean, std and c
 
     error: <checkpoint>: was trained on other input than the config gives: test pipeline loading step is
     [{'type': 'LoadImageFromFile'}] in its training config, [{'offsets': [-1, 0, 1], 'type': 'LoadSliceStack'}]
-    in the config (use the config it was trained with)
+    in the config (also data_preprocessor.bgr_to_rgb); use the config it was trained with
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def input_signature(cfg) -> Dict[str, Any]:
     for key in ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr'):
         signature[f'data_preprocessor.{key}'] = preprocessor.get(key)
     signature['backbone.in_channels'] = (model.get('backbone') or {}).get('in_channels')
-    return _plain(signature)
+    return {key: _plain(value) for key, value in signature.items()}
 
 
 def training_config_text(checkpoint: Mapping[str, Any]) -> Optional[str]:
@@ -193,9 +193,9 @@ def check_same_input(checkpoint: Mapping[str, Any], cfg, path: Union[str, PathLi
     differ = [key for key in used if trained.get(key) != used[key]]
     if differ:
         key = differ[0]
-        more = f' (and {", ".join(differ[1:])})' if len(differ) > 1 else ''
+        more = f' (also {", ".join(differ[1:])})' if len(differ) > 1 else ''
         raise MedSegError(path, f'{INPUT_ADVICE}: {key} is {trained.get(key)} in its training config, {used[key]} '
-                                f'in the config{more} (use the config it was trained with)')
+                                f'in the config{more}; use the config it was trained with')
 
 
 def _checkpoint_path(runner) -> Optional[str]:

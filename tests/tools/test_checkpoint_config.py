@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG_25D = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-2.5d-512x512.py'
 #: The 1-slice model's line for the 2.5D config (shapes fit: 3 channels both): what the tools must say.
 REFUSAL = (f"{INPUT_ADVICE}: test pipeline loading step is [{{'type': 'LoadImageFromFile'}}] in its training "
-           "config, [{'offsets': [-1, 0, 1], 'type': 'LoadSliceStack'}] in the config (use the config it was "
-           'trained with)')
+           "config, [{'offsets': [-1, 0, 1], 'type': 'LoadSliceStack'}] in the config (also "
+           'data_preprocessor.bgr_to_rgb); use the config it was trained with')
 
 
 def _options(m) -> list:
