@@ -8,7 +8,7 @@ the truth shows two.
 from __future__ import annotations
 
 import io
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 

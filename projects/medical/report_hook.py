@@ -17,7 +17,6 @@ writes the report (atomically, on the main process only) from ``DIR/run.json``.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional

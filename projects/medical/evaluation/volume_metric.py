@@ -208,7 +208,8 @@ class VolumeMetric(BaseMetric):
             out_dir = Path(self.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows, protocol.metrics))
-            self._write_run_info(sorted({g['_root'] for g in geometries.values()}))
+            if out_dir.name == 'volumes':  # mim test --out DIR: DIR/volumes, the report's DIR
+                self._write_run_info(sorted({g['_root'] for g in geometries.values()}))
         voxel_units = any(g.get('spacing') is None for g in geometries.values())
         return self._summarise(rows, names, classes, logger, voxel_units)
 
