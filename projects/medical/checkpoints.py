@@ -24,7 +24,7 @@ A checkpoint carries its training config: mmengine's ``CheckpointHook`` stores `
 ``meta['cfg']`` (mmengine 0.10.7 ``Runner.save_checkpoint``). :func:`config_from_checkpoint` reads it back, so
 ``infer_volume``, ``pseudo_label`` and ``tools/report.py --checkpoint`` take a checkpoint alone. A checkpoint
 can fit the model's shapes and still be wrong for the config: a 1-slice Cranium model (grey slice in 3
-channels) fits the 2.5D config (3 neighbouring slices in 3 channels) and ran silently (val Dice 0.837 → 0.676).
+channels) fits the 2.5D config (3 neighbouring slices in 3 channels) and ran silently, scoring lower (issue 20).
 :func:`check_same_input` compares what defines the model's input (:func:`input_signature`: the test pipeline's
 loading step with its offsets / windows, the data preprocessor's mean, std and channel order, the backbone's
 ``in_channels``) between the checkpoint's training config and the config it is used with; ``mim test``
