@@ -292,7 +292,45 @@ def test_report_of_a_test_output(hand_output, cranium_data, chrome, capsys):
     expected = ', '.join(f'case {case} slice {k} ({-n} px)' for n, case, k in sorted(counts)[:6])
     assert any(f'over all cases: {expected};' in c for c in captions), captions
     text = chrome.evaluate('document.body.innerText')
-    assert 'prediction outlined in magenta' in text and 'ground truth filled and outlined in green' in text
+    assert "every class tinted and outlined in the dataset's colour: hemorrhage" in text
+    # the caption's swatch has the colour of the dataset class (CraniumDataset's palette: hemorrhage red)
+    swatch = chrome.evaluate("getComputedStyle(document.querySelector('.swatch[data-class=hemorrhage]'))"
+                             ".backgroundColor")
+    assert swatch == 'rgb(255, 0, 0)'
+
+
+def test_overlays_colour_each_class_with_the_dataset_palette():
+    """A COVID joint model that labels both lungs left_lung looks wrong: in the prediction tile the right lung is
+    outlined in left_lung's colour, and right_lung's colour is only in the truth tile; the legend names the
+    classes. Colours read back from the PNG, pixel for pixel, against Covid19Dataset's METAINFO palette."""
+    from mmseg.registry import DATASETS
+
+    from mmseg_medical.report_figures import overlay_figures, overlay_panels
+
+    meta = DATASETS.get('Covid19Dataset').METAINFO
+    names, palette = list(meta['classes']), [tuple(c) for c in meta['palette']]
+    left, right = names.index('left_lung'), names.index('right_lung')
+    image = np.full((32, 32), 60, np.uint8)
+    truth = np.zeros((32, 32), np.uint8)
+    truth[8:24, 4:12], truth[8:24, 20:28] = left, right
+    pred = np.where(truth > 0, left, 0).astype(np.uint8)        # both lungs called left_lung
+    scored = [c for c in range(1, len(names))]
+    picture = cv2.cvtColor(cv2.imdecode(np.frombuffer(overlay_panels([(image, truth, pred, 'slice 0')], scored, names,
+                                                                     palette), np.uint8), cv2.IMREAD_COLOR),
+                           cv2.COLOR_BGR2RGB)
+    tile_h = picture.shape[1] // 3          # three square tiles side by side (2 px gaps), the legend under them
+    tiles = picture[:tile_h - 4]
+
+    def columns(colour):   # tile index (0 image, 1 truth, 2 prediction) of the pixels of exactly this colour
+        ys, xs = np.nonzero((tiles == np.array(colour, np.uint8)).all(-1))
+        return np.bincount(xs * 3 // picture.shape[1], minlength=3)
+
+    assert columns(palette[right])[1] > 0 and columns(palette[right])[2] == 0
+    in_left = columns(palette[left])
+    assert in_left[1] > 0 and in_left[2] > 0 and in_left[0] == 0
+    assert in_left[2] > 1.8 * in_left[1]    # two lungs outlined in left_lung's colour against one
+    figure = overlay_figures([(image, truth, pred, 'slice 0')], scored, names, palette)[0]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == names[1:]
 
 
 def test_report_errors_are_one_line_and_write_nothing(hand_output, cranium_data, tmp_path, capsys):
@@ -428,7 +466,7 @@ def test_mim_test_writes_the_report(cranium_run, chrome, tmp_path):
     facts = run_facts(chrome)
     assert facts['config'].startswith(str(CONFIG))
     assert facts['checkpoint'].startswith(str(cranium_run['checkpoint']))
-    assert facts['evaluation protocol'].startswith('default (the mim test run (ReportHook))')
+    assert facts['evaluation protocol'].startswith('default (run.json)')
     assert facts['prepared dataset'].startswith(str(data.resolve()))
     assert facts['test split list'].startswith(str(data.resolve() / 'splits' / 'val.txt'))
     assert facts['cases scored'] == '4'
@@ -472,6 +510,43 @@ def test_report_tool_finds_the_run_from_its_log(cranium_run, chrome):
     assert facts['config'].startswith(str(cranium_run['work'] / CONFIG.name))
     assert facts['prepared dataset'].startswith(str(cranium_run['data'].resolve()))
     assert 'config as run' in chrome.evaluate('document.body.innerText')
+
+
+def test_relative_data_root_and_a_work_dir_apart_from_out(cranium_run, tmp_path):
+    """The configs' relative data_root, mim test run from the folder holding the data, the work dir apart from
+    --out: the test writes run.json with absolute paths (also without ReportHook) and the report is found from
+    another folder (before, the root was joined twice: '.../data/data/splits/val.txt ... not in the prepared
+    dataset', exit 1)."""
+    root = cranium_run['root']
+    options = [*tiny_overrides('data', scale=32, iters=ITERS, workers=0, lr=0.05),
+               'model.decode_head.loss_decode.class_weight=[0.02,1.0]']
+    assert 'test_dataloader.dataset.data_root=data/' in options
+    work, out = tmp_path / 'work', tmp_path / 'elsewhere' / 'pred'
+    run(mim_test(CONFIG, cranium_run['checkpoint'], work, [*options, 'default_hooks.report.type=ReportHook'],
+                 ['--gpus', '0', '--out', str(out)]), log=tmp_path / 'test.log', cwd=root)
+    stored = json.loads((out / 'run.json').read_text())
+    data = cranium_run['data'].resolve()
+    assert stored == {'config': str(CONFIG), 'checkpoint': str(cranium_run['checkpoint']), 'protocol': 'default',
+                      'data_root': str(data), 'split_file': str(data / 'splits' / 'val.txt'),
+                      'work_dir': str(work), 'log': stored['log']}
+    assert Path(stored['log']).parent.parent == work and Path(stored['log']).is_file()
+    assert (out / 'report.html').is_file()
+    (out / 'report.html').unlink()
+    elsewhere = tmp_path / 'cwd'
+    elsewhere.mkdir()
+    proc = subprocess.run([sys.executable, str(REPO / 'tools/report.py'), str(out)], capture_output=True, text=True,
+                          cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out / 'report.html')
+    page = (out / 'report.html').read_text()
+    assert str(data / 'splits' / 'val.txt') in page and 'have no row in' not in page
+    # a plain mim test (no ReportHook) writes run.json too: RunInfoHook is in every config
+    (out / 'run.json').unlink()
+    run(mim_test(CONFIG, cranium_run['checkpoint'], work, options, ['--gpus', '0', '--out', str(out)]),
+        log=tmp_path / 'test2.log', cwd=root)
+    again = json.loads((out / 'run.json').read_text())
+    assert {k: again[k] for k in ('config', 'checkpoint', 'data_root', 'split_file')} == \
+        {k: stored[k] for k in ('config', 'checkpoint', 'data_root', 'split_file')}
 
 
 def test_report_hook_without_out_stops_before_testing(cranium_run, tmp_path):

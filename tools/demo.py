@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from mmseg_medical.restacking import iter_case_volumes
-from mmseg_medical.runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run, tiny_overrides
+from mmseg_medical.runs import (choose_threads, last_checkpoint, mim_test, mim_train, read_test_metrics, run,
+                                thread_note, tiny_overrides)
 from mmseg_medical.synthetic import write_cranium_release
 from mmseg_medical.visualization import side_by_side
 
@@ -23,6 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 # cross-entropy 0.01 config predicts no hemorrhage at all after a few hundred iterations (measured: Dice 0.00
 # after 1200 iterations at 64², 0.3% foreground pixels); it needs the full 20k schedule.
 CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16-ce-1.0-dice-3.0_unet_1xb16-0.01-20k_cranium-512x512.py'
+
+
+WORKERS = 2  # dataloader workers of the training and test runs (tiny_overrides' default)
 
 
 def dice(gt: np.ndarray, pred: np.ndarray, label: int = 1) -> float:
@@ -74,7 +78,8 @@ def main() -> int:
     print(f'[2/5] python tools/prepare_dataset.py cranium --src {raw} --out {data}')
     run([sys.executable, str(REPO / 'tools/prepare_dataset.py'), 'cranium', '--src', str(raw), '--out', str(data)])
 
-    options = tiny_overrides(data, scale=args.scale, iters=args.iters)
+    options = tiny_overrides(data, scale=args.scale, iters=args.iters, workers=WORKERS)
+    print(thread_note(choose_threads(WORKERS), WORKERS))
     train_dir, test_dir = work / 'train', work / 'test'
     print(f'[3/5] mim train mmseg {CONFIG.relative_to(REPO)} ({args.iters} iterations at {args.scale}², '
           f'log: {train_dir}/train.log)')

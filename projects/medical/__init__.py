@@ -27,5 +27,6 @@ else:
     from .evaluation import evaluator, volume_metric  # noqa: F401,E402  (registers SegEvaluator, VolumeMetric)
     from . import report_hook  # noqa: F401,E402  (registers ReportHook: mim test --out DIR writes DIR/report.html)
     from . import checkpoints  # noqa: F401,E402  (registers CheckpointFitHook)
+    from . import threads  # noqa: F401,E402  (registers CpuThreadsHook: tiny_overrides' torch threads)
 
 __all__ = ['__version__']

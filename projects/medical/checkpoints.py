@@ -19,13 +19,29 @@ the config drops) are mmengine's to ignore. To initialise from another model's c
 
 ``tools/infer_volume.py`` and ``tools/pseudo_label.py`` load with ``strict=True`` in
 :func:`mmseg_medical.inference.load_model`, which gives the same first sentence.
+
+A checkpoint carries its training config: mmengine's ``CheckpointHook`` stores ``runner.cfg.pretty_text`` as
+``meta['cfg']`` (mmengine 0.10.7 ``Runner.save_checkpoint``). :func:`config_from_checkpoint` reads it back, so
+``infer_volume``, ``pseudo_label`` and ``tools/report.py --checkpoint`` take a checkpoint alone. A checkpoint
+can fit the model's shapes and still be wrong for the config: a 1-slice Cranium model (grey slice in 3
+channels) fits the 2.5D config (3 neighbouring slices in 3 channels) and ran silently, scoring lower (issue 20).
+:func:`check_same_input` compares what defines the model's input (:func:`input_signature`: the test pipeline's
+loading step with its offsets / windows, the data preprocessor's mean, std and channel order, the backbone's
+``in_channels``) between the checkpoint's training config and the config it is used with; ``mim test``
+(:class:`CheckpointFitHook`, before the first test step) and ``infer_volume`` / ``pseudo_label`` (in
+``load_model``) refuse a difference with one line::
+
+    error: <checkpoint>: was trained on other input than the config gives: test pipeline loading step is
+    [{'type': 'LoadImageFromFile'}] in its training config, [{'offsets': [-1, 0, 1], 'type': 'LoadSliceStack'}]
+    in the config (also data_preprocessor.bgr_to_rgb); use the config it was trained with
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from os import PathLike
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -88,6 +104,100 @@ def check_fits(model, checkpoint: Mapping[str, Any], path: Union[str, PathLike, 
     raise MedSegError(path, f'{ADVICE}: {first}{more}')
 
 
+INPUT_ADVICE = 'was trained on other input than the config gives'
+#: Pipeline steps that do not define the image the model sees (labels, packing).
+_NOT_INPUT = {'LoadAnnotations', 'PackSegInputs'}
+
+
+def _plain(value: Any) -> Any:
+    """Config values as JSON would hold them (tuples as lists, ConfigDicts as dicts), to compare across a
+    config file and a config text read back from a checkpoint."""
+    return json.loads(json.dumps(value, sort_keys=True, default=lambda v: dict(v) if isinstance(v, Mapping)
+                                 else list(v) if isinstance(v, (tuple, set)) else str(v)))
+
+
+def input_signature(cfg) -> Dict[str, Any]:
+    """What defines a model's input in a config: the loading steps of the test pipeline (``LoadImageFromFile``,
+    ``LoadSliceStack`` with its ``offsets`` / ``windows``, ...), the data preprocessor's ``mean``, ``std``,
+    ``bgr_to_rgb`` / ``rgb_to_bgr`` and the backbone's ``in_channels``; JSON-plain values, ``None`` where unset."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    pipeline = dataset.get('pipeline') or cfg.get('test_pipeline') or []
+    loading = [step for step in pipeline if str(step.get('type', '')).startswith('Load')
+               and step.get('type') not in _NOT_INPUT]
+    model = cfg.get('model') or {}
+    preprocessor = model.get('data_preprocessor') or {}
+    signature = {'test pipeline loading step': loading}
+    for key in ('mean', 'std', 'bgr_to_rgb', 'rgb_to_bgr'):
+        signature[f'data_preprocessor.{key}'] = preprocessor.get(key)
+    signature['backbone.in_channels'] = (model.get('backbone') or {}).get('in_channels')
+    return {key: _plain(value) for key, value in signature.items()}
+
+
+def training_config_text(checkpoint: Mapping[str, Any]) -> Optional[str]:
+    """The training config mmengine stored in a loaded checkpoint (``meta['cfg']``), or None."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    text = meta.get('cfg') if isinstance(meta, Mapping) else None
+    return text if isinstance(text, str) and text.strip() else None
+
+
+def parse_config_text(text: str, path: Union[str, PathLike, None]):
+    """An mmengine ``Config`` from a config text (``meta['cfg']``), named after ``path`` in messages."""
+    from mmengine.config import Config
+
+    try:
+        cfg = Config.fromstring(text, '.py')
+    except Exception as exc:  # mmengine raises assorted errors for texts that do not parse
+        raise MedSegError(path, f"cannot read the training config it carries (meta['cfg']: "
+                                f'{type(exc).__name__}: {exc})') from None
+    return Config(cfg.to_dict(), cfg_text=text, filename=str(path))
+
+
+def read_checkpoint(path: Union[str, PathLike]) -> dict:
+    """A checkpoint file loaded on the CPU; one :class:`MedSegError` line when it is missing or unreadable."""
+    from pathlib import Path
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    if not Path(path).is_file():
+        raise MedSegError(path, 'checkpoint file not found')
+    try:
+        return _load_checkpoint(str(path), map_location='cpu')
+    except Exception as exc:  # torch / pickle raise many types for unreadable checkpoints
+        raise MedSegError(path, f'cannot read checkpoint ({type(exc).__name__}: {exc})') from None
+
+
+def config_from_checkpoint(path: Union[str, PathLike], cfg_options: Optional[dict] = None):
+    """The training config a checkpoint carries (``meta['cfg']``) with ``cfg_options`` merged in; its
+    ``filename`` is the checkpoint's path. Raises when the checkpoint carries none."""
+    text = training_config_text(read_checkpoint(path))
+    if text is None:
+        raise MedSegError(path, "carries no training config (meta['cfg'], written by mmengine's CheckpointHook); "
+                                'pass the config it was trained with')
+    cfg = parse_config_text(text, path)
+    if cfg_options:
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except Exception as exc:
+            raise MedSegError(path, f'cannot apply --cfg-options ({type(exc).__name__}: {exc})') from None
+    return cfg
+
+
+def check_same_input(checkpoint: Mapping[str, Any], cfg, path: Union[str, PathLike, None]) -> None:
+    """Raise :class:`MedSegError` (one line: the first part that differs, in both) when the checkpoint's training
+    config defines another input than ``cfg`` (:func:`input_signature`); a checkpoint without its config
+    passes (nothing to compare)."""
+    text = training_config_text(checkpoint)
+    if text is None:
+        return
+    trained, used = input_signature(parse_config_text(text, path)), input_signature(cfg)
+    differ = [key for key in used if trained.get(key) != used[key]]
+    if differ:
+        key = differ[0]
+        more = f' (also {", ".join(differ[1:])})' if len(differ) > 1 else ''
+        raise MedSegError(path, f'{INPUT_ADVICE}: {key} is {trained.get(key)} in its training config, {used[key]} '
+                                f'in the config{more}; use the config it was trained with')
+
+
 def _checkpoint_path(runner) -> Optional[str]:
     """The file the runner is loading: ``load_from``, else (``--resume`` without it) the latest in work_dir
     (``Runner.load_or_resume``'s choice; mmengine 0.10.7 keeps both settings in private attributes)."""
@@ -97,17 +207,37 @@ def _checkpoint_path(runner) -> Optional[str]:
     return None if path is None else str(path)
 
 
+def _stop(exc: MedSegError) -> None:
+    if is_main_process():
+        print(f'error: {exc}', file=sys.stderr, flush=True)
+    raise SystemExit(1) from None
+
+
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Stops ``mim test`` / ``mim train`` (``load_from``, ``--resume``) with one line on stderr and exit status 1
-    when the checkpoint does not fit the model (:func:`check_fits`), before a weight is copied."""
+    when the checkpoint does not fit the model (:func:`check_fits`), before a weight is copied; and ``mim test``,
+    before the first test step, when the checkpoint was trained on other input than the config gives
+    (:func:`check_same_input`; training from another model's weights, ``load_from``, is left alone)."""
 
     priority = 'VERY_HIGH'
 
+    def __init__(self) -> None:
+        self._loaded: Optional[Tuple[dict, str]] = None
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        path = _checkpoint_path(runner) or 'checkpoint'
         try:
-            check_fits(runner.model, checkpoint, _checkpoint_path(runner) or 'checkpoint')
+            check_fits(runner.model, checkpoint, path)
         except MedSegError as exc:
-            if is_main_process():
-                print(f'error: {exc}', file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
+            _stop(exc)
+        self._loaded = ({'meta': {'cfg': training_config_text(checkpoint)}}, path)
+
+    def before_test(self, runner) -> None:
+        if self._loaded is None:
+            return
+        checkpoint, path = self._loaded
+        try:
+            check_same_input(checkpoint, runner.cfg, path)
+        except MedSegError as exc:
+            _stop(exc)

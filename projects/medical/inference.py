@@ -242,17 +242,18 @@ def load_model(cfg, checkpoint: PathLike, device: str = 'cpu'):
 
     ``init_model`` loads non-strictly (a checkpoint of a differently sized model only logs warnings and
     fails later in the forward pass), so the checkpoint is checked against the model first
-    (:func:`mmseg_medical.checkpoints.check_fits`: one line, as ``mim test`` gives) and loaded with ``strict=True``.
+    (:func:`mmseg_medical.checkpoints.check_fits`: one line, as ``mim test`` gives), its training config against
+    ``cfg``'s input (:func:`~mmseg_medical.checkpoints.check_same_input`), and loaded with ``strict=True``.
     ``model.cfg.test_pipeline`` is set to ``test_dataloader.dataset.pipeline``, which is what
     ``mim test`` runs (the top-level ``test_pipeline`` is a copy taken when the config file was read, so
     ``--cfg-options`` on the dataloader do not reach it); :func:`predict_volume` and
     ``mmseg.apis.inference_model`` then agree with ``mim test``.
     """
     import torch
-    from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
     from mmseg.apis import init_model
 
-    from .checkpoints import check_fits
+    from .checkpoints import check_fits, check_same_input, read_checkpoint
 
     if not Path(checkpoint).is_file():
         raise MedSegError(checkpoint, 'checkpoint file not found')
@@ -268,11 +269,9 @@ def load_model(cfg, checkpoint: PathLike, device: str = 'cpu'):
             model = init_model(cfg, None, device='cpu')
     except Exception as exc:  # registry / build errors of a broken model config
         raise MedSegError(cfg.filename, f'cannot build the model ({type(exc).__name__}: {exc})') from None
-    try:
-        state = _load_checkpoint(str(checkpoint), map_location='cpu')
-    except Exception as exc:  # torch / pickle raise many types for unreadable checkpoints
-        raise MedSegError(checkpoint, f'cannot read checkpoint ({type(exc).__name__}: {exc})') from None
+    state = read_checkpoint(checkpoint)
     check_fits(model, state, checkpoint)   # the one line mim test / mim train print too (CheckpointFitHook)
+    check_same_input(state, cfg, checkpoint)   # shapes that fit can still be another input (1 slice vs 2.5D)
     _load_checkpoint_to_model(model, state, strict=True)
     meta = state.get('meta', {}) if isinstance(state, dict) else {}
     if meta.get('dataset_meta'):
@@ -765,7 +764,8 @@ def infer(models: Sequence[Tuple[PathLike, PathLike]], out_dir: PathLike, input:
           label_suffix: str = '') -> List[Path]:
     """What ``tools/infer_volume.py`` does: segment the scans under ``input``, or the cases of split ``split``
     of the prepared dataset ``data`` (read from its raw release, ``src`` overriding the recorded one), with
-    the ensemble of ``models`` (``(config, checkpoint)`` pairs; ``cfg_options`` apply to every config) into
+    the ensemble of ``models`` (``(config, checkpoint)`` pairs, config ``None``: the training config the
+    checkpoint carries; ``cfg_options`` apply to every config) into
     ``out_dir`` (:func:`segment`). Every model is loaded, and the inputs found, before any case is read;
     returns the written files."""
     if (input is None) == (data is None):
@@ -775,7 +775,12 @@ def infer(models: Sequence[Tuple[PathLike, PathLike]], out_dir: PathLike, input:
         from .manifest import read_dataset_card
         recorded = src if src is not None else read_dataset_card(data).get('source')
         check_apart(out_dir, '--output', {'--data': data, '--src': recorded})
-    configs = {config: load_config(config, cfg_options) for config in dict.fromkeys(c for c, _ in models)}
+    from .checkpoints import config_from_checkpoint
+
+    # a model given as a checkpoint alone (config None) is built from the training config it carries
+    keys = [checkpoint if config is None else config for config, checkpoint in models]
+    configs = {key: load_config(key, cfg_options) if config is not None else config_from_checkpoint(key, cfg_options)
+               for key, (config, _) in dict(zip(keys, models)).items()}
     if data is not None:
         if not split:
             raise MedSegError('--split', 'give the split list of --data to segment, e.g. --split test')
@@ -795,6 +800,6 @@ def infer(models: Sequence[Tuple[PathLike, PathLike]], out_dir: PathLike, input:
                                           f'{converter.name} {converter.settings()}: the models of an ensemble '
                                           'must share the intensity rule and slice grid')
         cases = file_cases(inputs, converter)
-    loaded = [load_model(configs[config], checkpoint, device) for config, checkpoint in models]
+    loaded = [load_model(configs[key], checkpoint, device) for key, (_, checkpoint) in zip(keys, models)]
     predictor = Predictor(loaded, tta, batch_size, names=[str(checkpoint) for _, checkpoint in models])
     return segment(cases, predictor, out_dir, postprocess, probabilities_dtype, label_suffix)

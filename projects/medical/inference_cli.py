@@ -1,9 +1,12 @@
 """``tools/infer_volume.py``: segment whole scans with one model or an ensemble (see ``--help``).
 
-    infer_volume.py CONFIG CHECKPOINT [CHECKPOINT ...] (--input SCAN|FOLDER | --data PREPARED --split NAME)
+    infer_volume.py [CONFIG] CHECKPOINT [CHECKPOINT ...] (--input SCAN|FOLDER | --data PREPARED --split NAME)
                     --output OUT_DIR [--model CONFIG CHECKPOINT [CHECKPOINT ...]] [--tta none|flip|flip2]
                     [--save-probabilities [--probabilities-dtype float16|float32]] [--label-suffix _Label] ...
 
+Without CONFIG (the first word not a ``.py`` config), each checkpoint is built from the training config it
+carries (mmengine's ``meta['cfg']``). With CONFIG, a checkpoint trained on other input than the config gives
+(another slice stack, windows, normalisation) is refused with one line, even where its shapes fit.
 Several checkpoints (of one config, or ``--model`` per config) are an ensemble: softmax probabilities
 averaged per voxel, then argmax. Writes ``OUT_DIR/<case><suffix>.nii.gz`` (uint8 labels, the scan's affine)
 per case and, with ``--save-probabilities``, ``OUT_DIR/<case>.npz`` (see :mod:`mmseg_medical.inference`), and
@@ -41,11 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         description='Segment NIfTI volumes, DICOM series or the cases of a prepared dataset slice by slice with a '
                     'trained 2D model or an ensemble, and write OUT_DIR/<case>.nii.gz label maps with the source '
                     'geometry (and OUT_DIR/<case>.npz probabilities with --save-probabilities).')
-    parser.add_argument('config', type=Path, nargs='?', help='the training config')
+    parser.add_argument('config', type=Path, nargs='?', metavar='CONFIG',
+                        help='the training config (leave out to read it from each checkpoint: a first word that '
+                             'does not end in .py/.json/.yaml is a checkpoint)')
     parser.add_argument('checkpoints', type=Path, nargs='*', metavar='CHECKPOINT',
                         help='one or more checkpoints of that config (several: an ensemble, e.g. the five folds)')
     parser.add_argument('--model', nargs='+', action='append', default=[], metavar=('CONFIG', 'CHECKPOINT'),
-                        help='another config with its checkpoint(s); repeat for one config per model. All models '
+                        help='another config with its checkpoint(s), or checkpoints alone; repeat for one config '
+                             'per model. All models '
                              'of an ensemble must have the same classes and read scans the same way')
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--input', type=Path,
@@ -85,17 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_list(args: argparse.Namespace) -> List[Tuple[Path, Path]]:
-    """``(config, checkpoint)`` per model, positional ones first; raises on a config without checkpoint."""
+#: File endings of mmengine configs; any other first word of a model is a checkpoint given alone.
+CONFIG_SUFFIXES = ('.py', '.json', '.yaml', '.yml')
+
+
+def model_list(args: argparse.Namespace) -> List[Tuple[Optional[Path], Path]]:
+    """``(config, checkpoint)`` per model, positional ones first; config ``None`` for checkpoints given alone
+    (no config file first: each is built from the training config it carries). Raises on a config without
+    checkpoint."""
     groups = ([[args.config, *args.checkpoints]] if args.config is not None else []) + \
         [[Path(p) for p in group] for group in args.model]
     if not groups:
-        raise MedSegError('--model', 'no model given: pass CONFIG CHECKPOINT [CHECKPOINT ...] or --model')
-    models = []
-    for config, *checkpoints in groups:
-        if not checkpoints:
-            raise MedSegError(config, 'no checkpoint given for this config')
-        models += [(config, checkpoint) for checkpoint in checkpoints]
+        raise MedSegError('--model', 'no model given: pass [CONFIG] CHECKPOINT [CHECKPOINT ...] or --model')
+    models: List[Tuple[Optional[Path], Path]] = []
+    for first, *rest in groups:
+        if first.suffix not in CONFIG_SUFFIXES:
+            models += [(None, checkpoint) for checkpoint in (first, *rest)]
+            continue
+        if not rest:
+            raise MedSegError(first, 'no checkpoint given for this config')
+        models += [(first, checkpoint) for checkpoint in rest]
     return models
 
 

@@ -111,10 +111,12 @@ def _predict(predictor, root: Path, paths: Sequence[Path]):
         yield labels, confidence(probabilities, labels)
 
 
-def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, split: str = 'target',
+def pseudo_label(config: Optional[PathLike], checkpoint: PathLike, data_root: PathLike, split: str = 'target',
                  portion: float = 0.6, out_split: str = 'target_pseudo', mix_with: Optional[str] = 'train',
                  batch_size: int = 8, device: str = 'cpu', cfg_options: Optional[dict] = None) -> dict:
-    """Write pseudo labels of ``split`` as ``out_split`` (see the module docstring); returns the record."""
+    """Write pseudo labels of ``split`` as ``out_split`` (see the module docstring); returns the record.
+    ``config`` None: the training config the checkpoint carries."""
+    from .checkpoints import config_from_checkpoint
     from .inference import Predictor, load_config, load_model
 
     if not 0.0 < portion <= 1.0:
@@ -131,7 +133,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
     for path in images + [root / 'masks' / f'{s}.png' for s in mixed]:
         if not path.is_file():
             raise MedSegError(path, 'listed by a split list but missing')
-    cfg = load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options) if config is not None else config_from_checkpoint(checkpoint, cfg_options)
     predictor = Predictor([load_model(cfg, checkpoint, device)], batch_size=batch_size, names=[str(checkpoint)])
     num_classes = predictor.num_classes
     staging = root / f'.pseudo-{os.getpid()}-{uuid.uuid4().hex[:8]}'
@@ -157,7 +159,8 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
             write_png(masks / f'{stem}.png', np.where(keep, labels, IGNORE_INDEX).astype(np.uint8))
         for stem in mixed:
             _link_or_copy(root / 'masks' / f'{stem}.png', masks / f'{stem}.png')
-        record = {'config': str(config), 'checkpoint': str(checkpoint), 'split': split, 'out_split': out_split,
+        source = str(config) if config is not None else f"{checkpoint} (its training config, meta['cfg'])"
+        record = {'config': source, 'checkpoint': str(checkpoint), 'split': split, 'out_split': out_split,
                   'mix_with': mix_with, 'portion': portion, 'ignore_index': IGNORE_INDEX,
                   'slices': len(stems), 'predicted_pixels': hist.sum(axis=1).tolist(), 'kept_pixels': kept.tolist(),
                   'thresholds': [None if t >= LEVELS else t / (LEVELS - 1) for t in thresholds.tolist()]}
@@ -209,14 +212,15 @@ def kept_share(record: dict) -> List[Optional[float]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/pseudo_label.py CONFIG CHECKPOINT --data OUT --split target --portion 0.6 --out-split NAME``."""
+    """``tools/pseudo_label.py [CONFIG] CHECKPOINT --data OUT --split target --portion 0.6 --out-split NAME``."""
     import argparse
 
     from mmengine.config import DictAction
 
     parser = argparse.ArgumentParser(prog='pseudo_label.py', description=__doc__.split('\n')[0])
-    parser.add_argument('config', type=Path, help='the config the checkpoint was trained with')
-    parser.add_argument('checkpoint', type=Path, help='the model that labels the split')
+    parser.add_argument('config', type=Path, metavar='[CONFIG]',
+                        help='the config the checkpoint was trained with (leave out to read it from the checkpoint)')
+    parser.add_argument('checkpoint', type=Path, nargs='?', help='the model that labels the split')
     parser.add_argument('--data', type=Path, required=True, help='prepared dataset root (prepare_dataset.py --out)')
     parser.add_argument('--split', default='target', help='split list to pseudo-label (default target)')
     parser.add_argument('--portion', type=float, default=0.6,
@@ -229,6 +233,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
                         help='config overrides the checkpoint was trained with')
     args = parser.parse_args(argv)
+    if args.checkpoint is None:  # one word: the checkpoint alone
+        args.config, args.checkpoint = None, args.config
     try:
         record = pseudo_label(args.config, args.checkpoint, args.data, args.split, args.portion, args.out_split,
                               args.mix_with or None, args.batch_size, args.device, args.cfg_options)

@@ -8,15 +8,16 @@ written by ``VolumeMetric``, slice PNGs by ``IoUMetric``) or a benchmark work di
 - the per-case table, one ``<tr data-case="CASE">`` per case, one column per (class, metric) with the
   values of ``metrics.csv`` (``data-value`` keeps them at full precision), sorted by clicking a header;
 - the summary per class and the distribution of each metric per class (box + strip plot, units on the axis);
-- overlays of the best, median and worst cases by Dice (slices through the structure: image in grey, truth in
-  green, prediction in magenta) and of the slices where prediction and truth disagree most, built from the
+- overlays of the best, median and worst cases by Dice (slices through the structure: the slice, the truth and
+  the prediction side by side, each class in the dataset's colour and named in the legend) and of the slices where prediction and truth disagree most, built from the
   prepared slices and the predicted volume mapped back onto them (what the metrics scored);
 - for a benchmark work dir, its comparison tables and charts.
 
 Pictures are embedded as ``data:`` URIs and the page loads nothing else (its Content-Security-Policy forbids
 it). Where the run facts come from, first found wins: the command-line options, ``DIR/run.json`` (written by
-:class:`~mmseg_medical.report_hook.ReportHook`), the newest ``mim test`` log whose config wrote to ``DIR``
-(looked for in ``--work-dir``, ``DIR`` and ``DIR/..``), and that run's config. Bad input is one
+``VolumeMetric`` with ``metrics.csv``, absolute paths), the newest ``mim test`` log whose config wrote to ``DIR``
+(looked for in ``--work-dir``, ``DIR`` and ``DIR/..``), that run's config, and the training config the
+checkpoint carries (``--checkpoint CKPT`` alone is enough). Bad input is one
 :class:`~mmseg_medical.errors.MedSegError`; the page is written through a temporary file and ``os.replace``.
 """
 from __future__ import annotations
@@ -181,6 +182,14 @@ def find_run_info(out_dir: PathLike, config: Optional[PathLike] = None, checkpoi
             if info.config_text is None:
                 info.config_text = dumps[0].read_text(errors='replace')
                 info.sources['config_text'] = 'config dump in the work dir'
+    if info.config_text is None and info.checkpoint and Path(info.checkpoint).is_file():
+        # a checkpoint alone: the training config it carries (mmengine's meta['cfg'])
+        from .checkpoints import read_checkpoint, training_config_text
+
+        text = training_config_text(read_checkpoint(info.checkpoint))
+        if text:
+            info.config_text = text
+            info.sources['config_text'] = "the training config in the checkpoint (meta['cfg'])"
     if info.config_text:
         values = _config_values(info.config_text)
         source = info.sources.get('config_text', 'config')
@@ -610,8 +619,9 @@ def _run_section(info: RunInfo, out_dir: Path, names: Dict[int, str], n_cases: O
 def _case_sections(table: CaseTable, root: Path, out_dir: Path, names: Dict[int, str]) -> str:
     from .evaluation.protocols import METRIC_UNITS
     from .manifest import group_by_case, read_manifest
-    from .report_figures import (PREDICTION_COLOUR, TRUTH_COLOUR, disagreement, distribution_plot, overlay_panels,
-                                 slices_through)
+    from .report_figures import disagreement, distribution_plot, overlay_panels, slices_through
+    from .visualization import dataset_classes as classes_and_colours
+    from .visualization import class_colours
 
     units = {m: METRIC_UNITS[m] for m in table.metrics}
     values = {m: {names[c]: [table.values[case][c][m] for case in table.cases] for c in table.classes}
@@ -631,9 +641,12 @@ def _case_sections(table: CaseTable, root: Path, out_dir: Path, names: Dict[int,
         raise MedSegError(root / 'manifest.csv', f'cases of {table.path} not in the prepared dataset: '
                                                  f'{", ".join(unknown[:5])} (pass --data with the dataset tested)')
     classes = table.classes
-    legend = (f'ground truth filled and outlined in {TRUTH_COLOUR[0]}'
-              f'<span class="swatch" style="background:{TRUTH_COLOUR[1]}"></span>, prediction outlined in '
-              f'{PREDICTION_COLOUR[0]}<span class="swatch" style="background:{PREDICTION_COLOUR[1]}"></span>')
+    all_names, palette = classes_and_colours(root)
+    colours = class_colours(all_names, palette)
+    legend = ('each slice plain, with the ground truth and with the prediction; every class tinted and outlined in '
+              "the dataset's colour: " + ', '.join(
+                  f'<span class="swatch" data-class="{_e(names[c])}" style="background:rgb{tuple(colours[c])}">'
+                  f'</span>{_e(names[c])}' for c in classes))
     roles = dict((case, role) for role, case in ranked_cases(table))
     worst: List[tuple] = []   # (pixels, case, slice, panel) of the most disagreeing slices so far
     overlays: Dict[str, str] = {}
@@ -649,7 +662,7 @@ def _case_sections(table: CaseTable, root: Path, out_dir: Path, names: Dict[int,
             panels = [(data.images[k], data.truth[k], data.pred[k], f'slice {k}')
                       for k in slices_through(data.truth, data.pred, classes, OVERLAY_SLICES)]
             title = f'{roles[case]} case {case}: mean Dice {dice:.4f}'
-            overlays[case] = ('<figure>' + _img(overlay_panels(panels, classes, title), title)
+            overlays[case] = ('<figure>' + _img(overlay_panels(panels, classes, all_names, palette), title)
                               + f'<figcaption>{_e(title)} (prediction from {_e(data.prediction_source)}); '
                                 f'{legend}.</figcaption></figure>')
     parts += ['<h2 id="overlays">Best, median and worst cases</h2>',
@@ -663,7 +676,7 @@ def _case_sections(table: CaseTable, root: Path, out_dir: Path, names: Dict[int,
         listed = ', '.join(f'case {_e(case)} slice {k} ({n} px)' for n, case, k, _ in worst)
         caption = (f'The {len(worst)} slices with the most pixels where prediction and truth differ on a scored '
                    f'class, over all cases: {listed}; {legend}.')
-        parts.append('<figure>' + _img(overlay_panels(panels, classes),
+        parts.append('<figure>' + _img(overlay_panels(panels, classes, all_names, palette),
                                        'slices where prediction and truth disagree most')
                      + f'<figcaption>{caption}</figcaption></figure>')
     else:
@@ -732,8 +745,8 @@ def build_report(out_dir: PathLike, info: Optional[RunInfo] = None, **options) -
             where = info.sources.get('data_root_missing')
             raise MedSegError(out_dir, 'cannot find the prepared dataset of this run'
                                        + (f" (the config's data_root {where!r} has no manifest.csv from here)"
-                                          if where else ' (no run.json, log or config found)')
-                                       + '; pass --data PREPARED')
+                                          if where else f' (no {RUN_INFO_NAME}, log or config found)')
+                                       + '; pass --work-dir (the mim test --work-dir) or --data PREPARED')
         root = Path(info.data_root)
         if not (root / 'manifest.csv').is_file():
             raise MedSegError(root, 'no manifest.csv: not a dataset prepared by tools/prepare_dataset.py')
@@ -804,7 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--data', type=Path, default=None,
                         help="the prepared dataset tested (default: from DIR/run.json or the run's config)")
     parser.add_argument('--config', default=None, help='the config tested (default: from the run)')
-    parser.add_argument('--checkpoint', default=None, help='the checkpoint tested (default: from the run)')
+    parser.add_argument('--checkpoint', default=None,
+                        help="the checkpoint tested (default: from the run); alone, its training config gives the "
+                             'prepared dataset and the protocol')
     parser.add_argument('--protocol', default=None, help='the evaluation protocol (default: from the run log)')
     parser.add_argument('--work-dir', type=Path, default=None,
                         help='the mim test --work-dir, when it is neither DIR nor its parent (its log and config)')

@@ -1,20 +1,16 @@
 """The pictures of the test report (:mod:`mmseg_medical.report`): metric distributions and slice overlays.
 
-Every function returns PNG bytes (matplotlib, Agg backend), so the report embeds them as ``data:`` URIs.
-Overlays show the slice in grey, the ground truth filled and outlined in :data:`TRUTH_COLOUR` and the
-prediction outlined in :data:`PREDICTION_COLOUR`, with a legend naming both.
+Both return PNG bytes (matplotlib, Agg backend), so the report embeds them as ``data:`` URIs. Overlays show
+each slice three times, plain, with the ground truth and with the prediction, every class tinted and outlined
+in the dataset's colour and named in a legend: a model that calls both lungs ``left_lung`` shows one colour where
+the truth shows two.
 """
 from __future__ import annotations
 
 import io
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-
-#: (name, matplotlib colour) of the two overlays; the names are also printed in the page's captions.
-TRUTH_COLOUR = ('green', '#00c853')
-PREDICTION_COLOUR = ('magenta', '#ff00ff')
-
 
 def _pyplot():
     import matplotlib
@@ -77,55 +73,48 @@ def distribution_plot(values: Mapping[str, Mapping[str, Sequence[float]]], units
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
-    """A prepared slice as one grey plane (3-channel slices, e.g. several windows: the first channel)."""
-    return image if image.ndim == 2 else image[..., 0]
+    """A prepared slice as one 8-bit grey plane (3-channel slices, e.g. several windows: the first channel;
+    16-bit slices: the stored grey levels scaled to 8 bits, not stretched per slice)."""
+    grey = image if image.ndim == 2 else image[..., 0]
+    if grey.dtype == np.uint8:
+        return grey
+    top = float(np.iinfo(grey.dtype).max) if grey.dtype.kind in 'ui' else max(float(grey.max()), 1.0)
+    return np.clip(np.rint(grey.astype(np.float64) * 255.0 / top), 0, 255).astype(np.uint8)
 
 
-def _draw(ax, image: np.ndarray, truth: np.ndarray, pred: np.ndarray, classes: Sequence[int], title: str) -> None:
-    grey = _grey(image)
-    # the stored grey levels as they are (8/16-bit PNG), not stretched per slice
-    limits = dict(vmin=0, vmax=int(np.iinfo(grey.dtype).max)) if grey.dtype.kind == 'u' else {}
-    ax.imshow(grey, cmap='gray', interpolation='nearest', **limits)
-    rgba = np.zeros(truth.shape + (4,), np.float32)
-    fill = np.isin(truth, classes)
-    rgba[fill] = (0.0, 0.78, 0.33, 0.35)
-    ax.imshow(rgba, interpolation='nearest')
-    for c in classes:
-        for mask, colour, width in ((truth == c, TRUTH_COLOUR[1], 1.2), (pred == c, PREDICTION_COLOUR[1], 1.6)):
-            if mask.any() and not mask.all():
-                ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour], linewidths=width)
-    ax.set_title(title, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def overlay_figures(panels: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray, str]], classes: Sequence[int],
+                    names: Sequence[str], palette: Optional[Sequence[Sequence[int]]], min_width: int = 160) -> list:
+    """One matplotlib figure per ``(image, truth, prediction, title)``: the slice, the ground truth and the
+    prediction side by side, each scored class (``classes``) tinted and outlined in its dataset colour
+    (``palette[c]``, RGB, as the mmseg dataset's ``METAINFO``) and named in a legend under the last row
+    (:func:`mmseg_medical.visualization.preview_figure`). Unscored labels are not drawn."""
+    from .visualization import preview_figure
 
-
-def _legend(fig) -> None:
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = [Patch(facecolor=TRUTH_COLOUR[1], edgecolor=TRUTH_COLOUR[1], alpha=0.6,
-                     label=f'ground truth ({TRUTH_COLOUR[0]})'),
-               Line2D([0], [0], color=PREDICTION_COLOUR[1], lw=2, label=f'prediction ({PREDICTION_COLOUR[0]})')]
-    fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8, frameon=False)
+    figures = []
+    for i, (image, truth, pred, title) in enumerate(panels):
+        masks = [('ground truth', np.where(np.isin(truth, classes), truth, 0)),
+                 ('prediction', np.where(np.isin(pred, classes), pred, 0))]
+        figures.append(preview_figure(_grey(image), masks, list(names), palette, min_width=min_width,
+                                      image_title=title, legend=i == len(panels) - 1))
+    return figures
 
 
 def overlay_panels(panels: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray, str]], classes: Sequence[int],
-                   title: Optional[str] = None, columns: int = 3) -> bytes:
-    """Slices side by side (``columns`` per row): each ``(image, truth, prediction, title)``."""
-    plt = _pyplot()
-    rows = max(1, -(-len(panels) // columns))
-    cols = min(columns, max(1, len(panels)))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4.6, 2.7 * cols), 2.7 * rows + 0.7), squeeze=False)
-    for ax in axes.flat:
-        ax.axis('off')
-    for ax, (image, truth, pred, text) in zip(axes.flat, panels):
-        ax.axis('on')
-        _draw(ax, image, truth, pred, classes, text)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    _legend(fig)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return _png(fig)
+                   names: Sequence[str], palette: Optional[Sequence[Sequence[int]]] = None) -> bytes:
+    """:func:`overlay_figures` stacked into one PNG, one row per slice (narrower rows padded white)."""
+    import cv2
+
+    from .visualization import render
+
+    rows = [render(fig) for fig in overlay_figures(panels, classes, names, palette)]
+    width = max(r.shape[1] for r in rows)
+    gap = np.full((4, width, 3), 255, np.uint8)
+    stacked = []
+    for row in rows:
+        pad = np.full((row.shape[0], width - row.shape[1], 3), 255, np.uint8)
+        stacked += [np.concatenate([row, pad], axis=1), gap]
+    ok, data = cv2.imencode('.png', cv2.cvtColor(np.concatenate(stacked[:-1]), cv2.COLOR_RGB2BGR))
+    return data.tobytes()
 
 
 def slices_through(truth: np.ndarray, pred: np.ndarray, classes: Sequence[int], count: int = 3) -> List[int]:

@@ -1,18 +1,22 @@
-"""``ReportHook``: ``mim test … --out DIR`` also writes ``DIR/report.html`` (:mod:`mmseg_medical.report`).
+"""``RunInfoHook`` (every config) records the run next to ``mim test --out DIR``; ``ReportHook`` also writes
+``DIR/report.html`` (:mod:`mmseg_medical.report`).
 
-Enable it for one run without touching the config::
+:class:`RunInfoHook` is in the ``custom_hooks`` of every config (``configs/_base_/datasets/medical_slices_512x512.py``):
+before the test it hands the run's facts, as absolute paths, to the test ``VolumeMetric``, which writes them as
+``DIR/run.json`` together with ``DIR/volumes/metrics.csv`` (config, checkpoint, protocol, prepared dataset, test
+split list, work dir, log: what ``tools/report.py DIR`` reads back, from any folder, wherever the work dir is).
+
+Enable the report for one run without touching the config::
 
     mim test mmseg CONFIG --checkpoint CKPT --out DIR --cfg-options default_hooks.report.type=ReportHook
 
 or in a config: ``default_hooks = dict(report=dict(type='ReportHook'))`` (merged into the default hooks, so
 the ``custom_hooks`` of the base configs stay). Before the test it checks that a
 ``VolumeMetric`` will write ``DIR/volumes`` (else the run stops at once with one error line); after the test it
-writes ``DIR/run.json`` (config, checkpoint, protocol, prepared dataset, test split list, work dir, log: what
-``tools/report.py DIR`` reads back) and the report, both atomically, on the main process only.
+writes the report (atomically, on the main process only) from ``DIR/run.json``.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -29,6 +33,30 @@ def _volume_metric(runner):
     from .evaluation.volume_metric import VolumeMetric
 
     return next((m for m in runner.test_loop.evaluator.metrics if isinstance(m, VolumeMetric)), None)
+
+
+def run_facts(runner) -> dict:
+    """The run's config, checkpoint, test split list, work dir and log as absolute paths (relative ones are
+    relative to the folder ``mim test`` ran in; the dataset has already joined ``ann_file`` to ``data_root``)."""
+    def absolute(path) -> Optional[str]:
+        return os.path.abspath(path) if path else None
+
+    dataset = runner.test_dataloader.dataset
+    return {'config': absolute(runner.cfg.filename), 'checkpoint': absolute(runner.cfg.get('load_from')),
+            'split_file': absolute(getattr(dataset, 'ann_file', None)), 'work_dir': absolute(runner.work_dir),
+            'log': absolute(os.path.join(runner.log_dir, f'{runner.timestamp}.log'))}
+
+
+@HOOKS.register_module()
+class RunInfoHook(Hook):
+    """Gives the test ``VolumeMetric`` the run's facts (:func:`run_facts`) to write as ``DIR/run.json``."""
+
+    priority = 'VERY_HIGH'
+
+    def before_test(self, runner) -> None:
+        metric = _volume_metric(runner)
+        if metric is not None:
+            metric.run_facts = run_facts(runner)
 
 
 @HOOKS.register_module()
@@ -57,28 +85,18 @@ class ReportHook(Hook):
 
     def before_test(self, runner) -> None:
         self._out_dir(runner)  # fail before the test runs, not after
+        metric = _volume_metric(runner)
+        if not metric.run_facts:  # a config without RunInfoHook
+            metric.run_facts = run_facts(runner)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         if not is_main_process():
             return
-        from .report import RUN_INFO_NAME, RunInfo, write_report, write_text_atomic
+        from .report import RUN_INFO_NAME, find_run_info, write_report
 
         out_dir = self._out_dir(runner)
-        metric = _volume_metric(runner)
-        dataset = runner.test_dataloader.dataset
-        data_root = metric.data_root or getattr(dataset, 'data_root', None)
-        info = RunInfo()
-        source = 'the mim test run (ReportHook)'
-        info.set('config', runner.cfg.filename and os.path.abspath(runner.cfg.filename), source)
-        info.set('checkpoint', runner.cfg.get('load_from'), source)
-        info.set('protocol', metric.protocol, source)
-        info.set('data_root', data_root and os.path.abspath(data_root), source)
-        info.set('split_file', getattr(dataset, 'ann_file', None) or None, source)
-        info.set('work_dir', os.path.abspath(runner.work_dir), source)
-        info.set('log', os.path.abspath(os.path.join(runner.log_dir, f'{runner.timestamp}.log')), source)
+        info = find_run_info(out_dir)
         info.config_text = runner.cfg.pretty_text
         info.sources['config_text'] = 'the config of the run'
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out_dir / RUN_INFO_NAME, json.dumps(info.to_json(), indent=1) + '\n')
         path = write_report(out_dir, info)
-        runner.logger.info(f'test report: {path}')
+        runner.logger.info(f'test report: {path} (run facts: {out_dir / RUN_INFO_NAME})')

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -20,14 +21,37 @@ from .manifest import MANIFEST_NAME
 PathLike = Union[str, Path]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_threads(workers: int, cores: Optional[int] = None) -> int:
+    """torch threads for a run with ``workers`` dataloader workers: the most with workers × threads ≤ cores
+    (at least 1; no workers count as one)."""
+    return max(1, (cores or usable_cores()) // max(1, workers))
+
+
+def thread_note(threads: int, workers: int) -> str:
+    """The one line a CPU-sized run says about its threads."""
+    return (f'CPU threads: torch {threads} x {max(1, workers)} dataloader worker(s) on {usable_cores()} cores '
+            '(workers x threads <= cores; torch alone would take every core)')
+
+
 def tiny_overrides(data_root: PathLike, scale: int = 64, iters: int = 300, base_channels: int = 16,
                    batch_size: int = 4, workers: int = 2, lr: Optional[float] = None,
-                   val_interval: Optional[int] = None) -> List[str]:
+                   val_interval: Optional[int] = None, threads: Optional[int] = None) -> List[str]:
     """``--cfg-options`` that shrink a UNet-S5-D16 config of this project to a CPU-sized run.
 
     Slices are resized to ``scale``², the UNet gets ``base_channels`` (decode head widened to match), the
     20k schedule becomes ``iters`` iterations (poly LR over the same span) with one checkpoint at the end.
+    ``CpuThreadsHook`` sets the run's torch threads to ``threads`` (default :func:`choose_threads`: dataloader
+    workers × torch threads ≤ cores, so that the run does not oversubscribe a shared machine).
     """
+    threads = choose_threads(workers) if threads is None else threads
     root = str(data_root).rstrip('/') + '/'
     size = f'({scale},{scale})'
     opts = [
@@ -54,6 +78,9 @@ def tiny_overrides(data_root: PathLike, scale: int = 64, iters: int = 300, base_
         f'default_hooks.checkpoint.interval={iters}',
         f'default_hooks.logger.interval={max(1, min(50, iters // 4))}',
         'randomness.seed=0',
+        'default_hooks.threads.type=CpuThreadsHook',
+        f'default_hooks.threads.threads={threads}',
+        f'default_hooks.threads.workers={workers}',
     ]
     if lr is not None:
         opts.append(f'optim_wrapper.optimizer.lr={lr}')
@@ -135,6 +162,9 @@ def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
                         help='UNet base channels (default 16; the configs: 64)')
     parser.add_argument('--batch-size', type=_at_least(1), default=4, help='training batch size (default 4)')
     parser.add_argument('--workers', type=_at_least(0), default=2, help='dataloader workers (default 2)')
+    parser.add_argument('--threads', type=_at_least(1), default=None,
+                        help='torch threads of the run (default: cores // workers, so that workers x threads <= '
+                             'cores)')
     args = parser.parse_args(argv)
     if not args.data.is_dir() or not _is_prepared(args.data):
         what = 'not found' if not args.data.exists() else (
@@ -142,8 +172,10 @@ def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'error: {MedSegError(args.data, what)}', file=sys.stderr)
         print(FAILED_TOKEN)  # makes the command that consumes $(tiny_options.py ...) fail too
         return 1
+    threads = choose_threads(args.workers) if args.threads is None else args.threads
     print(options_line(tiny_overrides(args.data, scale=args.scale, iters=args.iters, base_channels=args.base_channels,
-                                      batch_size=args.batch_size, workers=args.workers)))
+                                      batch_size=args.batch_size, workers=args.workers, threads=threads)))
+    print(thread_note(threads, args.workers), file=sys.stderr)
     return 0
 
 

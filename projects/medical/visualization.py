@@ -116,19 +116,20 @@ def _extent(text, renderer):
 
 
 def preview_figure(image: np.ndarray, panels: Sequence[tuple], classes: Optional[Sequence[str]] = None,
-                   palette: Optional[Sequence[Sequence[int]]] = None, min_width: int = 256, dpi: float = 100.0):
+                   palette: Optional[Sequence[Sequence[int]]] = None, min_width: int = 256, dpi: float = 100.0,
+                   image_title: str = 'image', legend: bool = True):
     """``image`` plain, then one overlay per ``(title, mask)``, side by side in a matplotlib ``Figure`` whose
     canvas is the picture pixel for pixel (tiles upscaled by a whole factor so that they are at least
     ``min_width`` wide), and under them a legend of the classes (``classes`` with ``palette`` in RGB, as an mmseg
     dataset's ``METAINFO``; without ``classes``: ``class k`` for each value in the masks). Titles and legend text
     are :data:`TEXT_FRACTION` of the tile height high, smaller where that would not fit the tile's or the
-    picture's width."""
+    picture's width. ``image_title`` titles the plain tile; ``legend=False`` leaves the legend out."""
     masks = [m for _, m in panels]
-    entries = legend_entries(masks, classes, palette)
+    entries = legend_entries(masks, classes, palette) if legend else []
     colours = class_colours(list(classes or ()), palette,
                             count=max([int(m.max()) + 1 for m in masks if m is not None and m.size] + [1]))
     factor = max(1, int(np.ceil(min_width / image.shape[1])))
-    raw = [('image', overlay(image, None))] + [(t, overlay(image, m, colours=colours)) for t, m in panels]
+    raw = [(image_title, overlay(image, None))] + [(t, overlay(image, m, colours=colours)) for t, m in panels]
     tiles = [(t, cv2.resize(r, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST) if factor > 1 else r)
              for t, r in raw]
     tile_h, tile_w = tiles[0][1].shape[:2]

@@ -211,3 +211,19 @@ def test_single_case_std_is_zero(cranium_data):
     assert len(one) == 6
     res = evaluate(VolumeMetric(n_bootstrap=0), one)
     assert res['Dice_std.hemorrhage'] == 0.0 and type(res['HD95_std.hemorrhage']) is float
+
+
+def test_run_json_beside_the_volumes_folder(cranium_data, tmp_path):
+    """``mim test --out DIR`` makes the metric write DIR/volumes: it also writes DIR/run.json (the prepared dataset
+    as an absolute path, the protocol, and the facts RunInfoHook gave it); another output folder gets none."""
+    import json
+    data = samples(cranium_data, 'val')
+    metric = VolumeMetric(n_bootstrap=0, output_dir=str(tmp_path / 'out' / 'volumes'))
+    metric.run_facts = {'config': '/abs/c.py', 'checkpoint': '/abs/c.pth', 'other': 'left out'}
+    evaluate(metric, data)
+    assert json.loads((tmp_path / 'out' / 'run.json').read_text()) == {
+        'config': '/abs/c.py', 'checkpoint': '/abs/c.pth', 'protocol': 'default',
+        'data_root': str(cranium_data.resolve()), 'split_file': None, 'work_dir': None, 'log': None}
+    evaluate(VolumeMetric(n_bootstrap=0, output_dir=str(tmp_path / 'elsewhere')), data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['elsewhere', 'out']
+    assert not (tmp_path / 'elsewhere' / 'run.json').exists()

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 
 from mmseg_medical.manifest import read_manifest
-from mmseg_medical.runs import read_test_metrics
+from mmseg_medical.runs import read_test_metrics, usable_cores
 
 
 @pytest.fixture(scope='module')
@@ -69,6 +69,8 @@ def test_tiny_options_line_is_the_run(cranium_model, shell):
     assert tuple(cfg.model.data_preprocessor.size) == (32, 32) and cfg.train_cfg.max_iters == 4
     log = (m.work / 'train.log').read_text()
     assert 'Iter(train) [4/4]' in log and 'Iter(train) [5/' not in log
+    cores = usable_cores()   # --workers 0: every core for torch, set by CpuThreadsHook in the training process
+    assert f'CPU threads: torch {cores} (was ' in log and f'x 1 dataloader worker(s) on {cores} cores' in log
     assert m.checkpoint.name == 'iter_4.pth'
     weights = torch.load(m.checkpoint, map_location='cpu')['state_dict']
     assert tuple(weights['backbone.encoder.0.0.convs.0.conv.weight'].shape) == (16, 3, 3, 3)

@@ -12,6 +12,8 @@ import sys
 import pytest
 from mmengine.config import DictAction
 
+from mmseg_medical.runs import usable_cores
+
 ARGV = "import sys; print(repr(sys.argv[1:]))"
 
 
@@ -28,7 +30,10 @@ def _cfg_options(argv):
 
 def test_pasted_and_substituted_lines_give_the_same_options(cranium_data, shell):
     proc = _tool(shell.repo, cranium_data, '--scale', '48', '--iters', '7', '--base-channels', '4', '--workers', '0')
-    assert proc.returncode == 0 and proc.stderr == ''
+    assert proc.returncode == 0
+    cores = usable_cores()    # --workers 0: the run may take every core (workers x threads <= cores)
+    assert proc.stderr.splitlines() == [f'CPU threads: torch {cores} x 1 dataloader worker(s) on {cores} cores '
+                                        '(workers x threads <= cores; torch alone would take every core)']
     [line] = proc.stdout.splitlines()
     assert line.startswith('--cfg-options ')
     show = f'{shlex.quote(sys.executable)} -c {shlex.quote(ARGV)}'
@@ -46,6 +51,19 @@ def test_pasted_and_substituted_lines_give_the_same_options(cranium_data, shell)
     assert options['test_dataloader.dataset.data_root'] == root
     assert options['model.backbone.base_channels'] == 4 and options['train_cfg.max_iters'] == 7
     assert options['test_dataloader.persistent_workers'] is False
+    assert options['default_hooks.threads.type'] == 'CpuThreadsHook'
+    assert options['default_hooks.threads.threads'] == cores
+
+
+def test_threads_keep_workers_times_threads_within_the_cores(cranium_data, shell):
+    """Two workers: the line sets cores // 2 torch threads (at least 1), --threads overrides it."""
+    cores = usable_cores()
+    for extra, threads in (((), max(1, cores // 2)), (('--threads', '3'), 3)):
+        proc = _tool(shell.repo, cranium_data, '--workers', '2', *extra)
+        assert proc.returncode == 0, proc.stderr
+        options = _cfg_options(shlex.split(proc.stdout))
+        assert options['default_hooks.threads.threads'] == threads and options['default_hooks.threads.workers'] == 2
+        assert proc.stderr.startswith(f'CPU threads: torch {threads} x 2 dataloader worker(s) on {cores} cores')
 
 
 @pytest.mark.parametrize('args, code, message', [

@@ -14,12 +14,19 @@ interleaved, each as a user runs it (a subprocess; interpreter start, imports an
   --cfg-options <tiny options>``: reads the same val cases from the raw release as ``prepare`` did, predicts
   ``--batch-size`` slices per forward pass under ``torch.inference_mode`` and writes ``OUT/<case>.nii.gz``.
 
+Each tool runs twice per repeat: on one val case (split ``one``, added to the prepared dataset) and on all
+of them, so that its time splits into a fixed start-up (interpreter, imports, config, model build, the first
+case's set-up) and a steady state: steady slices/s = (all slices - one case's slices) / (time all - time one),
+start-up = time one - one case's slices / steady slices/s (medians over the repeats). The end-to-end rate of a
+whole run mixes the two and moves with the number of slices and with the machine's load; these do not.
+
 Both label the same slices with the same model; the script counts the voxels where their volumes differ
-(near-ties only: float rounding depends on the batch size). Prints
-slices/s of each (median over the repeats), the peak resident memory of each process tree (``wait4``; the
+(near-ties only: float rounding depends on the batch size). Prints the start-up seconds and steady-state
+slices/s of each, the end-to-end times, the peak resident memory of each process tree (``wait4``; the
 set-up runs in its own process, so the timing parent holds no torch that a child's peak would count), the
-peak of ``infer_volume`` on one case next to all cases (it holds one case at a time), and as its last line
-``ratio_vs_mim_test=X`` (infer_volume slices/s / mim test slices/s).
+peak of ``infer_volume`` on one case next to all cases (it holds one case at a time), the load average
+before and after (what else the machine ran), and as its last line ``ratio_vs_mim_test=X`` (infer_volume's
+steady-state slices/s / mim test's).
 
 Usage: python tools/benchmarks/inference_speed.py [--patients 12] [--slices 32] [--size 256] [--repeats 3]
 """
@@ -84,8 +91,16 @@ def build(tmp: Path, patients: int, slices: int, size: int) -> None:
     torch.save({'state_dict': model.state_dict(),
                 'meta': {'dataset_meta': {'classes': ('background', 'hemorrhage')}}}, str(checkpoint))
     cases = split_cases(data, 'val')
+    # split 'one': the first val case alone (splits.json for infer_volume --split, splits/one.txt for mim test)
+    lists = json.loads((data / 'splits.json').read_text())
+    lists['one'] = cases[:1]
+    (data / 'splits.json').write_text(json.dumps(lists, indent=1))
+    from mmseg_medical.manifest import read_manifest
+
+    one = [r.stem for r in read_manifest(data) if r.case_id == cases[0]]
+    (data / 'splits' / 'one.txt').write_text(''.join(f'{stem}\n' for stem in one))
     plan = {'options': options, 'checkpoint': str(checkpoint), 'data': str(data), 'cases': cases,
-            'slices': len((data / 'splits' / 'val.txt').read_text().split()),
+            'slices': len((data / 'splits' / 'val.txt').read_text().split()), 'one_slices': len(one),
             'one_scan': str(next((tmp / 'raw').rglob(f'ct_scans/{cases[0]}.nii'))),
             'mim_test': [str(c) for c in mim_test(CONFIG, checkpoint, tmp / 'mim{k}', options,
                                                   ['--gpus', '0', '--out', str(tmp / 'mim{k}' / 'out')])]}
@@ -129,37 +144,57 @@ def main() -> int:
         if setup.returncode != 0:
             raise RuntimeError(f'setup failed (exit {setup.returncode}):\n{setup.stderr[-3000:]}')
         plan = json.loads((tmp / 'plan.json').read_text())
-        options, cases, n_slices = plan['options'], plan['cases'], plan['slices']
+        options, cases, n_slices, n_one = plan['options'], plan['cases'], plan['slices'], plan['one_slices']
         infer = [sys.executable, REPO / 'tools/infer_volume.py', CONFIG, plan['checkpoint'], '--batch-size',
                  str(args.batch_size), '--device', 'cpu']
-        times: Dict[str, List[float]] = {'mim test': [], 'infer_volume': []}
-        peaks: Dict[str, List[float]] = {'mim test': [], 'infer_volume': []}
+        runs = [(name, split) for name in ('mim test', 'infer_volume') for split in ('one', 'val')]
+        times: Dict[Tuple[str, str], List[float]] = {run: [] for run in runs}
+        peaks: Dict[Tuple[str, str], List[float]] = {run: [] for run in runs}
+        load_before = os.getloadavg()
         for k in range(args.repeats):
-            for name in ('mim test', 'infer_volume') if k % 2 == 0 else ('infer_volume', 'mim test'):
+            for name, split in runs if k % 2 == 0 else runs[::-1]:
+                tag = f'{split}{k}'
                 if name == 'mim test':
-                    cmd = [c.replace('{k}', str(k)) for c in plan['mim_test']]
+                    cmd = [c.replace('{k}', tag) for c in plan['mim_test']]
+                    if split == 'one':
+                        cmd += ['test_dataloader.dataset.ann_file=splits/one.txt']
                 else:
-                    cmd = infer + ['--data', plan['data'], '--split', 'val', '--output', tmp / f'infer{k}',
+                    cmd = infer + ['--data', plan['data'], '--split', split, '--output', tmp / f'infer{tag}',
                                    '--cfg-options', *options]
-                seconds, peak = timed(cmd, tmp / f'{name.replace(" ", "_")}{k}.log')
-                times[name].append(seconds)
-                peaks[name].append(peak)
-                print(f'  run {k + 1}/{args.repeats} {name:12s} {seconds:6.1f} s  peak RSS {peak:5.0f} MB', flush=True)
+                seconds, peak = timed(cmd, tmp / f'{name.replace(" ", "_")}{tag}.log')
+                times[(name, split)].append(seconds)
+                peaks[(name, split)].append(peak)
+                print(f'  run {k + 1}/{args.repeats} {name:12s} {split:3s} {seconds:6.1f} s  peak RSS {peak:5.0f} MB',
+                      flush=True)
+        load_after = os.getloadavg()
         _, one_peak = timed(infer + ['--input', plan['one_scan'], '--output', tmp / 'one', '--cfg-options', *options],
                             tmp / 'infer_one.log')
-        differ, voxels = compare_volumes(tmp / 'mim0/out/volumes', tmp / 'infer0', cases)
-        rate = {name: n_slices / statistics.median(t) for name, t in times.items()}
+        differ, voxels = compare_volumes(tmp / 'mimval0/out/volumes', tmp / 'inferval0', cases)
+        median = {run: statistics.median(t) for run, t in times.items()}
+        steady, startup = {}, {}
+        for name in ('mim test', 'infer_volume'):
+            extra = median[(name, 'val')] - median[(name, 'one')]
+            if extra <= 0:
+                raise RuntimeError(f'{name}: all {len(cases)} cases took no longer than one ({median[(name, "val")]:.1f} '
+                                   f'against {median[(name, "one")]:.1f} s): the load of the machine varies more than '
+                                   'the work; use more --slices / --patients or --repeats')
+            steady[name] = (n_slices - n_one) / extra
+            startup[name] = median[(name, 'one')] - n_one / steady[name]
         volume_mb = args.size * args.size * args.slices * 2 / 2 ** 20
-        print(f'{len(cases)} val cases, {n_slices} slices of {args.size}x{args.size} (model input 64x64, UNet '
-              f'base_channels 16), median of {args.repeats} interleaved runs, {os.cpu_count()} CPUs')
-        for name in times:
-            print(f'  {name:12s} {statistics.median(times[name]):6.1f} s  {rate[name]:6.1f} slices/s  '
-                  f'peak RSS {max(peaks[name]):5.0f} MB')
+        print(f'{len(cases)} val cases, {n_slices} slices of {args.size}x{args.size} (one case: {n_one}; model input '
+              f'64x64, UNet base_channels 16), median of {args.repeats} interleaved runs, {os.cpu_count()} CPUs, '
+              f'load average {" ".join(f"{v:.2f}" for v in load_before)} before, '
+              f'{" ".join(f"{v:.2f}" for v in load_after)} after')
+        for name in ('mim test', 'infer_volume'):
+            print(f'  {name:12s} start-up {startup[name]:5.1f} s  steady {steady[name]:6.1f} slices/s  '
+                  f'(whole run: 1 case {median[(name, "one")]:5.1f} s, {len(cases)} cases {median[(name, "val")]:5.1f} s)'
+                  f'  peak RSS {max(peaks[(name, "val")]):5.0f} MB')
         print(f'  infer_volume on 1 case: peak RSS {one_peak:.0f} MB (all {len(cases)} cases: '
-              f'{max(peaks["infer_volume"]):.0f} MB; one int16 scan = {volume_mb:.0f} MB)')
+              f'{max(peaks[("infer_volume", "val")]):.0f} MB; one int16 scan = {volume_mb:.0f} MB)')
         print(f'  labels: {differ} of {voxels} voxels differ between mim test --out volumes and infer_volume '
               f'(near-ties: a batch of {args.batch_size} slices and mim test\'s batch of 1 round differently)')
-        print(f'ratio_vs_mim_test={rate["infer_volume"] / rate["mim test"]:.2f}')
+        print(f'startup_s_mim_test={startup["mim test"]:.1f} startup_s_infer_volume={startup["infer_volume"]:.1f}')
+        print(f'ratio_vs_mim_test={steady["infer_volume"] / steady["mim test"]:.2f}')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -50,4 +50,6 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 # A checkpoint that does not fit the model (trained with other --cfg-options) stops `mim test`, `load_from` and
 # `--resume` with one line and exit 1 before any step (mmseg_medical.checkpoints; `custom_hooks=[]` turns it off).
-custom_hooks = [dict(type='CheckpointFitHook')]
+# RunInfoHook: `mim test --out DIR` writes DIR/run.json (config, checkpoint, data root, split list, protocol as
+# absolute paths) beside DIR/volumes/metrics.csv, so that `tools/report.py DIR` finds the run from anywhere.
+custom_hooks = [dict(type='CheckpointFitHook'), dict(type='RunInfoHook')]

@@ -111,6 +111,9 @@ class VolumeMetric(BaseMetric):
         self.postprocess_rules: Dict[int, object] = {}
         self.output_dir = output_dir
         self.protocol = get_protocol(protocol).name
+        #: Facts of the run set by :class:`~mmseg_medical.report_hook.RunInfoHook` (config, checkpoint, split
+        #: file, work dir, log: absolute paths), written with the metrics as ``<output_dir>/../run.json``.
+        self.run_facts: Dict[str, Optional[str]] = {}
         self._index: Dict[Path, Dict[str, SliceRecord]] = {}
 
     @staticmethod
@@ -205,8 +208,22 @@ class VolumeMetric(BaseMetric):
             out_dir = Path(self.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows, protocol.metrics))
+            if out_dir.name == 'volumes':  # mim test --out DIR: DIR/volumes, the report's DIR
+                self._write_run_info(sorted({g['_root'] for g in geometries.values()}))
         voxel_units = any(g.get('spacing') is None for g in geometries.values())
         return self._summarise(rows, names, classes, logger, voxel_units)
+
+    def _write_run_info(self, roots: List[str]) -> None:
+        """``run.json`` beside ``volumes/`` (the ``--out`` folder): what ``tools/report.py DIR`` reads back, every
+        path absolute so that it works from any folder."""
+        import json
+
+        from ..report import RUN_INFO_NAME
+        root = roots[0] if len(roots) == 1 else (str(Path(self.data_root).resolve()) if self.data_root else None)
+        info = {'config': None, 'checkpoint': None, 'protocol': self.protocol, 'data_root': root,
+                'split_file': None, 'work_dir': None, 'log': None}
+        info.update({k: v for k, v in self.run_facts.items() if k in info and v})
+        _write_atomic(Path(self.output_dir).parent / RUN_INFO_NAME, json.dumps(info, indent=1) + '\n')
 
     def source_classes(self, labels: np.ndarray, root: str, case_id: str) -> np.ndarray:
         """The classes the model predicts, from a case's stored source label (``labels/<case>.nii.gz``).
