@@ -173,3 +173,34 @@ def test_csv_missing_a_slice_is_one_error(release, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1 and 'hemorrhage_diagnosis.csv: patient 052: no row for slice(s) [3]' in err
     assert not (tmp_path / 'o').exists()
+
+
+def test_two_window_config_reads_brain_and_bone_channels(release, tmp_path):
+    """The 2-window config's pipeline loads channel 0 = brain JPG, 1 = bone JPG of the same slice, as stored,
+    and keeps them unmixed (no HSV jitter, no BGR->RGB swap)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / 'cranium-2w'
+    prepare(CONVERTERS['cranium'](layout='jpg', window='ctich-brain,ctich-bone'), release, out, workers=1,
+            previews=0)
+    cfg = Config.fromfile(str(repo / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-2w-512x512.py'))
+    assert cfg.train_dataloader.dataset.data_root == 'data/cranium-2w/'
+    assert cfg.model.data_preprocessor.bgr_to_rgb is False
+    assert [t['type'] for t in cfg.train_pipeline] == ['LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip',
+                                                       'PackSegInputs']
+    init_default_scope('mmseg')
+    ds = DATASETS.build({**cfg.val_dataloader.dataset, 'data_root': str(out) + '/'})
+    item = ds[0]
+    stem = Path(item['data_samples'].img_path).stem
+    patient, k = stem.split('_')
+    jpgs = release / 'Cranium' / RELEASE / 'Patients_CT' / patient
+    image = item['inputs'].numpy()
+    brain = cv2.resize(cv2.imread(str(jpgs / 'brain' / f'{int(k) + 1}.jpg'), cv2.IMREAD_GRAYSCALE), (512, 512),
+                       interpolation=cv2.INTER_LINEAR)
+    bone = cv2.resize(cv2.imread(str(jpgs / 'bone' / f'{int(k) + 1}.jpg'), cv2.IMREAD_GRAYSCALE), (512, 512),
+                      interpolation=cv2.INTER_LINEAR)
+    assert image.shape == (3, 512, 512) and not image[2].any()
+    assert np.abs(image[0].astype(int) - brain).max() <= 1 and np.abs(image[1].astype(int) - bone).max() <= 1
