@@ -204,3 +204,15 @@ def test_two_window_config_reads_brain_and_bone_channels(release, tmp_path):
                       interpolation=cv2.INTER_LINEAR)
     assert image.shape == (3, 512, 512) and not image[2].any()
     assert np.abs(image[0].astype(int) - brain).max() <= 1 and np.abs(image[1].astype(int) - bone).max() <= 1
+
+
+def test_resplit_with_more_folds_rewrites_the_strata_in_the_card(release, tmp_path):
+    """Adding --folds 10 only re-splits; strata with fewer than 10 patients merge and dataset.json says so."""
+    out = tmp_path / 'out'
+    prepare(CONVERTERS['cranium'](layout='nifti'), release, out, workers=1, previews=0)
+    before = json.loads((out / 'dataset.json').read_text())['split_strata']['patients']
+    assert prepare(CONVERTERS['cranium'](layout='nifti', folds=10), release, out, workers=1, previews=0)['resplit']
+    after = json.loads((out / 'dataset.json').read_text())['split_strata']['patients']
+    small = {s: n for s, n in before.items() if s != 'none' and n < 10}
+    assert small and after == {**{s: n for s, n in before.items() if s not in small},
+                               'hemorrhage': sum(small.values())}

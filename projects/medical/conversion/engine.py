@@ -423,6 +423,7 @@ def resplit(converter: DatasetConverter, out: Path) -> dict:
         for name in ('splits.json', MANIFEST_NAME, 'stats.json'):
             os.replace(staging / name, out / name)
         card = json.loads((out / 'dataset.json').read_text())
+        card.update(converter.card())   # facts of the new split (e.g. strata, fold exclusions)
         card['split_settings'] = converter.split_settings()
         _write_json(staging / 'dataset.json', card)
         os.replace(staging / 'dataset.json', out / 'dataset.json')
