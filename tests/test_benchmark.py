@@ -285,7 +285,7 @@ def test_fold_table_pools_every_case_for_the_all_row(tmp_path):
     preset = benchmark.FOLD_PRESETS['covid19-task1-union']
     paths = benchmark.write_fold_tables('covid19-task1-union', preset, rows, tmp_path, 'covid19', [0, 1], False)
     assert [p.name for p in paths] == ['fold_cases.csv', 'fold_table.md', 'fold_table.csv', 'fold_table.png']
-    assert (tmp_path / 'fold_cases.csv').read_text().splitlines()[0] == 'fold,case,class,dice,nsd,test_set,source'
+    assert (tmp_path / 'fold_cases.csv').read_text().splitlines()[0] == 'fold,case,class,dice,nsd,test_set,source,empty'
     with open(tmp_path / 'fold_table.csv') as f:
         table = {(r['test_set'], r['fold'], r['class'], r['metric']): r for r in csv.DictReader(f)}
     expected = {('0', 'DSC'): (80.0, 14.1421, 2), ('1', 'DSC'): (70.0, 14.1421, 2), ('all', 'DSC'): (75.0, 12.9099, 4),
@@ -460,3 +460,43 @@ def test_every_fold_preset_points_at_shipped_configs():
             for model in experiment.models:
                 assert len(resolve_configs([model.config])) == 1, (name, model.config)
                 assert all(ref in benchmark.PUBLISHED for ref in experiment.references)
+
+
+def test_cranium_paper_preset_trains_each_fold_and_leaves_out_patients_without_hemorrhage(tmp_path, monkeypatch):
+    """cranium-paper: per fold k the lr-0.01 config trained on fold{k}_train and tested on fold{k}_val (default
+    protocol); cases whose hemorrhage truth is empty are left out of the table; the paper's row (Dice 31.0, no
+    std, no NSD) beside it. Fake per-case rows: fold k, hemorrhage patients a, b with DSC 0.2 (k + 1) and 0.4,
+    patient c without hemorrhage (both empty: 1.0, must not count)."""
+    calls = []
+
+    def fake_run(cmd, log=None, cwd=None):
+        options = cmd[cmd.index('--cfg-options') + 1:] if '--cfg-options' in cmd else []
+        calls.append((cmd[1], Path(cmd[3]).name, options))
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text('')
+        if cmd[1] == 'test':
+            k = int(re.search(r'fold(\d)_val', ' '.join(options)).group(1))
+            out = Path(cmd[cmd.index('--out') + 1]) / 'volumes'
+            out.mkdir(parents=True)
+            out.joinpath('metrics.csv').write_text(f'case,class,dice,nsd,empty\na{k},1,{0.2 * (k + 1)},0.5,\n'
+                                                   f'b{k},1,0.4,0.5,\nc{k},1,1.0,1.0,both_empty\n')
+
+    monkeypatch.setattr(benchmark, 'run', fake_run)
+    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+    assert main(['--preset', 'cranium-paper', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '0', '1']) == 0
+    config = 'fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
+    assert [(c[0], c[1]) for c in calls] == [('train', config), ('test', config)] * 2
+    for k in (0, 1):
+        assert calls[2 * k][2] == [f'train_dataloader.dataset.ann_file=splits/fold{k}_train.txt',
+                                   f'val_dataloader.dataset.ann_file=splits/fold{k}_val.txt',
+                                   f'test_dataloader.dataset.ann_file=splits/fold{k}_val.txt']
+        assert calls[2 * k + 1][2][-1] == 'test_evaluator.metrics.1.protocol=default'
+    md = (tmp_path / 'fold_table.md').read_text()
+    # fold 0: 20, 40 -> 30.0 ± 14.1; fold 1: 40, 40 -> 40.0 ± 0.0; all: 20, 40, 40, 40 -> 35.0 ± 10.0
+    assert '| 0 | 30.0 ± 14.1 | 50.0 ± 0.0 |' in md and '| 1 | 40.0 ± 0.0 | 50.0 ± 0.0 |' in md
+    assert '| **all** | **35.0** ± 10.0 | **50.0** ± 0.0 |' in md
+    assert '| U-Net (Hssayeni et al. 2020) (published) | 31.0 | – |' in md
+    assert 'Data 2020, 5(1):14' in md and 'patients without hemorrhage' in md
+    assert "as the benchmark's Avg rows" not in md
+    with open(tmp_path / 'fold_cases.csv') as f:
+        assert sorted(r['case'] for r in csv.DictReader(f)) == ['a0', 'a1', 'b0', 'b1']

@@ -20,6 +20,19 @@ def test_manifest_round_trip_and_columns(tmp_path):
     assert [r.slice_index for r in group_by_case(back)['049']] == [0, 1]
 
 
+def test_extra_columns_follow_the_standard_ones(tmp_path):
+    """A spec's per-slice columns (Cranium's flags) come after the standard ones, empty where a slice has none."""
+    rows = [SliceRecord('train', '049', 0, 'images/049_0000.png', 'masks/049_0000.png', extra=(('Subdural', '1'),
+                                                                                               ('No_Hemorrhage', '0'))),
+            SliceRecord('val', 'x', 0, 'images/x_0000.png')]
+    write_manifest(tmp_path / 'manifest.csv', rows)
+    lines = (tmp_path / 'manifest.csv').read_text().splitlines()
+    assert lines == ['split,case_id,slice_index,image,mask,spacing_x,spacing_y,spacing_z,Subdural,No_Hemorrhage',
+                     'train,049,0,images/049_0000.png,masks/049_0000.png,,,,1,0',
+                     'val,x,0,images/x_0000.png,,,,,,']
+    assert read_manifest(tmp_path) == rows
+
+
 def test_missing_manifest_names_the_file(tmp_path):
     with pytest.raises(MedSegError, match='manifest.csv: manifest not found'):
         read_manifest(tmp_path)

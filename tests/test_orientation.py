@@ -233,3 +233,27 @@ def test_standard_axial_dicom_is_already_in_display_order(tmp_path):
     np.testing.assert_array_equal(display.array, hu)
     np.testing.assert_array_equal(display.affine, source.affine)
     np.testing.assert_array_equal(display.array, _sitk_display(tmp_path)[0])
+
+
+@pytest.mark.parametrize('diag', [(1.0, 1.0, 1.0), (-1.0, 1.0, -1.0), (1.0, -1.0, -1.0)])
+def test_display_slice_sources_follow_to_display(diag):
+    """Per-slice values follow their slice: slice z of an index volume (filled with z) lands where
+    display_slice_sources says, for sources stored inferior->superior and superior->inferior."""
+    from mmseg_medical.orientation import display_slice_sources
+
+    array = np.broadcast_to(np.arange(5, dtype=np.int16)[:, None, None], (5, 3, 4)).copy()
+    volume = Volume(array=array, affine=np.diag([*diag, 1.0]))
+    record = display_transform(volume)
+    shown = to_display(volume, record).array
+    assert display_slice_sources(record, 5) == [int(shown[d, 0, 0]) for d in range(5)]
+    assert display_slice_sources(None, 3) == [0, 1, 2]
+
+
+def test_display_slice_sources_refuse_a_non_axial_source():
+    from mmseg_medical.errors import MedSegError
+    from mmseg_medical.orientation import display_slice_sources
+
+    sagittal = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=float)
+    record = display_transform(Volume(array=np.zeros((4, 3, 2)), affine=sagittal))
+    with pytest.raises(MedSegError, match='not axial'):
+        display_slice_sources(record, 4)

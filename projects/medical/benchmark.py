@@ -9,7 +9,10 @@ named by the part of its config name that differs from the others' (:func:`run_l
 table, the CSV and the chart. ``--protocol NAME`` scores the volume metrics of every test under that
 evaluation protocol (:mod:`mmseg_medical.evaluation.protocols`).
 
-Fold presets run the COVID-19-CT-Seg benchmark's tasks (:data:`FOLD_PRESETS`, ``--preset covid19-task1-separate``
+Fold presets (:data:`FOLD_PRESETS`) run the CT-ICH dataset paper's 5-fold cross-validation (``--preset
+cranium-paper``: one model per ``--folds 5`` fold of a prepared Cranium, each tested on its held-out patients,
+patients without hemorrhage left out, beside the paper's U-Net Dice 0.31) and the COVID-19-CT-Seg benchmark's
+tasks (``--preset covid19-task1-separate``
 and the others; ``covid19-task1-2.5d``: the joint model on one slice and on 2.5D, one table and chart): every
 model of the task on every official fold (Task 2: its one split), each test case scored in 3D under the preset's
 protocol (``covid19``: the benchmark's evaluation script), ``--mosmed DIR`` also on the 50 MosMed cases; writes
@@ -418,7 +421,7 @@ def results_figure(results: Sequence[dict], labels: Optional[Sequence[str]] = No
 
 # ---- fold presets: the COVID-19-CT-Seg benchmark's tasks ---------------------------------------------------------
 #: Test sets of the fold presets: the preset's COVID-19-CT-Seg test lists, and MosMed (``--mosmed``).
-TEST_SETS = {'covid19': 'COVID-19-CT-Seg', 'mosmed': 'MosMed'}
+TEST_SETS = {'covid19': 'COVID-19-CT-Seg', 'mosmed': 'MosMed', 'cranium': 'CT-ICH'}
 FOLD_METRICS = (('dice', 'DSC'), ('nsd', 'NSD'))
 #: (mean, std) in % per (test set, class) and metric.
 Values = Dict[Tuple[str, str], Dict[str, Tuple[float, float]]]
@@ -468,6 +471,9 @@ PUBLISHED: Dict[str, Values] = {
                                           (44.3, 25.3, 49.1, 25.8)),
     '3D U-Net Task3-NSCLC': published((93.5, 5.4, 76.9, 13.3), (94.0, 5.3, 77.2, 14.1), (60.2, 25.4, 58.5, 26.7),
                                       (30.1, 26.7, 33.4, 27.1)),
+    # Hssayeni et al., Data 2020, 5(1):14 (the CT-ICH dataset paper), abstract: U-Net, ICH Dice 0.31 under 5-fold
+    # cross-validation; no std and no NSD published.
+    'U-Net (Hssayeni et al. 2020)': {('cranium', 'hemorrhage'): {'dice': (31.0, math.nan)}},
 }
 
 
@@ -481,9 +487,13 @@ class Model:
     subtask: str
     fold_options: Tuple[str, ...] = ()
     mosmed_options: Tuple[str, ...] = ()
+    #: the dataset's classes (background first) when it is not a COVID-19-CT-Seg subtask
+    class_names: Tuple[str, ...] = ()
 
     @property
     def classes(self) -> Tuple[str, ...]:
+        if self.class_names:
+            return self.class_names
         from .conversion.covid19 import subtask_classes
         return tuple(subtask_classes(self.subtask))
 
@@ -513,6 +523,12 @@ class FoldPreset:
     columns: Tuple[Tuple[str, str], ...]
     protocol: str = 'covid19'
     note: str = ''
+    #: the key of :data:`TEST_SETS` its fold test lists belong to
+    test_set: str = 'covid19'
+    #: leave out cases whose ground truth of the class is empty (the paper scores hemorrhage patients only)
+    exclude_empty_truth: bool = False
+    published_note: str = ('the benchmark README\'s nnU-Net 2D and 3D U-Net rows '
+                           '(github.com/JunMa11/COVID-19-CT-Seg-Benchmark), mean ± std over all test cases of all folds')
 
 
 def _cfg(name: str) -> str:
@@ -585,9 +601,21 @@ FOLD_PRESETS: Dict[str, FoldPreset] = {
     'covid19-task2-infection': _source_preset(2, 'infection'),
     'covid19-task3-lung': _source_preset(3, 'lung'),
     'covid19-task3-infection': _source_preset(3, 'infection'),
+    'cranium-paper': FoldPreset(
+        'CT-ICH (Cranium), the dataset paper\'s protocol: 5-fold cross-validation over patients '
+        '(prepare with --folds 5), each fold\'s model tested on its held-out patients', 5,
+        (Experiment('fcn_unet_s5-d16, lr 0.01', (Model(
+            'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py', 'cranium',
+            ('train_dataloader.dataset.ann_file=splits/fold{k}_train.txt',
+             'val_dataloader.dataset.ann_file=splits/fold{k}_val.txt',
+             'test_dataloader.dataset.ann_file=splits/fold{k}_val.txt'),
+            class_names=('background', 'hemorrhage')),), ('U-Net (Hssayeni et al. 2020)',)),),
+        (('cranium', 'hemorrhage'),), protocol='default', test_set='cranium', exclude_empty_truth=True,
+        published_note='Hssayeni et al., Data 2020, 5(1):14, abstract: U-Net Dice 0.31 for ICH under 5-fold '
+                       'cross-validation (no std, no NSD); its departures from this run: configs/cranium/README.md'),
 }
 #: fold_cases.csv columns (dice and nsd as fractions, as the protocol's per-case CSV).
-CASE_COLUMNS = ('fold', 'case', 'class', 'dice', 'nsd', 'test_set', 'source')
+CASE_COLUMNS = ('fold', 'case', 'class', 'dice', 'nsd', 'test_set', 'source', 'empty')
 
 
 def read_case_rows(csv_path: Path, classes: Sequence[str]) -> List[dict]:
@@ -598,7 +626,8 @@ def read_case_rows(csv_path: Path, classes: Sequence[str]) -> List[dict]:
             index = int(r['class'])
             if not 0 <= index < len(classes):
                 raise RuntimeError(f'{csv_path}: class index {index} outside {list(classes)}')
-            rows.append({'case': r['case'], 'class': classes[index], 'dice': float(r['dice']), 'nsd': float(r['nsd'])})
+            rows.append({'case': r['case'], 'class': classes[index], 'dice': float(r['dice']), 'nsd': float(r['nsd']),
+                         'empty': r.get('empty') or ''})
     return rows
 
 
@@ -622,8 +651,9 @@ def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_
     rows = read_case_rows(written, classes)
     with open(cases_path.with_suffix('.tmp'), 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['case', 'class', 'dice', 'nsd'])
-        writer.writerows([[r['case'], classes.index(r['class']), repr(r['dice']), repr(r['nsd'])] for r in rows])
+        writer.writerow(['case', 'class', 'dice', 'nsd', 'empty'])
+        writer.writerows([[r['case'], classes.index(r['class']), repr(r['dice']), repr(r['nsd']), r['empty']]
+                          for r in rows])
     cases_path.with_suffix('.tmp').replace(cases_path)
     key_path.write_text(json.dumps(key, indent=1) + '\n')
     return rows
@@ -646,7 +676,7 @@ def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[st
                 config = resolve_configs([model.config])[0]
                 options = [*cfg_options, *(o.format(k=k) for o in model.fold_options)]
                 run_dir, checkpoint = train_once(config, work_dir, options, gpus)
-                tests = {'covid19': []}
+                tests = {preset.test_set: []}
                 if mosmed is not None and model.mosmed_options:
                     tests['mosmed'] = [o.format(mosmed=Path(mosmed).resolve()) for o in model.mosmed_options]
                 for test_set, extra in tests.items():
@@ -654,9 +684,15 @@ def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[st
                     scored = set(model.scored(test_set))
                     for r in test_once(config, run_dir, checkpoint, test_set, options, test_options, model.classes,
                                        gpus):
-                        if r['class'] in scored:
+                        if r['class'] in scored and not (preset.exclude_empty_truth and truth_empty(r)):
                             rows.append({'fold': k, **r, 'test_set': test_set, 'source': experiment.name})
     return write_fold_tables(name, preset, rows, work_dir, protocol, folds, mosmed is not None)
+
+
+def truth_empty(row: Mapping) -> bool:
+    """Whether a per-case row's ground truth of its class is empty (``empty``: both empty or truth empty)."""
+    from .evaluation.surface import BOTH_EMPTY, GT_EMPTY
+    return row.get('empty') in (BOTH_EMPTY, GT_EMPTY)
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
@@ -686,7 +722,7 @@ def _fmt(value: Optional[Tuple[float, float, int]], bold: bool = False) -> str:
     if value is None or value[2] == 0 or math.isnan(value[0]):
         return '–'
     mean = f'**{value[0]:.1f}**' if bold else f'{value[0]:.1f}'
-    return f'{mean} ± {value[1]:.1f}'
+    return mean if math.isnan(value[1]) else f'{mean} ± {value[1]:.1f}'
 
 
 def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_dir: Path, protocol: str,
@@ -703,7 +739,7 @@ def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_
         writer.writerow(CASE_COLUMNS)
         for r in rows:
             writer.writerow([r['fold'], r['case'], r['class'], repr(r['dice']), repr(r['nsd']), r['test_set'],
-                             r['source']])
+                             r['source'], r.get('empty', '')])
     stats = fold_summaries(rows, folds)
     cols = [(t, c, m, title) for t, c in preset.columns for m, title in FOLD_METRICS]
     head = ['fold'] + [f'{TEST_SETS[t]} {c} {title}' for t, c, _, title in cols]
@@ -724,10 +760,10 @@ def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_
                                        value[2]])
         for ref in experiment.references:
             values = PUBLISHED[ref]
-            cells = [_fmt((*values[(t, c)][m], 1)) if (t, c) in values else '–' for t, c, m, _ in cols]
+            cells = [_fmt((*values[(t, c)][m], 1)) if m in values.get((t, c), {}) else '–' for t, c, m, _ in cols]
             md.append(f'| {ref} (published) | ' + ' | '.join(cells) + ' |')
             for t, c, m, title in cols:
-                if (t, c) in values:
+                if m in values.get((t, c), {}):
                     table_rows.append([experiment.name, t, ref, c, title, *values[(t, c)][m], ''])
         counts = sorted({(TEST_SETS[t], stats[(experiment.name, 'all', t, c, 'dice')][2])
                          for t, c in preset.columns if (experiment.name, 'all', t, c, 'dice') in stats})
@@ -742,16 +778,18 @@ def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_
             md.append(f'| {experiment.name} | ' + ' | '.join(cells) + ' |')
         for ref in group[0].references:
             values = PUBLISHED[ref]
-            cells = [_fmt((*values[(t, c)][m], 1)) if (t, c) in values else '–' for t, c, m, _ in cols]
+            cells = [_fmt((*values[(t, c)][m], 1)) if m in values.get((t, c), {}) else '–' for t, c, m, _ in cols]
             md.append(f'| {ref} (published) | ' + ' | '.join(cells) + ' |')
         md.append('')
     rule = get_protocol(protocol)
+    avg = ", as the benchmark's Avg rows" if preset.test_set == 'covid19' else ''
     md += [f'Scores: protocol `{protocol}` ({rule.title}; source: {rule.source}); per case in 3D on the source grid, '
            f'DSC and NSD in %. Per fold: mean ± sample std over its test cases; **all**: mean ± sample std over every '
-           f'(fold, case) pooled, as the benchmark\'s Avg rows ({rule.aggregation_rule}). Folds run: '
-           f'{", ".join(map(str, folds)) if preset.folds > 1 else "the one official split"}. Published: the '
-           'benchmark README\'s nnU-Net 2D and 3D U-Net rows (github.com/JunMa11/COVID-19-CT-Seg-Benchmark), mean ± std '
-           'over all test cases of all folds.'
+           f'(fold, case) pooled{avg} ({rule.aggregation_rule}). Folds run: '
+           f'{", ".join(map(str, folds)) if preset.folds > 1 else "the one official split"}. Published: '
+           f'{preset.published_note}.'
+           + (' Cases whose ground truth of the class is empty (patients without hemorrhage) are left out.'
+              if preset.exclude_empty_truth else '')
            + ('' if mosmed_run or not any(t == 'mosmed' for t, _ in preset.columns)
               else ' MosMed: not run (pass --mosmed DIR, a prepared MosMed).'), '']
     paths[1].write_text('\n'.join(md))
@@ -785,7 +823,7 @@ def fold_figure(preset: FoldPreset, stats: dict, cols: list):
     for ax, group in zip(axes, groups):
         bars = [(f'{e.name} (this run, all)' if len(group) > 1 else 'this run (all)',
                  [stats.get((e.name, 'all', t, c, m)) for t, c, m, _ in cols]) for e in group]
-        bars += [(f'{ref} (published)', [(*PUBLISHED[ref][(t, c)][m], 1) if (t, c) in PUBLISHED[ref] else None
+        bars += [(f'{ref} (published)', [(*PUBLISHED[ref][(t, c)][m], 1) if m in PUBLISHED[ref].get((t, c), {}) else None
                                          for t, c, m, _ in cols]) for ref in group[0].references]
         width = 0.8 / len(bars)
         for i, (label, values) in enumerate(bars):
@@ -815,8 +853,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--configs', nargs='+', help='config files or globs')
     group.add_argument('--preset', choices=sorted(PRESETS) + sorted(FOLD_PRESETS),
-                       help='a shipped list of configs (' + ', '.join(sorted(PRESETS)) + ') or a COVID-19-CT-Seg '
-                            'benchmark task on its official folds (' + ', '.join(sorted(FOLD_PRESETS)) + ')')
+                       help='a shipped list of configs (' + ', '.join(sorted(PRESETS)) + ') or a fold preset: the '
+                            "CT-ICH paper's 5-fold cross-validation or a COVID-19-CT-Seg benchmark task on its "
+                            'official folds (' + ', '.join(sorted(FOLD_PRESETS)) + ')')
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
     parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')

@@ -10,7 +10,7 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -22,12 +22,16 @@ CASES_DIR = 'cases'
 LABELS_DIR = 'labels'
 MANIFEST_COLUMNS = ('split', 'case_id', 'slice_index', 'image', 'mask', 'spacing_x', 'spacing_y',
                     'spacing_z')
+#: ``CaseSource.extra`` key of per-slice values a spec reads from its release (``{column: [value per source
+#: slice]}``, e.g. Cranium's hemorrhage subtype flags): the manifest gets one column each, in display order.
+SLICE_VALUES = 'slice_values'
 
 
 @dataclass(frozen=True)
 class SliceRecord:
     """One row of the manifest. ``image``/``mask`` are relative to the dataset root; ``mask`` is ''
-    for unlabelled slices; spacings are mm or ``None`` when unknown."""
+    for unlabelled slices; spacings are mm or ``None`` when unknown; ``extra``: the spec's per-slice
+    columns (:data:`SLICE_VALUES`) as ``(column, text)`` pairs."""
 
     split: str
     case_id: str
@@ -37,6 +41,7 @@ class SliceRecord:
     spacing_x: Optional[float] = None
     spacing_y: Optional[float] = None
     spacing_z: Optional[float] = None
+    extra: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def stem(self) -> str:
@@ -53,16 +58,24 @@ def _fmt(value: Optional[float]) -> str:
 
 
 def write_manifest(path: Union[str, Path], records: Iterable[SliceRecord]) -> None:
+    """Write the manifest: :data:`MANIFEST_COLUMNS`, then every ``extra`` column in first-seen order
+    (empty where a slice has none)."""
+    records = list(records)
+    extra: Dict[str, None] = {}
+    for r in records:
+        extra.update(dict.fromkeys(k for k, _ in r.extra))
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(MANIFEST_COLUMNS + tuple(extra))
         for r in records:
+            values = dict(r.extra)
             writer.writerow([r.split, r.case_id, r.slice_index, r.image, r.mask, _fmt(r.spacing_x),
-                             _fmt(r.spacing_y), _fmt(r.spacing_z)])
+                             _fmt(r.spacing_y), _fmt(r.spacing_z)] + [values.get(k, '') for k in extra])
 
 
 def read_manifest(path: Union[str, Path]) -> List[SliceRecord]:
-    """Read ``manifest.csv`` (or the dataset root containing it)."""
+    """Read ``manifest.csv`` (or the dataset root containing it); columns beyond :data:`MANIFEST_COLUMNS`
+    come back as each record's ``extra``."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
@@ -73,12 +86,14 @@ def read_manifest(path: Union[str, Path]) -> List[SliceRecord]:
         missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise MedSegError(path, f'manifest lacks columns {sorted(missing)}')
+        extra = [k for k in reader.fieldnames or () if k not in MANIFEST_COLUMNS]
 
         def opt(v: str) -> Optional[float]:
             return float(v) if v else None
 
         return [SliceRecord(row['split'], row['case_id'], int(row['slice_index']), row['image'], row['mask'],
-                            opt(row['spacing_x']), opt(row['spacing_y']), opt(row['spacing_z']))
+                            opt(row['spacing_x']), opt(row['spacing_y']), opt(row['spacing_z']),
+                            tuple((k, row[k]) for k in extra if row[k] != ''))
                 for row in reader]
 
 

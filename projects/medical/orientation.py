@@ -13,7 +13,7 @@ display slices can be put back into the source's own voxel order and affine (``t
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -92,6 +92,19 @@ def to_display(volume: Volume, record: Optional[dict] = None) -> Volume:
     array = apply_orientation(data, ornt).transpose(2, 1, 0)
     return Volume(array=array, spacing=spacing, affine=display_affine, source=volume.source,
                   meta=dict(volume.meta))
+
+
+def display_slice_sources(record: Optional[dict], num_slices: int) -> List[int]:
+    """Display slice index → the source slice (Volume axis 0 = NIfTI axis k) it comes from, for per-slice
+    values read with the source (``record`` None: the identity). A reorientation that takes the display
+    slices from another source axis (a sagittal or coronal source) is a :class:`MedSegError`."""
+    if record is None:
+        return list(range(num_slices))
+    axis, flip = (int(v) for v in record['ornt'][2])
+    if axis != 2:
+        raise MedSegError(None, 'per-slice values cannot follow a source whose slices are not axial '
+                                f'(display axis {axis} from source slices)')
+    return list(range(num_slices))[::-1] if flip < 0 else list(range(num_slices))
 
 
 def to_source(array_zhw: np.ndarray, record: Optional[dict]) -> np.ndarray:

@@ -1,14 +1,15 @@
 """Patient-level splits: every *group* (patient) lands in exactly one split; slices never leak.
 
 Cases are scans; ``groups`` maps each case to its patient (default: the case itself). Hold-out and
-k-fold assignments are stratified on "has foreground" and computed with scikit-learn
+k-fold assignments are stratified on a label per case, by default "has foreground" (a spec may give
+another, e.g. Cranium's patient-level hemorrhage subtype), and computed with scikit-learn
 (``train_test_split`` over groups, ``StratifiedGroupKFold``), deterministic for a seed and independent of
 the order the cases are given in.
 """
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -33,14 +34,25 @@ def check_folds(folds: int, num_groups: Optional[int] = None) -> int:
     return folds
 
 
-def holdout_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], val_fraction: float = 0.2,
+def _group_label(values: Sequence[Hashable]) -> Hashable:
+    """A group's stratum from its cases' labels: booleans (has foreground) → any; else the one label they
+    share, or their sorted names joined with ``+`` when they differ."""
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return any(values)
+    distinct = sorted({str(v) for v in values})
+    return values[0] if len(distinct) == 1 else '+'.join(distinct)
+
+
+def holdout_split(case_ids: Sequence[str], has_foreground: Mapping[str, Hashable], val_fraction: float = 0.2,
                   seed: int = 0, groups: Optional[Mapping[str, str]] = None,
                   names: Sequence[str] = ('train', 'val')) -> Dict[str, str]:
     """Case → ``names[0]``/``names[1]``: a seeded hold-out over patient groups, stratified on foreground.
 
     ``ceil(val_fraction × groups)`` groups go to the second split (scikit-learn's ``train_test_split`` on
     the sorted group ids, stratified on "any case of the group has foreground" when every stratum has
-    at least two groups). With two or more groups both splits are non-empty; one group goes to the first.
+    at least two groups). ``has_foreground`` may hold any hashable stratum label per case instead of a
+    boolean (a group's label: :func:`_group_label`). With two or more groups both splits are non-empty;
+    one group goes to the first.
     """
     from sklearn.model_selection import train_test_split
 
@@ -50,10 +62,10 @@ def holdout_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], v
     train, val = names
     if len(group_ids) < 2:
         return {c: train for c in group_of}
-    fg = {g: False for g in group_ids}
+    members: Dict[str, list] = {g: [] for g in group_ids}
     for c, g in group_of.items():
-        fg[g] |= bool(has_foreground.get(c, False))
-    labels = [fg[g] for g in group_ids]
+        members[g].append(has_foreground.get(c, False))
+    labels = [_group_label(members[g]) for g in group_ids]
     n_val = min(max(1, int(np.ceil(val_fraction * len(group_ids)))), len(group_ids) - 1)
     try:
         _, val_groups = train_test_split(group_ids, test_size=n_val, random_state=seed, stratify=labels)
@@ -63,18 +75,20 @@ def holdout_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], v
     return {c: val if g in val_set else train for c, g in group_of.items()}
 
 
-def kfold_split(case_ids: Sequence[str], has_foreground: Mapping[str, bool], folds: int = 5, seed: int = 0,
+def kfold_split(case_ids: Sequence[str], has_foreground: Mapping[str, Hashable], folds: int = 5, seed: int = 0,
                 groups: Optional[Mapping[str, str]] = None) -> Dict[str, int]:
     """Case → fold index (0..folds-1): scikit-learn's ``StratifiedGroupKFold`` (shuffled, seeded).
 
-    Each patient group is in exactly one validation fold; folds are balanced in size and foreground.
+    Each patient group is in exactly one validation fold; folds are balanced in size and in the stratum
+    label (``has_foreground``: a boolean, or any hashable label per case, e.g. a hemorrhage subtype).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
     group_of = _groups(case_ids, groups)
     check_folds(folds, len(set(group_of.values())))
     cases = list(group_of)
-    y = np.array([int(bool(has_foreground.get(c, False))) for c in cases])
+    labels = [has_foreground.get(c, False) for c in cases]
+    y = np.array([int(v) if isinstance(v, (bool, np.bool_)) else str(v) for v in labels])
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     fold_of: Dict[str, int] = {}
     with warnings.catch_warnings():  # "least populated class has only N members": fine for tiny sets

@@ -9,7 +9,7 @@ import pytest
 from mmseg_medical.conversion import CONVERTERS, prepare
 from mmseg_medical.conversion.cranium import RELEASE
 from mmseg_medical.manifest import MANIFEST_COLUMNS, read_case_geometry, read_manifest
-from mmseg_medical.synthetic import write_cranium_release
+from mmseg_medical.synthetic import CSV_COLUMNS, write_cranium_release
 
 PATIENTS, SLICES, SIZE = 10, 8, 64
 
@@ -32,7 +32,7 @@ def test_both_layouts_give_the_same_dataset_shape(release, tmp_path, layout):
     stats = convert(release, out, layout=layout)
     rows = read_manifest(out)
     header = (out / 'manifest.csv').read_text().splitlines()[0].split(',')
-    assert header == list(MANIFEST_COLUMNS)
+    assert header == list(MANIFEST_COLUMNS) + list(CSV_COLUMNS[2:])   # + the diagnosis CSV's flags
     assert len(rows) == PATIENTS * SLICES
     assert {r.case_id for r in rows} == {f'{i:03d}' for i in range(49, 49 + PATIENTS)}
     # patient-level split: a case never appears in two splits, and val is ~20% of the patients
@@ -47,6 +47,8 @@ def test_both_layouts_give_the_same_dataset_shape(release, tmp_path, layout):
         assert image.dtype == np.uint8 and image.shape == (SIZE, SIZE)  # native size, single channel
         assert mask.shape == (SIZE, SIZE) and set(np.unique(mask)) <= {0, 1}
         assert r.image == f'images/{r.case_id}_{r.slice_index:04d}.png' and r.mask == r.image.replace('images', 'masks')
+        # the flags follow their slice: the synthetic CSV flags exactly the slices with a mask
+        assert dict(r.extra)['No_Hemorrhage'] == ('0' if mask.any() else '1')
     lists = {n: (out / 'splits' / f'{n}.txt').read_text().split() for n in ('train', 'val')}
     for name, stems in lists.items():
         assert stems == [r.stem for r in rows if r.split == name]

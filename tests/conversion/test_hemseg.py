@@ -119,10 +119,67 @@ def test_three_windows_png(raw, tmp_path):
 
 
 def test_500_scan_list_and_label_folder_give_the_same_cases(tmp_path):
-    raw = write_hemseg_release(tmp_path / 'raw500', scan_list='500', labels='folder')
+    raw = write_hemseg_release(tmp_path / 'raw500', scan_list='500', archives='500', labels='folder')
     cases = hemseg().find_cases(raw)
     assert sorted(c.case_id for c in cases) == sorted(SCANS)
     assert {c.case_id: c.split for c in cases} == {s['scan']: s['split'] for s in LAYOUT}
+
+
+def _csv_splits(raw: Path) -> dict:
+    return {r.split(',')[0]: split for split in ('train', 'val', 'test')
+            for r in (raw / f'{split}_set.csv').read_text().split()[1:]}
+
+
+@pytest.mark.parametrize('labels', ['zip', 'folder'])
+def test_hemseg500_release_with_both_archives_prepares_every_scan_in_its_split(tmp_path, labels, capsys):
+    """Both archives and both lists: the 500 list decides, HemSeg-500 is read, every listed scan is converted
+    in the split CSVs' split (IPH_IVH_label's folders differ for scan 2: not used), dataset.json says so."""
+    raw = write_hemseg_release(tmp_path / 'raw', num_scans=7, num_slices=3, size=32, scan_list='both',
+                               archives='both', labels=labels)
+    out = tmp_path / 'out'
+    prepare(hemseg(), raw, out, workers=1, previews=0)
+    listed = [json.loads(t)['scan_name'] for t in (raw / 'annotion_file_info_500.jsonl').read_text().splitlines()]
+    splits = json.loads((out / 'splits.json').read_text())
+    expected = _csv_splits(raw)
+    assert len(listed) == 7 and sorted(listed) == sorted(expected)
+    for split in ('train', 'val', 'test'):
+        assert splits[split] == sorted(s for s in listed if expected[s] == split)
+    card = json.loads((out / 'dataset.json').read_text())
+    assert card['scan_list'] == 'annotion_file_info_500.jsonl'
+    assert card['label_archive'] == ('HemSeg-500.zip' if labels == 'zip' else 'HemSeg-500')
+    assert card['scans_without_label'] == {'count': 0, 'scans': []}
+    assert 'no label' not in capsys.readouterr().err
+
+
+def test_200_list_with_both_archives_reads_iph_ivh_label(tmp_path, capsys):
+    """The 200 list (only) with both archives: IPH_IVH_label.zip, its folder split (scan 2 in test, not val as
+    the CSVs), HemSeg-500's other scans not listed and not converted."""
+    raw = write_hemseg_release(tmp_path / 'raw', num_scans=7, num_slices=3, size=32, scan_list='200',
+                               archives='both')
+    cases = hemseg().find_cases(raw)
+    layout = hemseg_scan_layout(7)
+    assert {c.case_id: c.split for c in cases} == {s['scan']: 'test' if i == 2 else s['split']
+                                                   for i, s in enumerate(layout[:3])}
+    assert 'split CSVs than in the label archive' in capsys.readouterr().err
+    conv = hemseg(labels=raw / 'HemSeg-500.zip')   # the 500 archive with the 200 list: its 222 scans only
+    assert {c.case_id: c.split for c in conv.find_cases(raw)} == {s['scan']: s['split'] for s in layout[:3]}
+
+
+def test_listed_scans_without_label_are_one_warning_and_counted(tmp_path, capsys):
+    """The 500 list with only IPH_IVH_label (the HemSeg-200 subset): the others are named in one warning
+    (how many, the first few) and counted in dataset.json, never dropped silently."""
+    raw = write_hemseg_release(tmp_path / 'raw', num_scans=10, num_slices=3, size=32, scan_list='500')
+    out = tmp_path / 'out'
+    prepare(hemseg(), raw, out, workers=1, previews=0)
+    layout = hemseg_scan_layout(10)
+    missing = sorted(s['scan'] for s in layout[5:])    # ceil(10 * 222 / 525) = 5 labelled
+    lines = [t for t in capsys.readouterr().err.splitlines() if 'no label' in t]
+    assert len(lines) == 1 and lines[0].startswith('warning: 5 of the 10 scans of annotion_file_info_500.jsonl')
+    assert ', '.join(missing) in lines[0]
+    card = json.loads((out / 'dataset.json').read_text())
+    assert card['scans_without_label'] == {'count': 5, 'scans': missing}
+    assert card['label_archive'] == 'IPH_IVH_label.zip'
+    assert sorted(p.stem for p in (out / 'cases').glob('*.json')) == sorted(s['scan'] for s in layout[:5])
 
 
 def test_patient_split_never_separates_a_patient(raw, tmp_path):

@@ -103,3 +103,31 @@ def test_gantry_tilted_label_geometry_is_rebuilt(hemseg, tmp_path):
     skipped = json.loads((out / 'skipped.json').read_text())
     assert sorted(skipped) == sorted(set(find_labels(hemseg / 'IPH_IVH_label')) - {TILTED})
     assert all('DICOM file' in why and 'not found' in why for why in skipped.values())
+    card = json.loads((out / 'dataset.json').read_text())   # 222 listed - 6 real labels here
+    assert card['scans_without_label']['count'] == 216 and card['label_archive'] == 'IPH_IVH_label'
+
+
+def test_real_500_list_reads_a_hemseg500_archive_beside_iph_ivh_label(hemseg, tmp_path, capsys):
+    """The real scan lists and split CSVs with a HemSeg-500.zip of the real layout (members named by the
+    CSVs, as NOTES.md describes the repository's archive; payloads not read here) beside the real
+    IPH_IVH_label/: the 500 list reads HemSeg-500 and finds a label for each of its 525 scans (none without;
+    each then stops at its missing DICOMs), the 200 list reads IPH_IVH_label (216 of 222 without)."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / 'src'
+    shutil.copytree(hemseg, src)
+    (src / 'stage_2_train').mkdir()
+    csv_split = read_split_csvs(hemseg)
+    with zipfile.ZipFile(src / 'HemSeg-500.zip', 'w') as zf:
+        for scan, split in csv_split.items():
+            zf.writestr(f'HemSeg-500/{split}/label/{scan}.nii.gz', b'')
+    conv = CONVERTERS['hemseg'](skip_bad=True)
+    assert conv.find_cases(src) == []
+    assert conv.inputs == {'scan_list': 'annotion_file_info_500.jsonl', 'label_archive': 'HemSeg-500.zip'}
+    assert conv.without_label == [] and len(conv.skipped) == 525
+    assert 'no label' not in capsys.readouterr().err
+    conv = CONVERTERS['hemseg'](skip_bad=True, scan_list=src / 'annotion_file_info.jsonl')
+    conv.find_cases(src)
+    assert conv.inputs['label_archive'] == 'IPH_IVH_label' and len(conv.without_label) == 216
+    assert capsys.readouterr().err.count('warning: 216 of the 222 scans of annotion_file_info.jsonl') == 1

@@ -195,21 +195,46 @@ def test_tilted_series(release, labels):
 
 
 def test_500_list_and_label_folder(tmp_path):
-    """``--scan-list 500 --labels folder``: the 500 keys, slice_list keyed "0".."n-1"; same scans and
-    patients as the 200 list of the same seed; labels as the extracted folder."""
+    """``--scan-list 500 --archives 500 --labels folder``: the 500 keys, slice_list keyed "0".."n-1"; same scans
+    and patients as the 200 list of the same seed; labels as the extracted HemSeg-500/ folder, split as the CSVs."""
     a, b = tmp_path / 'a', tmp_path / 'b'
     common = ['--scans', '4', '--slices', '3', '--size', '32', '--seed', '1']
     assert main(['hemseg', '--out', str(a), *common]) == 0
-    assert main(['hemseg', '--out', str(b), *common, '--scan-list', '500', '--labels', 'folder']) == 0
-    assert sorted(p.name for p in b.iterdir()) == sorted([DICOM_DIR, JSONL_500, 'IPH_IVH_label', *CSV_NAMES])
+    assert main(['hemseg', '--out', str(b), *common, '--scan-list', '500', '--archives', '500',
+                 '--labels', 'folder']) == 0
+    assert sorted(p.name for p in b.iterdir()) == sorted([DICOM_DIR, JSONL_500, 'HemSeg-500', *CSV_NAMES])
     lines = _jsonl(b / JSONL_500)
     for line in lines:
         assert set(line) == KEYS_500 and isinstance(line['slice_list'], dict)
         assert sorted(line['slice_list'], key=int) == [str(k) for k in range(3)]
     assert {(x['scan_name'], x['patient_name']) for x in lines} == {(x['scan_'], x['patient']) for x in
                                                                     _jsonl(a / JSONL_200)}
-    files = sorted(str(p.relative_to(b)) for p in (b / 'IPH_IVH_label').rglob('*') if p.is_file())
-    assert sorted(files) == sorted(zipfile.ZipFile(a / LABEL_ZIP).namelist())
+    files = sorted(str(p.relative_to(b)) for p in (b / 'HemSeg-500').rglob('*') if p.is_file())
+    assert files == sorted(m.replace('IPH_IVH_label/', 'HemSeg-500/') for m in zipfile.ZipFile(a / LABEL_ZIP).namelist())
+    for split in ('train', 'val', 'test'):
+        listed = [r.split(',')[0] for r in (b / f'{split}_set.csv').read_text().split()[1:]]
+        assert sorted(f for f in files if f'/{split}/' in f) == sorted(f'HemSeg-500/{split}/label/{s}.nii.gz'
+                                                                       for s in listed)
+
+
+def test_both_versions_as_the_real_repository(tmp_path):
+    """``--scan-list both --archives both``: HemSeg-500.zip holds every scan in the split CSVs' folders,
+    IPH_IVH_label.zip the HemSeg-200 subset (222 of 525 as a share, the first scans), its members
+    byte-identical to HemSeg-500's; the two jsonl list the subset and every scan."""
+    raw = tmp_path / 'raw'
+    assert main(['hemseg', '--out', str(raw), '--scans', '7', '--slices', '2', '--size', '32',
+                 '--scan-list', 'both', '--archives', 'both']) == 0
+    csv_split = {r.split(',')[0]: split for split in ('train', 'val', 'test')
+                 for r in (raw / f'{split}_set.csv').read_text().split()[1:]}
+    z500, z200 = zipfile.ZipFile(raw / 'HemSeg-500.zip'), zipfile.ZipFile(raw / LABEL_ZIP)
+    in500 = {re.search(r'([0-9a-f]{10})\.nii', m).group(1): m for m in z500.namelist()}
+    in200 = {re.search(r'([0-9a-f]{10})\.nii', m).group(1): m for m in z200.namelist()}
+    assert len(csv_split) == len(in500) == 7 and len(in200) == 3   # ceil(7 * 222 / 525)
+    for scan, member in in500.items():
+        assert member == f'HemSeg-500/{csv_split[scan]}/label/{scan}.nii.gz'
+    for scan, member in in200.items():
+        assert z200.read(member) == z500.read(in500[scan])
+    assert [x['scan_'] for x in _jsonl(raw / JSONL_200)] == [x['scan_name'] for x in _jsonl(raw / JSONL_500)][:3]
 
 
 def test_bad_arguments(tmp_path, capsys):

@@ -191,6 +191,11 @@ class DatasetConverter:
         """Case → ``train``/``val`` for the labelled cases not pinned by ``CaseSource.split``."""
         return holdout_split(list(has_foreground), has_foreground, self.val_fraction, self.seed, groups)
 
+    def strata(self, cases: Mapping[str, CaseInfo]) -> Dict[str, Any]:
+        """Case → the label hold-out and folds are stratified on (default: has foreground). A spec may
+        give a finer hashable label (Cranium: the patient's main hemorrhage subtype)."""
+        return {c: i.has_foreground for c, i in cases.items()}
+
     def fold_pool(self, cases: Mapping[str, CaseInfo]) -> List[str]:
         """The cases ``--folds K`` divides into folds: by default the labelled cases no split pins. A spec
         may choose others (HemSeg: its published train + val). Must not read ``has_foreground``, which
@@ -214,13 +219,14 @@ class DatasetConverter:
         split_of = {c: i.pinned or UNLABELLED_SPLIT for c, i in cases.items() if c not in free}
         lists: Dict[str, List[str]] = {}
         exclusive: List[Tuple[str, str]] = []
+        strata = self.strata(cases)
         if free:
-            fg = {c: i.has_foreground for c, i in free.items()}
+            fg = {c: strata[c] for c in free}
             split_of.update(self.assign_splits(fg, {c: groups[c] for c in free}))
             exclusive.append(('train', 'val'))
         pool = self.fold_pool(cases) if self.folds else []
         if pool:
-            fold_of = kfold_split(pool, {c: cases[c].has_foreground for c in pool}, self.folds, self.seed,
+            fold_of = kfold_split(pool, {c: strata[c] for c in pool}, self.folds, self.seed,
                                   {c: groups[c] for c in pool})
             for k, fold in enumerate(folds_as_splits(fold_of, self.folds)):
                 lists[f'fold{k}_train'], lists[f'fold{k}_val'] = fold['train'], fold['val']

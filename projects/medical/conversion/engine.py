@@ -51,10 +51,10 @@ from tqdm import tqdm
 
 from ..errors import MedSegError, UsageError
 from ..labels import slice_class_counts
-from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, PREPARED_BY, SliceRecord, is_prepared_dataset,
-                        read_case_geometry, slice_stem, source_label_path, write_case_geometry, write_manifest,
-                        write_source_label)
-from ..orientation import DISPLAY_CONVENTION, display_transform, to_display
+from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, PREPARED_BY, SLICE_VALUES, SliceRecord,
+                        is_prepared_dataset, read_case_geometry, slice_stem, source_label_path, write_case_geometry,
+                        write_manifest, write_source_label)
+from ..orientation import DISPLAY_CONVENTION, display_slice_sources, display_transform, to_display
 from ..outputs import check_apart
 from ..spatial import invert_spatial
 from ..version import __version__
@@ -87,6 +87,8 @@ class CaseResult:
     slice_pixels: List[int] = field(default_factory=list)  # foreground pixels per slice (previews, sampler)
     #: class name → {'source_voxels', 'outside_crop', 'resampling'} for classes the spatial step cut into
     removed_label_voxels: Dict[str, Dict[str, int]] = field(default_factory=dict)
+    #: the spec's per-slice values (``CaseSource.extra[SLICE_VALUES]``) in display order: manifest columns
+    slice_columns: Dict[str, list] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)  # printed by the parent process
 
     @property
@@ -100,7 +102,7 @@ class CaseResult:
         """``cases/<case>.json``: the geometry (restacking) plus what the split rules and statistics need."""
         return {**self.geometry, 'case_id': self.case_id, 'group': self.group or self.case_id,
                 'pinned_split': self.pinned, 'labelled': self.labelled,
-                'removed_label_voxels': self.removed_label_voxels,
+                'removed_label_voxels': self.removed_label_voxels, 'slice_columns': self.slice_columns,
                 'statistics': {'class_pixels': self.class_pixels, 'class_slices': self.class_slices,
                                'slice_pixels': self.slice_pixels}}
 
@@ -112,7 +114,7 @@ class CaseResult:
                    None if spacing is None else tuple(spacing), info, info.get('group') or info['case_id'],
                    info.get('pinned_split'), list(stats.get('class_pixels', [])),
                    list(stats.get('class_slices', [])), list(stats.get('slice_pixels', [])),
-                   dict(info.get('removed_label_voxels') or {}))
+                   dict(info.get('removed_label_voxels') or {}), dict(info.get('slice_columns') or {}))
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
@@ -161,6 +163,16 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
                     display_transform=record, spatial=spatial, meta=case.extra)
     result = CaseResult(case.case_id, int(pixels.shape[0]), classes is not None, image.spacing, geometry,
                         case.patient, case.split)
+    values = case.extra.get(SLICE_VALUES) or {}  # the spatial step is in-plane: slices keep their order
+    if values:
+        try:
+            order = display_slice_sources(record, int(pixels.shape[0]))
+        except MedSegError as exc:
+            raise MedSegError(image.source, exc.problem) from None
+        for name, column in values.items():
+            if len(column) != len(order):
+                raise MedSegError(image.source, f'{len(column)} values of {name} for {len(order)} slices')
+            result.slice_columns[name] = [column[k] for k in order]
     if classes is not None:
         counts = slice_class_counts(classes, num_classes)
         result.class_pixels, result.class_slices = counts.sum(axis=0).tolist(), (counts > 0).sum(axis=0).tolist()
@@ -380,7 +392,8 @@ def write_splits(converter: DatasetConverter, target: Path, results: Sequence[Ca
         for k in range(r.num_slices):
             name = f'{slice_stem(r.case_id, k)}.png'
             records.append(SliceRecord(split_of[r.case_id], r.case_id, k, f'images/{name}',
-                                       f'masks/{name}' if r.labelled else '', sx, sy, sz))
+                                       f'masks/{name}' if r.labelled else '', sx, sy, sz,
+                                       tuple((c, str(v[k])) for c, v in r.slice_columns.items())))
     (target / SPLITS_DIR).mkdir(parents=True, exist_ok=True)
     for name, members in lists.items():
         stems = [slice_stem(c, k) for c in members for k in range(by_case[c].num_slices)]
@@ -421,6 +434,7 @@ def resplit(converter: DatasetConverter, out: Path) -> dict:
         for name in ('splits.json', MANIFEST_NAME, 'stats.json'):
             os.replace(staging / name, out / name)
         card = json.loads((out / 'dataset.json').read_text())
+        card.update(converter.card())   # facts of the new split (e.g. strata, fold exclusions)
         card['split_settings'] = converter.split_settings()
         _write_json(staging / 'dataset.json', card)
         os.replace(staging / 'dataset.json', out / 'dataset.json')

@@ -7,12 +7,20 @@ Inputs (found under ``--src`` at any depth, or given one by one):
 * ``--scan-list``: ``annotion_file_info.jsonl`` (HemSeg-200: ``patient``, ``scan_``, ``slice_list`` list)
   or ``annotion_file_info_500.jsonl`` (HemSeg-500: ``patient_name``, ``scan_name``, ``slice_list`` keyed
   by index strings); when both are there the 500 list (a superset) is used;
-* ``--labels``: ``IPH_IVH_label.zip`` (read in place) or its folder, ``{train,val,test}/label/<scan>.nii.gz``.
+* ``--labels``: a label archive (read in place) or its extracted folder, ``{train,val,test}/label/<scan>.nii.gz``:
+  ``IPH_IVH_label.zip`` (HemSeg-200: 222 labels, folder split = the paper's) or ``HemSeg-500.zip``
+  (``HemSeg-500/...``: all 525 labels, folder split = the split CSVs'; its 222 HemSeg-200 files are
+  byte-identical to the other archive's). With both found, the scan list decides: the 500 list reads
+  ``HemSeg-500``, the 200 list ``IPH_IVH_label`` (each falls back to the other when its own is absent);
+  ``dataset.json`` records the archive read (``label_archive``). A listed scan without a label in that
+  archive is never dropped silently: one warning line (how many, the first few) and
+  ``scans_without_label`` in ``dataset.json``.
 
 Each labelled scan's slices are read with :func:`~mmseg_medical.io.dicom.read_dicom_series` (ordered along
 the slice normal, gantry tilt kept: SimpleITK's geometry, on which the labels were drawn); the label must
 match that volume in shape and affine. Case = scan, group = patient. Split ``official`` (default): the
-label archive's train/val/test folders, the split the paper's code trains and tests on; ``csv``: the
+label archive's train/val/test folders (``IPH_IVH_label``: the split the paper's code trains and tests on;
+``HemSeg-500``: the split CSVs' 334/85/106); ``csv``: the
 ``{train,val,test}_set.csv`` lists published with HemSeg-500 (they disagree with the HemSeg-200 label
 folders for many scans: 4 of the 6 real sample labels); both are kept as published although patients
 have scans in two splits (8 in the CSVs; warned, recorded in dataset.json). With ``--folds K`` both add
@@ -47,6 +55,12 @@ CLASSES = ('background', 'hemorrhage')
 DICOM_DIR = 'stage_2_train'
 SCAN_LISTS = ('annotion_file_info_500.jsonl', 'annotion_file_info.jsonl')  # preferred first
 LABEL_ZIP, LABEL_DIR = 'IPH_IVH_label.zip', 'IPH_IVH_label'
+LABEL_ZIP_500, LABEL_DIR_500 = 'HemSeg-500.zip', 'HemSeg-500'
+#: Label archives (zip, extracted folder) in the order each scan list looks for them.
+LABEL_ARCHIVES = {'500': ((LABEL_ZIP_500, LABEL_DIR_500), (LABEL_ZIP, LABEL_DIR)),
+                  '200': ((LABEL_ZIP, LABEL_DIR), (LABEL_ZIP_500, LABEL_DIR_500))}
+#: How many scan names the missing-label warning names.
+WARN_FIRST = 5
 SPLITS = ('train', 'val', 'test')
 SPLIT_CSV = '{}_set.csv'
 DEFAULT_WINDOWS = 'brain'
@@ -105,7 +119,7 @@ def find_labels(labels: Path) -> Dict[str, Tuple[str, object]]:
     elif labels.is_dir():
         items = [(p.relative_to(labels).as_posix(), p) for p in sorted(labels.rglob('*.nii*')) if p.is_file()]
     else:
-        raise MedSegError(labels, 'labels not found (expected IPH_IVH_label.zip or its extracted folder)')
+        raise MedSegError(labels, f'labels not found (expected {LABEL_ZIP}, {LABEL_ZIP_500} or an extracted folder)')
     found: Dict[str, Tuple[str, object]] = {}
     for name, source in items:
         match = LABEL_RE.search(name)
@@ -118,6 +132,23 @@ def find_labels(labels: Path) -> Dict[str, Tuple[str, object]]:
     if not found:
         raise MedSegError(labels, 'no labels {train,val,test}/label/<scan>.nii.gz found')
     return found
+
+
+def scan_list_version(scan_list: Path) -> str:
+    """``'500'`` for ``annotion_file_info_500.jsonl``, else ``'200'`` (the name says which list it is)."""
+    return '500' if Path(scan_list).name == SCAN_LISTS[0] else '200'
+
+
+def find_label_archive(src: Optional[Path], version: str) -> Optional[Path]:
+    """The label archive the ``version`` scan list reads under ``src``: its own (zip, then extracted folder)
+    if found, else the other one; None when neither is there (or no ``src``)."""
+    if src is None:
+        return None
+    for zip_name, dir_name in LABEL_ARCHIVES[version]:
+        found = _find(src, zip_name, False) or _find(src, dir_name, True)
+        if found is not None:
+            return found
+    return None
 
 
 def read_split_csvs(folder: Path) -> Dict[str, str]:
@@ -171,8 +202,8 @@ class HemSegConverter(DatasetConverter):
     name = 'hemseg'
     description = 'HemSeg-200/500 hemorrhage masks on RSNA head CT DICOM series (official split)'
     label_map = LabelMap(CLASSES)
-    expected_layout = (f'{DICOM_DIR}/ID_<id>.dcm, {" or ".join(SCAN_LISTS)} and {LABEL_ZIP} (or its '
-                       f'{LABEL_DIR}/ folder) at any depth, or --dicom-dir, --scan-list and --labels')
+    expected_layout = (f'{DICOM_DIR}/ID_<id>.dcm, {" or ".join(SCAN_LISTS)} and {LABEL_ZIP} or {LABEL_ZIP_500} '
+                       '(zipped or extracted) at any depth, or --dicom-dir, --scan-list and --labels')
     dataset_type = 'HemSegDataset'
     src_optional = True  # --dicom-dir, --scan-list and --labels can name every input
 
@@ -180,7 +211,9 @@ class HemSegConverter(DatasetConverter):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument('--dicom-dir', type=Path, default=None, help=f'RSNA {DICOM_DIR}/ folder')
         parser.add_argument('--scan-list', type=Path, default=None, help='annotion_file_info[_500].jsonl')
-        parser.add_argument('--labels', type=Path, default=None, help=f'{LABEL_ZIP} or its {LABEL_DIR}/ folder')
+        parser.add_argument('--labels', type=Path, default=None,
+                            help=f'{LABEL_ZIP} (HemSeg-200) or {LABEL_ZIP_500}, or an extracted folder (default: the '
+                                 'archive of the scan list found under --src)')
         parser.add_argument('--split', choices=SPLIT_RULES, default='official',
                             help="official: the label archive's train/val/test folders (the paper's split); csv: "
                                  'the {train,val,test}_set.csv lists (HemSeg-500); neither is patient-disjoint; with '
@@ -194,6 +227,9 @@ class HemSegConverter(DatasetConverter):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.windows = self._parse_windows(self.options.get('windows') or DEFAULT_WINDOWS)
+        #: The scan list and label archive read, and the listed scans without a label (set by find_cases).
+        self.inputs: Dict[str, str] = {}
+        self.without_label: List[str] = []
         self.shared_patients: List[str] = []
         #: Patients with a scan in the published test set (any scan of the scan list), set by find_cases.
         self.test_patients: Set[str] = set()
@@ -213,7 +249,8 @@ class HemSegConverter(DatasetConverter):
         return {'windows': ','.join(self.windows), 'split': self.options.get('split') or 'official'}
 
     def card(self) -> dict:
-        card = {}
+        card: dict = dict(self.inputs)
+        card['scans_without_label'] = {'count': len(self.without_label), 'scans': self.without_label}
         if self.shared_patients:
             card['official_split_shared_patients'] = self.shared_patients
         if self.fold_excluded:  # recorded with or without --folds: a later --folds only re-splits
@@ -229,9 +266,11 @@ class HemSegConverter(DatasetConverter):
         dicom_dir = self.options.get('dicom_dir') or _find(src, DICOM_DIR, True)
         scan_list = self.options.get('scan_list') or next(
             (p for p in (_find(src, n, False) for n in SCAN_LISTS) if p is not None), None)
-        labels = self.options.get('labels') or _find(src, LABEL_ZIP, False) or _find(src, LABEL_DIR, True)
-        for value, what in ((dicom_dir, f'{DICOM_DIR}/ (--dicom-dir)'), (scan_list, f'{SCAN_LISTS[1]} (--scan-list)'),
-                            (labels, f'{LABEL_ZIP} (--labels)')):
+        if scan_list is None:
+            raise MedSegError(src, f'no {SCAN_LISTS[1]} (--scan-list) found here; expected {self.expected_layout}')
+        labels = self.options.get('labels') or find_label_archive(src, scan_list_version(Path(scan_list)))
+        for value, what in ((dicom_dir, f'{DICOM_DIR}/ (--dicom-dir)'),
+                            (labels, f'{LABEL_ZIP} or {LABEL_ZIP_500} (--labels)')):
             if value is None:
                 raise MedSegError(src, f'no {what} found here; expected {self.expected_layout}')
         if not Path(dicom_dir).is_dir():
@@ -242,6 +281,15 @@ class HemSegConverter(DatasetConverter):
         dicom_dir, scan_list, labels = self._inputs(None if src is None else Path(src))
         scans = read_scan_list(scan_list)
         label_of = find_labels(labels)
+        if scan_list_version(scan_list) == '200' and labels.name in (LABEL_ZIP_500, LABEL_DIR_500):
+            label_of = {s: v for s, v in label_of.items() if s in scans}  # HemSeg-500's own 303 scans: not listed
+        self.inputs = {'scan_list': scan_list.name, 'label_archive': labels.name}
+        self.without_label = sorted(set(scans) - set(label_of))
+        if self.without_label:
+            print(f'warning: {len(self.without_label)} of the {len(scans)} scans of {scan_list.name} have no label in '
+                  f'{labels} and are not converted: {", ".join(self.without_label[:WARN_FIRST])}'
+                  f'{" ..." if len(self.without_label) > WARN_FIRST else ""} (HemSeg-500 labels: {LABEL_ZIP_500})',
+                  file=sys.stderr)
         rule = self.options.get('split') or 'official'
         if rule == 'official':
             csv_split = read_split_csvs(scan_list.parent)

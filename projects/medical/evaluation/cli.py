@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import numpy as np
 from ..errors import MedSegError
 from .metrics import METRIC_NAMES, case_metrics
 from .protocols import get_protocol, protocol_names
+from .slice_flags import case_flag_rows, format_flags_markdown, summarize_flags
 from .summary import format_site_markdown, format_summary_markdown, summarize, summarize_by_site
 
 #: Columns of the per-case CSV of the ``default`` protocol, in order (other protocols: ``csv_columns``).
@@ -300,6 +302,25 @@ def rows_to_csv(rows: Sequence[dict], metrics: Sequence[str] = METRIC_NAMES) -> 
     return buffer.getvalue()
 
 
+def flag_settings(data: Path, card: dict) -> Optional[Tuple[List[str], Dict[str, dict], str]]:
+    """(flags to score, case → its per-slice values, their source file) of a prepared dataset whose card names
+    ``slice_flags.subtypes`` (Cranium's hemorrhage subtypes); None otherwise."""
+    from ..manifest import CASES_DIR, SLICE_VALUES
+
+    info = card.get('slice_flags')
+    if not isinstance(info, dict) or not info.get('subtypes'):
+        return None
+    values = {}
+    for path in sorted((data / CASES_DIR).glob('*.json')):
+        try:
+            meta = json.loads(path.read_text()).get('meta') or {}
+        except (OSError, ValueError) as exc:
+            raise MedSegError(path, f'cannot read case record ({type(exc).__name__}: {exc})') from None
+        if meta.get(SLICE_VALUES):
+            values[path.stem] = meta[SLICE_VALUES]
+    return [str(f) for f in info['subtypes']], values, str(info.get('source', 'slice flags'))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='evaluate_volumes.py', description='Per-case, per-class metrics of predicted NIfTI label maps.',
@@ -413,6 +434,8 @@ def run(args: argparse.Namespace) -> str:
     else:
         tolerances = resolve_tolerances(classes, *parse_tolerances(args.nsd_tolerance))
 
+    flags = flag_settings(data, card) if data is not None else None
+    flag_rows: List[dict] = []
     rows: List[dict] = []
     for case, gt_path, pred_path in tqdm(pairs, desc='evaluating', unit='case', disable=None):
         gt, spacing, gt_affine = load_labels(gt_path)
@@ -428,6 +451,11 @@ def run(args: argparse.Namespace) -> str:
         except MedSegError as exc:
             raise MedSegError(gt_path if exc.path is None else exc.path, exc.problem) from None
         rows.extend({'case': case, **row} for row in scored)
+        if flags is not None and flags[1].get(case):
+            try:
+                flag_rows.extend(case_flag_rows(case, gt, pred, flags[1][case], flags[0], classes))
+            except MedSegError as exc:
+                raise MedSegError(data / 'cases' / f'{case}.json', exc.problem) from None
 
     summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=spec)
     label = {c: f'{c} ({names[c]})' for c in classes if c in names}
@@ -441,6 +469,9 @@ def run(args: argparse.Namespace) -> str:
     by_site = summarize_by_site(rows, spec)
     if by_site:
         report += '\n## Per site\n\n' + format_site_markdown(by_site, label)
+    if flag_rows:
+        report += ('\n## Per slice flag\n\n'
+                   + format_flags_markdown(summarize_flags(flag_rows, flags[0]), label, f'`{flags[2]}`'))
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(out, rows_to_csv(rows, spec.metrics))
     _write_atomic(out.with_name(f'{out.stem}_summary.md'), report)

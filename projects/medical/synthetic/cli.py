@@ -48,21 +48,24 @@ def _add_hemseg(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         'hemseg', help='HemSeg-200/500 release (flat RSNA DICOM folder, jsonl, label zip, split CSVs)',
         description='Synthetic HemSeg release of head CT phantoms: stage_2_train/ID_<hex>.dcm (both RSNA header '
-                    'variants, shuffled names, scan 1 gantry tilted), the scan list, IPH_IVH_label.zip '
-                    '(or folder) and {train,val,test}_set.csv.')
+                    'variants, shuffled names, scan 1 gantry tilted), the scan list(s), IPH_IVH_label.zip '
+                    'and/or HemSeg-500.zip (or folders) and {train,val,test}_set.csv.')
     _common(parser)
     parser.add_argument('--scans', type=int, default=6,
                         help='number of scans (official split cycles train, train, val, test)')
     parser.add_argument('--slices', type=int, default=8, help='slices per scan')
     parser.add_argument('--size', type=int, default=64, help='rows = columns per slice')
-    parser.add_argument('--scan-list', choices=('200', '500'), default='200',
+    parser.add_argument('--scan-list', choices=('200', '500', 'both'), default='200',
                         help="'200': annotion_file_info.jsonl (patient, scan_, slice_list as a list); '500': "
                              'annotion_file_info_500.jsonl (patient_name, scan_name, slice_list as an object)')
+    parser.add_argument('--archives', choices=('200', '500', 'both'), default='200',
+                        help="label archives: '200': IPH_IVH_label (HemSeg-200 subset when 500 is in the release); "
+                             "'500': HemSeg-500 (every scan, folders = the split CSVs)")
     parser.add_argument('--labels', choices=('zip', 'folder'), default='zip',
-                        help='IPH_IVH_label.zip or the extracted IPH_IVH_label/ folder')
+                        help='each archive as <archive>.zip or as the extracted <archive>/ folder')
     parser.set_defaults(run=lambda args: write_hemseg_release(
         args.out, num_scans=args.scans, num_slices=args.slices, size=args.size, seed=args.seed,
-        scan_list=args.scan_list, labels=args.labels))
+        scan_list=args.scan_list, labels=args.labels, archives=args.archives))
 
 
 def _add_crossmoda(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 :func:`write_cranium_release` writes phantom head CTs in the on-disk layout of the real release::
 
     <root>/<nest>/computed-tomography-images-for-intracranial-hemorrhage-detection-and-segmentation-1.0.0/
-        hemorrhage_diagnosis.csv                one row per slice, 1-based SliceNumber
+        hemorrhage_diagnosis.csv                one row per slice, 1-based SliceNumber (UTF-8 with BOM)
         Patients_CT/<049..>/brain/<n>.jpg       brain window (level 40 / width 120), 8-bit grayscale JPEG
         Patients_CT/<049..>/brain/<n>_HGE_Seg.jpg   mask 0/255 as JPEG, only slices with hemorrhage
         Patients_CT/<049..>/bone/<n>.jpg        bone window (700/3200)
@@ -16,6 +16,11 @@ software's video export), the JPGs are frames in radiological display orientatio
 NIfTI files hold the same scan in their own voxel order: here RAS storage (affine ``diag(spacing)``,
 i.e. columns run to the patient's right and rows to anterior), so the JPG of slice ``n - 1`` is the NIfTI
 slice flipped in both in-plane axes. :func:`cranium_patient` returns the volumes in NIfTI storage order.
+
+``hemorrhage_diagnosis.csv`` is written as the real one is stored (a UTF-8 byte-order mark before the
+header): per slice, the patient's subtype (:func:`cranium_subtype`) on the slices with a mask, every third
+bleeding patient's first bleeding slice also flagged with the next subtype (mixed bleeds), ``No_Hemorrhage``
+on the others, ``Fracture_Yes_No`` on the last slice of every fifth patient.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ RELEASE_DIR = 'computed-tomography-images-for-intracranial-hemorrhage-detection-
 CSV_NAME = 'hemorrhage_diagnosis.csv'
 CSV_COLUMNS = ('PatientNumber', 'SliceNumber', 'Intraventricular', 'Intraparenchymal', 'Subarachnoid',
                'Epidural', 'Subdural', 'No_Hemorrhage', 'Fracture_Yes_No')
+SUBTYPES = CSV_COLUMNS[2:7]
 LAYOUTS = ('jpg', 'nifti')
 FIRST_PATIENT = 49
 BRAIN_WINDOW = (40.0, 120.0)  # level, width of the release's syngo video export
@@ -49,6 +55,11 @@ def cranium_patient_id(index: int) -> str:
 def cranium_has_hemorrhage(index: int, no_bleed_every: int = 4) -> bool:
     """Whether patient ``index`` bleeds: every ``no_bleed_every``-th patient does not (0: all bleed)."""
     return no_bleed_every <= 0 or (index + 1) % no_bleed_every != 0
+
+
+def cranium_subtype(index: int, no_bleed_every: int = 4) -> Union[str, None]:
+    """Patient ``index``'s hemorrhage subtype (cycling through the five by index), None when it does not bleed."""
+    return SUBTYPES[index % len(SUBTYPES)] if cranium_has_hemorrhage(index, no_bleed_every) else None
 
 
 def cranium_patient(index: int, num_slices: int = 24, size: int = 128, seed: int = 0,
@@ -102,13 +113,20 @@ def _write_jpg_patient(folder: Path, hu: np.ndarray, label: np.ndarray, quality:
             _write_jpeg(brain / f'{n}_HGE_Seg.jpg', masks[z], quality)
 
 
-def _csv_rows(patient: str, label: np.ndarray) -> List[Dict[str, int]]:
+def _csv_rows(index: int, label: np.ndarray, no_bleed_every: int) -> List[Dict[str, int]]:
+    """The diagnosis rows of patient ``index`` (see the module docstring)."""
+    subtype = cranium_subtype(index, no_bleed_every)
+    bleeding = [z for z in range(label.shape[0]) if label[z].any()]
     rows = []
     for z in range(label.shape[0]):
-        bleeds = int(label[z].any())
         row = dict.fromkeys(CSV_COLUMNS, 0)
-        row.update(PatientNumber=int(patient), SliceNumber=z + 1, Intraparenchymal=bleeds,
-                   No_Hemorrhage=1 - bleeds)
+        row.update(PatientNumber=int(cranium_patient_id(index)), SliceNumber=z + 1)
+        if subtype is not None and z in bleeding:
+            row[subtype] = 1
+            if index % 3 == 0 and z == bleeding[0]:
+                row[SUBTYPES[(SUBTYPES.index(subtype) + 1) % len(SUBTYPES)]] = 1
+        row['No_Hemorrhage'] = int(not any(row[t] for t in SUBTYPES))
+        row['Fracture_Yes_No'] = int(index % 5 == 4 and z == label.shape[0] - 1)
         rows.append(row)
     return rows
 
@@ -145,8 +163,8 @@ def write_cranium_release(root: Union[str, Path], num_patients: int = 6, num_sli
         if 'nifti' in chosen:
             save_nifti(ct, release / 'ct_scans' / f'{patient}.nii', np.int16)
             save_nifti(mask, release / 'masks' / f'{patient}.nii', np.uint8)
-        rows.extend(_csv_rows(patient, mask.array))
-    with open(release / CSV_NAME, 'w', newline='') as handle:
+        rows.extend(_csv_rows(index, mask.array, no_bleed_every))
+    with open(release / CSV_NAME, 'w', newline='', encoding='utf-8-sig') as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
