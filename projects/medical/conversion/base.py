@@ -109,6 +109,8 @@ class DatasetConverter:
     expected_layout: ClassVar[str] = ''
     #: The mmseg dataset type (``dataset=dict(type=...)`` in configs) that reads this converter's output.
     dataset_type: ClassVar[Optional[str]] = None
+    #: Further dataset types that read this converter's output (an edition of the release with other classes).
+    dataset_types: ClassVar[Tuple[str, ...]] = ()
 
     #: True when the spec's own options can name every input, so ``--src`` may be left out.
     src_optional: ClassVar[bool] = False
