@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -252,11 +251,9 @@ class CrossMoDAConverter(DatasetConverter):
         return read_nifti(case.image)
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
-        """The label as class indices (uint8), validated before any resampling or cropping drops a voxel."""
-        if case.label is None:
-            return None
-        label = read_nifti(case.label)
-        return replace(label, array=self.label_map.remap(label.array, label.source))
+        """The label with its raw values (the engine maps them to class indices with :attr:`label_map`, which
+        validates every voxel before any resampling or cropping could drop one)."""
+        return None if case.label is None else read_nifti(case.label)
 
     def spatial_transform(self, image: Volume, label: Optional[Volume] = None
                           ) -> Tuple[Volume, Optional[Volume], Optional[dict]]:
