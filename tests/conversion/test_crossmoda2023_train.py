@@ -88,6 +88,13 @@ def test_2023_config_trains_tests_with_a_vs_row_and_pseudo_labels_the_target(tmp
     per_class = [np.mean([hand[c][k][0] for c in val_cases]) for k in ('1', '2', '3')]
     assert metrics['volume/mDice'] == pytest.approx(100 * np.mean(per_class), abs=ROUNDED)
 
+    # the test report reads the vs rows: a column group of their own, named as a union
+    from mmseg_medical.report import main as report_main
+
+    assert report_main([str(pred), '--data', str(data)]) == 0
+    page = (pred / 'report.html').read_text()
+    assert 'vs (union of classes)' in page and 'vs_intrameatal (class 1)' in page
+
     # self-training on the T2 target: pseudo labels over the 4 classes, then the -pseudo config's train set
     cmd = [sys.executable, str(REPO / 'tools/pseudo_label.py'), str(CONFIG), str(checkpoint), '--data', str(data),
            '--split', 'target', '--portion', '0.6', '--out-split', 'target_pseudo', '--cfg-options', *options]
