@@ -73,6 +73,18 @@ def test_2023_config_trains_tests_with_a_vs_row_and_pseudo_labels_the_target(tmp
         assert float(r['dice']) == pytest.approx(dice, abs=1e-12)
         assert float(r['assd']) == pytest.approx(assd, abs=1e-9)
 
+    # evaluate_volumes --data: the class names from dataset.json give the same vs rows
+    from mmseg_medical.evaluation.cli import main as evaluate_main
+
+    table = tmp_path / 'evaluate.csv'
+    assert evaluate_main(['--pred', str(pred / 'volumes'), '--data', str(data), '--split', 'val', '--out', str(table),
+                          '--protocol', 'crossmoda', '--bootstrap', '0']) == 0
+    with open(table, newline='') as f:
+        scored = list(csv.DictReader(f))
+    assert [(r['case'], r['class']) for r in scored] == [(c, k) for c in val_cases for k in STRUCTURES]
+    for r in scored:
+        assert float(r['dice']) == pytest.approx(hand[r['case']][r['class']][0], abs=1e-12)
+
     metrics = read_test_metrics(tmp_path / 'test')
     log = (tmp_path / 'test.log').read_text()
     assert re.search(rf'^\| vs \| {len(val_cases)} \| ', log, re.M)

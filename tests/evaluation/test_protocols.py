@@ -320,6 +320,8 @@ def test_crossmoda_union_rule_and_ukm_site():
     assert spec.unions(names, [2, 3]) == {}
     assert spec.unions({1: 'vestibular_schwannoma', 2: 'cochlea'}, [1, 2]) == {}
     assert spec.class_names(3) == names and spec.class_names(2) == {}
+    from mmseg_medical.conversion.crossmoda import CLASSES_2023       # the names the converter writes
+    assert spec.class_names(3) == {i: n for i, n in enumerate(CLASSES_2023) if i}
     assert get_protocol('default').unions(names, [1, 2, 3]) == {}
 
 
