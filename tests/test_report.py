@@ -333,6 +333,24 @@ def test_overlays_colour_each_class_with_the_dataset_palette():
     assert [t.get_text() for t in figure.legends[0].get_texts()] == names[1:]
 
 
+def test_case_table_keeps_a_union_structure(tmp_path):
+    """crossMoDA 2023's metrics.csv has a ``vs`` row (intra ∪ extra) per case: read as a structure of its own,
+    after the classes, and left out of a case's mean Dice over its classes (it would count the VS twice)."""
+    from mmseg_medical.report import mean_dice, read_case_table
+
+    path = tmp_path / 'metrics.csv'
+    path.write_text('case,class,dice,assd,empty\n'
+                    'b,vs,0.8,1.0,\nb,3,0.9,0.5,\nb,1,0.5,2.0,\nb,2,0.7,1.5,\n'
+                    'a,1,0.1,2.0,\na,2,0.2,1.5,\na,3,0.3,0.5,\na,vs,0.4,1.0,\n')
+    table = read_case_table(path)
+    assert table.classes == [1, 2, 3, 'vs'] and table.label_classes == [1, 2, 3]
+    assert table.values['b']['vs'] == {'dice': 0.8, 'assd': 1.0}
+    assert mean_dice(table, 'b') == pytest.approx((0.5 + 0.7 + 0.9) / 3)
+    path.write_text('case,class,dice,assd,empty\na,1,0.1,2.0,\na,vs,0.4,1.0,\nb,1,0.5,2.0,\n')
+    with pytest.raises(MedSegError, match='rows missing for case/class b/vs'):
+        read_case_table(path)
+
+
 def test_report_errors_are_one_line_and_write_nothing(hand_output, cranium_data, tmp_path, capsys):
     def fails(args, *expected):
         assert report_main([str(a) for a in args]) == 1

@@ -2,7 +2,8 @@
 
 ``python tools/benchmark.py --configs 'configs/cranium/*.py' --work-dir work_dirs/bench [--cfg-options ...]``
 or ``--preset NAME`` (lists of configs, :data:`PRESETS`: ``cranium-lr``, ``cranium-heads``, and a 1-slice config
-beside its 2.5D counterpart: ``cranium-2.5d``, ``hemseg-2.5d``, ``hemseg-3w-2.5d``, ``crossmoda-2.5d``): writes
+beside its 2.5D counterpart: ``cranium-2.5d``, ``hemseg-2.5d``, ``hemseg-3w-2.5d``, ``crossmoda-2.5d``,
+``crossmoda2023-2.5d``): writes
 ``results.md`` (run, Method, Backbone, Crop Size, lr, input, mIoU, mDice, volume Dice/NSD in %, HD95 in mm),
 ``results.csv`` and ``results.png`` (:func:`results_figure`: one panel per metric, one bar per run). Each run is
 named by the part of its config name that differs from the others' (:func:`run_labels`), the same in the
@@ -62,6 +63,7 @@ PAIRS_2_5D = {
     'hemseg-2.5d': 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-512x512.py',
     'hemseg-3w-2.5d': 'configs/hemseg/fcn-unet-s5-d16_unet_1xb16-0.01-20k_hemseg-3w-512x512.py',
     'crossmoda-2.5d': 'configs/crossmoda/fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda-256x256.py',
+    'crossmoda2023-2.5d': 'configs/crossmoda/fcn-unet-s5-d16_unet_1xb16-0.01-20k_crossmoda2023-256x256.py',
 }
 PRESETS: Dict[str, List[str]] = {
     'cranium-lr': [f'configs/cranium/fcn-unet-s5-d16_unet_1xb16-{lr}-20k_cranium-512x512.py'

@@ -201,15 +201,16 @@ def _test_dataset(cfg) -> dict:
 def converter_for(cfg) -> DatasetConverter:
     """The converter that prepared the config's test dataset, with the settings it was prepared with.
 
-    The class is the registered converter whose ``dataset_type`` is ``test_dataloader.dataset.type``;
+    The class is the registered converter whose ``dataset_type`` (or one of its ``dataset_types``) is
+    ``test_dataloader.dataset.type``;
     its settings come from ``<data_root>/dataset.json`` (``data_root`` as in the config, relative to the
     working directory) when that file exists, else the converter's defaults.
     """
     dataset = _test_dataset(cfg)
     dataset_type = dataset['type']
-    matches = [cls for cls in CONVERTERS.values() if cls.dataset_type == dataset_type]
+    matches = [cls for cls in CONVERTERS.values() if dataset_type in (cls.dataset_type, *cls.dataset_types)]
     if not matches:
-        known = sorted(cls.dataset_type for cls in CONVERTERS.values() if cls.dataset_type)
+        known = sorted(t for cls in CONVERTERS.values() for t in (cls.dataset_type, *cls.dataset_types) if t)
         raise MedSegError(cfg.filename, f'dataset type {dataset_type!r} has no converter, so its intensity '
                                         f'rule is unknown (datasets with one: {", ".join(known)})')
     cls = matches[0]

@@ -211,23 +211,33 @@ def find_run_info(out_dir: PathLike, config: Optional[PathLike] = None, checkpoi
 
 
 # ---- per-case metrics ------------------------------------------------------------------------------------------
+#: A scored structure: a class index or the name of a union of classes (:data:`mmseg_medical.evaluation.protocols.Structure`).
+Structure = Union[int, str]
+
+
 @dataclass
 class CaseTable:
     """``metrics.csv``: its metric columns (protocol order) and ``values[case][class][metric]`` (floats) plus
-    ``raw`` (the CSV text of each value) and ``empty[case][class]``."""
+    ``raw`` (the CSV text of each value) and ``empty[case][class]``. ``classes`` are the scored structures:
+    class indices, then the unions of classes a protocol adds by name (crossMoDA 2023: ``vs``)."""
 
     path: Path
     metrics: List[str]
-    classes: List[int]
+    classes: List[Structure]
     cases: List[str]
-    values: Dict[str, Dict[int, Dict[str, float]]]
-    raw: Dict[str, Dict[int, Dict[str, str]]]
-    empty: Dict[str, Dict[int, str]]
+    values: Dict[str, Dict[Structure, Dict[str, float]]]
+    raw: Dict[str, Dict[Structure, Dict[str, str]]]
+    empty: Dict[str, Dict[Structure, str]]
+
+    @property
+    def label_classes(self) -> List[int]:
+        """The class indices (label values) among the structures."""
+        return [c for c in self.classes if isinstance(c, int)]
 
 
 def read_case_table(path: PathLike) -> CaseTable:
     """Read and check ``metrics.csv`` (columns ``case,class,<metrics>,empty``)."""
-    from .evaluation.protocols import METRIC_UNITS
+    from .evaluation.protocols import METRIC_UNITS, structure_key, structure_order
 
     path = Path(path)
     if not path.is_file():
@@ -254,7 +264,7 @@ def read_case_table(path: PathLike) -> CaseTable:
             raise MedSegError(path, f'line {line}: {len(row)} fields, expected {len(header)}')
         case, cls = row[0], row[1]
         try:
-            cls = int(cls)
+            cls = structure_key(cls)
             numbers = [float(v) for v in row[2:-1]]
         except ValueError as exc:
             raise MedSegError(path, f'line {line}: {exc}') from None
@@ -265,7 +275,7 @@ def read_case_table(path: PathLike) -> CaseTable:
         empty.setdefault(case, {})[cls] = row[-1]
         if cls not in classes:
             classes.append(cls)
-    classes.sort()
+    classes.sort(key=structure_order)
     cases = sorted(values)
     missing = [f'{case}/{c}' for case in cases for c in classes if c not in values[case]]
     if missing:
@@ -274,9 +284,10 @@ def read_case_table(path: PathLike) -> CaseTable:
 
 
 def mean_dice(table: CaseTable, case: str) -> float:
-    """Mean Dice of a case over its classes (NaN left out; NaN when none); the first metric without Dice."""
+    """Mean Dice of a case over its classes (NaN left out; NaN when none; unions of classes not counted twice);
+    the first metric without Dice."""
     metric = 'dice' if 'dice' in table.metrics else table.metrics[0]
-    column = [table.values[case][c][metric] for c in table.classes]
+    column = [table.values[case][c][metric] for c in table.label_classes]
     finite = [v for v in column if math.isfinite(v)]
     return float(np.mean(finite)) if finite else float('nan')
 
@@ -483,7 +494,8 @@ def case_table_html(table: CaseTable, names: Dict[int, str]) -> str:
     head2 = []
     col = 1
     for c in table.classes:
-        head1.append(f'<th colspan="{len(table.metrics) + 1}">{_e(names[c])} (class {c})</th>')
+        head1.append(f'<th colspan="{len(table.metrics) + 1}">{_e(names[c])} '
+                     f'({f"class {c}" if isinstance(c, int) else "union of classes"})</th>')
         for m in table.metrics:
             head2.append(f'<th class="sortable" data-col="{col}" data-class="{_e(names[c])}" data-metric="{m}">'
                          f'{_e(metric_title(m))}</th>')
@@ -640,7 +652,7 @@ def _case_sections(table: CaseTable, root: Path, out_dir: Path, names: Dict[int,
     if unknown:
         raise MedSegError(root / 'manifest.csv', f'cases of {table.path} not in the prepared dataset: '
                                                  f'{", ".join(unknown[:5])} (pass --data with the dataset tested)')
-    classes = table.classes
+    classes = table.label_classes
     all_names, palette = classes_and_colours(root)
     colours = class_colours(all_names, palette)
     legend = ('each slice plain, with the ground truth and with the prediction; every class tinted and outlined in '
@@ -751,10 +763,10 @@ def build_report(out_dir: PathLike, info: Optional[RunInfo] = None, **options) -
         if not (root / 'manifest.csv').is_file():
             raise MedSegError(root, 'no manifest.csv: not a dataset prepared by tools/prepare_dataset.py')
         class_names = dataset_classes(root)
-        bad = [c for c in table.classes if not 0 <= c < len(class_names)]
+        bad = [c for c in table.label_classes if not 0 <= c < len(class_names)]
         if bad:
             raise MedSegError(csv_path, f'class indices {bad} not in {root / "dataset.json"} classes {class_names}')
-        names = {c: class_names[c] for c in table.classes}
+        names = {c: class_names[c] if isinstance(c, int) else c for c in table.classes}
         n_cases = len(table.cases)
         expected = split_list_cases(root, info.split_file)
         if expected is not None:

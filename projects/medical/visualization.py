@@ -200,9 +200,13 @@ def registered_palette(converter_name: str) -> Dict[str, RGB]:
     except ImportError:
         return {}
     converter = CONVERTERS.get(converter_name)
-    dataset = DATASETS.get(converter.dataset_type) if converter is not None and converter.dataset_type else None
-    meta = getattr(dataset, 'METAINFO', None) or {}
-    return {str(n): tuple(int(v) for v in c) for n, c in zip(meta.get('classes') or (), meta.get('palette') or ())}
+    types = () if converter is None else [t for t in (converter.dataset_type, *converter.dataset_types) if t]
+    palette: Dict[str, RGB] = {}
+    for dataset in (DATASETS.get(t) for t in types):   # every edition's names (crossMoDA 2023: four classes)
+        meta = getattr(dataset, 'METAINFO', None) or {}
+        for n, c in zip(meta.get('classes') or (), meta.get('palette') or ()):
+            palette.setdefault(str(n), tuple(int(v) for v in c))
+    return palette
 
 
 def write_previews(root: Path, records, results, count: int, classes: Optional[Sequence[str]] = None,

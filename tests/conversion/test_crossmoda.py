@@ -258,3 +258,101 @@ def test_option_errors(releases, tmp_path, capsys):
                          '--percentiles', '99', '1'])
     assert code == 1 and 'LOW must be below HIGH' in capsys.readouterr().err
 
+
+
+# ---------------------------------------------------------------------------------------------- crossMoDA 2023
+SOURCE_2023 = 'crossmoda23_training/TrainingSource'
+
+
+@pytest.fixture(scope='module')
+def release_2023(tmp_path_factory) -> Path:
+    """6 labelled ceT1 (two per site etz / ldn / ukm), 3 T2 TrainingTarget, 2 T2 validation scans."""
+    return write_crossmoda_release(tmp_path_factory.mktemp('crossmoda2023') / 'download', naming='2023',
+                                   num_source=6, num_target=3, num_val=2, size=48, num_slices=SLICES)
+
+
+def test_2023_three_classes_every_voxel_kept(release_2023, tmp_path):
+    """The 2023 layout prepares with background + 3 classes; every mask slice equals the raw label volume as
+    nibabel and SimpleITK read it (labels 1 intra, 2 extra, 3 cochlea), and the source-grid label store equals
+    the raw file; T2 scans are image-only target / target_val."""
+    raw, out = release_2023, tmp_path / 'out'
+    _convert(raw, out, crop=56)                  # pads 48 → 56: a spatial step that must drop no voxel
+    card = json.loads((out / 'dataset.json').read_text())
+    assert card['classes'] == ['background', 'vs_intrameatal', 'vs_extrameatal', 'cochlea']
+    assert card['settings'] == {'percentiles': [0.5, 99.5], 'spacing': None, 'crop': 56, 'edition': '2023',
+                                'label_values': [1, 2, 3]}
+    assert card['removed_label_voxels'] == {}
+    labels = sorted((raw / SOURCE_2023).glob('*_Label.nii.gz'))
+    assert len(labels) == 6
+    for path in labels:
+        case = path.name[:-len('_Label.nii.gz')]
+        truth = _nifti_zhw(path)
+        assert set(np.unique(truth)) == {0.0, 1.0, 2.0, 3.0} and truth.dtype == np.float64
+        np.testing.assert_array_equal(_sitk_display(path), truth)   # L,P,S file: both readers agree
+        masks = np.stack([cv2.imread(str(out / 'masks' / f'{case}_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+                          for k in range(SLICES)])
+        np.testing.assert_array_equal(masks[:, 4:52, 4:52], truth.astype(np.uint8))   # the padded window
+        assert not masks[:, :4].any() and not masks[:, 52:].any()
+        stored = nib.load(str(out / 'labels' / f'{case}.nii.gz'))
+        source = nib.load(str(path))
+        np.testing.assert_array_equal(np.asanyarray(stored.dataobj), np.asanyarray(source.dataobj).astype(np.uint8))
+        np.testing.assert_allclose(stored.affine, source.affine, atol=1e-6)
+    splits = json.loads((out / 'splits.json').read_text())
+    assert splits['target'] == sorted(p.name[:-len('_T2.nii.gz')]
+                                      for p in (raw / 'crossmoda23_training/TrainingTarget').glob('*_T2.nii.gz'))
+    assert splits['target_val'] == sorted(p.name[:-len('_T2.nii.gz')]
+                                          for p in (raw / 'crossmoda23_validation').glob('*_T2.nii.gz'))
+    assert len(splits['target']) == 3 and len(splits['target_val']) == 2
+    assert not any((out / 'masks').glob('crossmoda2023_*_9_*.png'))       # target scans: no masks
+    meta = json.loads((out / 'splits' / 'crossmoda_cases.json').read_text())
+    assert {meta[c]['site'] for c in splits['train']} == {meta[c]['site'] for c in splits['val']} \
+        == {'etz', 'ldn', 'ukm'}                                           # one hold-out per site
+    assert meta['crossmoda2023_etz_9'] == {'domain': 'target', 'modality': 'T2', 'site': 'etz', 'year': '2023'}
+
+
+def test_2023_label_values_option(release_2023, tmp_path, capsys):
+    """Other raw values of the three structures: refused without --label-values (one error line, nothing
+    written), mapped to 1, 2, 3 with it."""
+    raw = write_crossmoda_release(tmp_path / 'raw', naming='2023', num_source=3, num_target=1, num_val=1,
+                                  size=32, num_slices=3, label_values=(10, 20, 30))
+    out = tmp_path / 'out'
+    code = prepare_main(['crossmoda', '--src', str(raw), '--out', str(out), '--workers', '1'])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count('\n') == 1 and not out.exists()
+    assert 'label values [10, 20, 30] are outside the label map [0, 1, 2, 3]' in err
+    assert prepare_main(['crossmoda', '--src', str(raw), '--out', str(out), '--workers', '1', '--previews', '0',
+                         '--label-values', '10', '20', '30']) == 0
+    path = raw / SOURCE_2023 / 'crossmoda2023_ldn_1_Label.nii.gz'
+    truth = _nifti_zhw(path)
+    assert set(np.unique(truth)) == {0.0, 10.0, 20.0, 30.0}
+    expected = np.select([truth == 10, truth == 20, truth == 30], [1, 2, 3], 0)
+    for k in range(3):
+        mask = cv2.imread(str(out / 'masks' / f'crossmoda2023_ldn_1_{k:04d}.png'), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(mask, expected[k])
+    assert json.loads((out / 'dataset.json').read_text())['raw_label_values'] == {'0': 0, '10': 1, '20': 2, '30': 3}
+
+
+def test_2023_beside_2022_files_needs_an_edition(release_2023, releases, tmp_path, capsys):
+    """2023 files (3 structures) and 2022 ones (2) under one --src: auto refuses naming both; --edition reads
+    only that edition's files; --label-values with 2021/2022 files is refused."""
+    src = tmp_path / 'downloads'
+    shutil.copytree(release_2023, src / '2023')
+    shutil.copytree(releases['2022'], src / '2022')
+    code = prepare_main(['crossmoda', '--src', str(src), '--out', str(tmp_path / 'o'), '--workers', '1'])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count('\n') == 1 and 'pass --edition 2023 or --edition 2021-2022' in err
+    assert 'crossmoda2023_' in err and 'crossmoda202' in err.split('and 2021/2022 ones')[1]
+    stats = _convert(src, tmp_path / 'a', edition='2023')
+    cases = json.loads((tmp_path / 'a' / 'splits' / 'crossmoda_cases.json').read_text())
+    assert len(cases) == 11 and all(c.startswith('crossmoda2023_') for c in cases), stats
+    _convert(src, tmp_path / 'b', edition='2021-2022')
+    cases = json.loads((tmp_path / 'b' / 'splits' / 'crossmoda_cases.json').read_text())
+    assert len(cases) == 9 and not any(c.startswith('crossmoda2023_') for c in cases)
+    assert json.loads((tmp_path / 'b' / 'dataset.json').read_text())['classes'] == list(
+        ('background', 'vestibular_schwannoma', 'cochlea'))
+    code = prepare_main(['crossmoda', '--src', str(releases['2022']), '--out', str(tmp_path / 'c'),
+                         '--label-values', '1', '2', '3'])
+    assert code == 1 and 'applies to the 2023 edition only' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        prepare_main(['crossmoda', '--src', str(src), '--out', str(tmp_path / 'd'), '--edition', '2024'])
+    assert info.value.code == 2

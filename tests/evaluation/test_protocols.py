@@ -256,6 +256,75 @@ def test_evaluate_volumes_crossmoda_median_iqr_and_sites(tmp_path, capsys):
     assert 'median [IQR]' in printed and 'Site London' in printed and 'Site Tilburg' in printed
 
 
+def _case_2023(k: int):
+    """A crossMoDA 2023 label (1 intra-meatal VS lateral, 2 extra-meatal VS medial, 3 cochlea) and a prediction
+    that shifts it and, from case 1 on, calls part of the intra-meatal tumour extra-meatal."""
+    gt = np.zeros((28, 24, 10), np.uint8)
+    tumour = _ball(gt.shape, (14, 12, 5), 6)
+    gt[tumour] = 2
+    gt[tumour & (np.indices(gt.shape)[0] > 16)] = 1
+    gt[_ball(gt.shape, (4, 4, 5), 2)] = 3
+    pred = np.roll(gt, k, axis=1)
+    if k:
+        pred[(pred == 1) & (np.indices(gt.shape)[0] < 18 + k)] = 2
+    return gt, pred
+
+
+def test_evaluate_volumes_crossmoda_2023_vs_union_and_ukm(tmp_path, capsys):
+    """crossMoDA 2023 label files: rows per structure (1, 2, 3) and ``vs``, whose Dice and ASSD are medpy 0.5.2's
+    ``dc`` / ``assd`` of the union masks intra ∪ extra computed here; the per-site tables name ukm."""
+    medpy = pytest.importorskip('medpy.metric.binary')
+    gt_dir, pred_dir = tmp_path / 'gt', tmp_path / 'pred'
+    gt_dir.mkdir(), pred_dir.mkdir()
+    affine = np.diag([-0.63, -0.63, 1.5, 1.0])
+    expected = {}
+    for k, name in enumerate(('crossmoda2023_ukm_7', 'crossmoda2023_etz_20', 'crossmoda2023_ldn_3')):
+        gt, pred = _case_2023(k)
+        _write(gt_dir / f'{name}.nii.gz', gt, affine)
+        _write(pred_dir / f'{name}.nii.gz', pred, affine)
+        stored = nib.load(str(gt_dir / f'{name}.nii.gz')).affine
+        spacing = [abs(stored[i, i]) for i in range(3)]
+        masks = {c: (pred == c, gt == c) for c in (1, 2, 3)}
+        masks['vs'] = (np.isin(pred, [1, 2]), np.isin(gt, [1, 2]))
+        expected[name] = {c: (medpy.dc(p, g), medpy.assd(p, g, voxelspacing=spacing)) for c, (p, g) in masks.items()}
+    out = tmp_path / 'metrics.csv'
+    assert evaluate_main(['--pred', str(pred_dir), '--gt', str(gt_dir), '--out', str(out),
+                          '--protocol', 'crossmoda', '--bootstrap', '0']) == 0
+    printed = capsys.readouterr().out
+    with open(out, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert [(r['case'], r['class']) for r in rows] == [(c, k) for c in sorted(expected) for k in ('1', '2', '3', 'vs')]
+    for r in rows:
+        key = r['class'] if r['class'] == 'vs' else int(r['class'])
+        assert (float(r['dice']), float(r['assd'])) == expected[r['case']][key], r
+    # the union is its own structure: swapping intra and extra lowers their Dice, not the tumour's
+    assert expected['crossmoda2023_ldn_3']['vs'][0] > max(expected['crossmoda2023_ldn_3'][c][0] for c in (1, 2))
+    assert '| vs (1 vs_intrameatal ∪ 2 vs_extrameatal) | 3 |' in printed
+    assert '| 1 (vs_intrameatal) | 3 |' in printed and '| 3 (cochlea) | 3 |' in printed
+    assert 'Site ukm (1 cases)' in printed and 'Site London (1 cases)' in printed and 'Site Tilburg (1 cases)' in printed
+    vs = sorted(expected[c]['vs'][0] for c in expected)
+    q1, median, q3 = np.percentile(vs, [25, 50, 75])
+    assert f'{median:.4f} [{q1:.4f}, {q3:.4f}]' in printed
+    # only the intra and extra classes together make the union: --classes without one of them has no vs row
+    assert evaluate_main(['--pred', str(pred_dir), '--gt', str(gt_dir), '--out', str(out), '--classes', '1,3',
+                          '--protocol', 'crossmoda', '--bootstrap', '0']) == 0
+    with open(out, newline='') as f:
+        assert {r['class'] for r in csv.DictReader(f)} == {'1', '3'}
+
+
+def test_crossmoda_union_rule_and_ukm_site():
+    spec = get_protocol('crossmoda')
+    assert spec.site('crossmoda2023_ukm_12') == 'ukm' and spec.site('crossmoda2023_etz_1') == 'Tilburg'
+    names = {1: 'vs_intrameatal', 2: 'vs_extrameatal', 3: 'cochlea'}
+    assert spec.unions(names, [1, 2, 3]) == {'vs': (1, 2)}
+    assert spec.unions(names, [2, 3]) == {}
+    assert spec.unions({1: 'vestibular_schwannoma', 2: 'cochlea'}, [1, 2]) == {}
+    assert spec.class_names(3) == names and spec.class_names(2) == {}
+    from mmseg_medical.conversion.crossmoda import CLASSES_2023       # the names the converter writes
+    assert spec.class_names(3) == {i: n for i, n in enumerate(CLASSES_2023) if i}
+    assert get_protocol('default').unions(names, [1, 2, 3]) == {}
+
+
 @pytest.mark.parametrize('option', [['--bootstrap', '-1'], ['--seed', '-3'], ['--protocol', 'nope']])
 def test_evaluate_volumes_bad_option_is_a_usage_error(tmp_path, option, capsys):
     with pytest.raises(SystemExit) as exc:

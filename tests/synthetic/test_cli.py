@@ -38,7 +38,31 @@ def test_crossmoda_2021_layout(tmp_path, capsys):
         'crossmoda_training/target_training/crossmoda_3_hrT2.nii.gz',
         'crossmoda_validation/target_validation/crossmoda_4_hrT2.nii.gz'])
     with pytest.raises(SystemExit):
-        main(['crossmoda', '--out', str(tmp_path), '--naming', '2023'])
+        main(['crossmoda', '--out', str(tmp_path), '--naming', '2024'])
+
+
+@pytest.mark.parametrize('values', [None, ('4', '5', '6')])
+def test_crossmoda_2023_layout(tmp_path, values):
+    """NOTES.md's 2023 layout: TrainingSource ceT1 + labels, TrainingTarget T2, crossmoda23_validation T2; sites
+    etz / ldn / ukm; labels intra-meatal VS, extra-meatal VS, cochlea (1, 2, 3 or --label-values)."""
+    extra = [] if values is None else ['--label-values', *values]
+    assert main(['crossmoda', '--out', str(tmp_path), '--naming', '2023', '--source', '3', '--target', '1', '--val',
+                 '1', '--size', '32', '--slices', '3', *extra]) == 0
+    assert _files(tmp_path) == sorted([
+        'crossmoda23_training/TrainingSource/crossmoda2023_ldn_1_ceT1.nii.gz',
+        'crossmoda23_training/TrainingSource/crossmoda2023_ldn_1_Label.nii.gz',
+        'crossmoda23_training/TrainingSource/crossmoda2023_ukm_2_ceT1.nii.gz',
+        'crossmoda23_training/TrainingSource/crossmoda2023_ukm_2_Label.nii.gz',
+        'crossmoda23_training/TrainingSource/crossmoda2023_etz_3_ceT1.nii.gz',
+        'crossmoda23_training/TrainingSource/crossmoda2023_etz_3_Label.nii.gz',
+        'crossmoda23_training/TrainingTarget/crossmoda2023_ldn_4_T2.nii.gz',
+        'crossmoda23_validation/crossmoda2023_ukm_5_T2.nii.gz'])
+    import nibabel as nib
+    import numpy as np
+
+    label = nib.load(str(tmp_path / 'crossmoda23_training/TrainingSource/crossmoda2023_ukm_2_Label.nii.gz'))
+    wanted = {0.0, 1.0, 2.0, 3.0} if values is None else {0.0, 4.0, 5.0, 6.0}
+    assert set(np.unique(np.asanyarray(label.dataobj))) == wanted
 
 
 @pytest.mark.parametrize('layout, image, mask', [

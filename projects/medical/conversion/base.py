@@ -109,6 +109,8 @@ class DatasetConverter:
     expected_layout: ClassVar[str] = ''
     #: The mmseg dataset type (``dataset=dict(type=...)`` in configs) that reads this converter's output.
     dataset_type: ClassVar[Optional[str]] = None
+    #: Further dataset types that read this converter's output (an edition of the release with other classes).
+    dataset_types: ClassVar[Tuple[str, ...]] = ()
 
     #: Classes that a left-right mirroring exchanges, by name (:mod:`mmseg_medical.laterality`); those of
     #: ``label_map``'s classes go to ``dataset.json`` (``mirror_pairs``) and the mmseg dataset's metainfo.

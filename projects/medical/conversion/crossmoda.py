@@ -1,4 +1,4 @@
-"""CrossMoDA 2021 / 2022: vestibular schwannoma and cochlea on MRI, labelled ceT1 source, unlabelled hrT2 target.
+"""CrossMoDA 2021 / 2022 / 2023: vestibular schwannoma and cochlea on MRI, labelled ceT1 source, unlabelled T2 target.
 
 Files are found wherever they sit under ``--src`` (any folder depth), by name:
 
@@ -6,25 +6,36 @@ Files are found wherever they sit under ``--src`` (any folder depth), by name:
   ``crossmoda_<n>_hrT2.nii.gz`` (``target_training/``, ``target_validation/``);
 * 2022: ``crossmoda<year>_<ldn|etz>_<n>_{ceT1,hrT2,Label}.nii.gz`` (ldn = London, etz = Tilburg); a label
   pairs with the scan of the same name, else with the one ceT1 scan of its site and number (the 2021
-  cases' labels were re-released as ``crossmoda2021_ldn_<n>_Label.nii.gz``).
+  cases' labels were re-released as ``crossmoda2021_ldn_<n>_Label.nii.gz``);
+* 2023: ``crossmoda2023_<etz|ldn|ukm>_<n>_{ceT1,Label}.nii.gz`` (``crossmoda23_training/TrainingSource/``),
+  ``crossmoda2023_<site>_<n>_T2.nii.gz`` (``TrainingTarget/``, ``crossmoda23_validation/``).
 
 Case id = file name without the modality suffix and extension (``crossmoda_12``, ``crossmoda2022_etz_106``);
-domain (source = ceT1, target = hrT2), modality, site and year per case go to ``splits/crossmoda_cases.json``.
-Labels: 0 background, 1 vestibular schwannoma, 2 cochlea, stored as float64; whole-number floats are
-accepted, anything else is one error line naming the file and the value.
+domain (source = ceT1, target = hrT2 / T2), modality, site and year per case go to
+``splits/crossmoda_cases.json``.
+
+Labels (``--edition``, default ``auto``: 2023 when the files are named ``crossmoda2023_*``):
+
+* 2021 / 2022: 0 background, 1 vestibular schwannoma, 2 cochlea;
+* 2023: 0 background, 1 intra-meatal VS, 2 extra-meatal VS, 3 cochlea. A public description of the
+  release lists the three structures in that order without their values; 1, 2, 3 is read from that order
+  and ``--label-values INTRA EXTRA COCHLEA`` sets other raw values.
+
+Labels are stored as float64; whole-number floats are accepted, anything else is one error line naming the
+file and the value. A release mixing 2023 files with 2021/2022 ones (other classes) is refused under
+``auto``; ``--edition 2023`` / ``2021-2022`` reads only that edition's files.
 
 Intensity: per-volume percentile normalisation to 8 bit (``--percentiles``, default 0.5 99.5).
 ``--spacing MM`` resamples every slice in-plane (images linear, labels nearest) and ``--crop N`` centre
 crops (or pads) it to N x N; both are recorded per case and undone when predictions are restacked.
 
 Splits: source cases → ``train``/``val`` by patient (seeded; stratified on the site where the names give
-it); target hrT2 → image-only ``target``; hrT2 under a ``*validation*`` folder → image-only ``target_val``.
+it); target hrT2 / T2 → image-only ``target``; those under a ``*validation*`` folder → image-only ``target_val``.
 """
 from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -40,9 +51,15 @@ from ..volume import Volume
 from .base import CaseSource, DatasetConverter, register_converter
 
 CLASSES = ('background', 'vestibular_schwannoma', 'cochlea')
-#: ``crossmoda_12_ceT1.nii.gz`` / ``crossmoda2022_etz_106_hrT2.nii.gz`` → case id, year, site, number, modality.
-NAME = re.compile(r'^(?P<case>crossmoda(?:(?P<year>20\d\d)_(?P<site>ldn|etz))?_(?P<number>\d+))'
-                  r'_(?P<modality>ceT1|hrT2|Label)\.nii(?:\.gz)?$')
+#: crossMoDA 2023's classes, in the order a public description of the release lists the structures.
+CLASSES_2023 = ('background', 'vs_intrameatal', 'vs_extrameatal', 'cochlea')
+#: The raw label values of ``CLASSES_2023[1:]`` by default (read from that order; ``--label-values``).
+LABEL_VALUES_2023 = (1, 2, 3)
+EDITIONS = ('auto', '2021-2022', '2023')
+#: ``crossmoda_12_ceT1.nii.gz`` / ``crossmoda2022_etz_106_hrT2.nii.gz`` / ``crossmoda2023_ukm_3_T2.nii.gz`` →
+#: case id, year, site, number, modality.
+NAME = re.compile(r'^(?P<case>crossmoda(?:(?P<year>20\d\d)_(?P<site>ldn|etz|ukm))?_(?P<number>\d+))'
+                  r'_(?P<modality>ceT1|hrT2|T2|Label)\.nii(?:\.gz)?$')
 SOURCE, TARGET = 'ceT1', 'hrT2'
 TARGET_SPLIT, TARGET_VAL_SPLIT = 'target', 'target_val'
 CASES_FILE = 'crossmoda_cases.json'
@@ -77,18 +94,46 @@ def _scan_files(src: Path) -> List[Tuple[Path, re.Match]]:
     return found
 
 
+def _edition_of(match: re.Match) -> str:
+    return '2023' if match['year'] == '2023' else '2021-2022'
+
+
+def label_map_2023(values: Tuple[int, int, int] = LABEL_VALUES_2023) -> LabelMap:
+    """crossMoDA 2023's label map: raw 0 → background, ``values`` → intra-meatal VS, extra-meatal VS, cochlea."""
+    return LabelMap(CLASSES_2023, {0: 0, **{int(v): i for i, v in enumerate(values, start=1)}})
+
+
 @register_converter
 class CrossMoDAConverter(DatasetConverter):
     name = 'crossmoda'
-    description = 'CrossMoDA 2021/2022 vestibular schwannoma + cochlea MRI (ceT1 labelled, hrT2 unlabelled)'
+    description = ('CrossMoDA 2021/2022/2023 vestibular schwannoma + cochlea MRI (ceT1 labelled, T2 unlabelled; '
+                   '2023: intra- and extra-meatal VS)')
     label_map = LabelMap(CLASSES)
     expected_layout = ('crossmoda_<n>_ceT1.nii.gz + crossmoda_<n>_Label.nii.gz, crossmoda_<n>_hrT2.nii.gz '
-                       '(2021) or crossmoda<year>_<ldn|etz>_<n>_{ceT1,hrT2,Label}.nii.gz (2022), at any depth')
+                       '(2021), crossmoda<year>_<ldn|etz>_<n>_{ceT1,hrT2,Label}.nii.gz (2022) or '
+                       'crossmoda2023_<etz|ldn|ukm>_<n>_{ceT1,Label,T2}.nii.gz (2023), at any depth')
     dataset_type = 'CrossMoDADataset'
+    #: The dataset type of a 2023 preparation (four classes).
+    dataset_type_2023 = 'CrossMoDA2023Dataset'
+    dataset_types = (dataset_type_2023,)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.case_meta: Dict[str, dict] = {}
+        self.edition: Optional[str] = None
+        if self.options.get('edition') in ('2021-2022', '2023'):
+            self._set_edition(self.options['edition'])
+
+    def _set_edition(self, edition: str) -> None:
+        """Classes, raw values and dataset type of ``edition`` (this instance only)."""
+        self.edition = edition
+        if edition == '2023':
+            values = self.options.get('label_values') or LABEL_VALUES_2023
+            self.label_map = label_map_2023(tuple(int(v) for v in values))
+            self.dataset_type = self.dataset_type_2023
+        else:
+            self.label_map = type(self).label_map
+            self.dataset_type = type(self).dataset_type
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -99,20 +144,41 @@ class CrossMoDAConverter(DatasetConverter):
                             help='resample slices in-plane to this pixel spacing (e.g. 0.41; default: keep)')
         parser.add_argument('--crop', type=_positive(int), default=None, metavar='N',
                             help='centre-crop (or pad) slices to N x N pixels after resampling (default: keep)')
+        parser.add_argument('--edition', choices=EDITIONS, default='auto',
+                            help='which release to read: 2021-2022 (VS, cochlea) or 2023 (intra-meatal VS, '
+                                 'extra-meatal VS, cochlea); auto: 2023 when the files are named crossmoda2023_* '
+                                 '(default auto; a named edition reads only its own files)')
+        parser.add_argument('--label-values', type=int, nargs=3, default=None, metavar=('INTRA', 'EXTRA', 'COCHLEA'),
+                            help='2023 only: the raw label values of intra-meatal VS, extra-meatal VS and cochlea '
+                                 '(default 1 2 3, the order a public description of the release lists them in)')
 
     def settings(self) -> dict:
+        """Slice settings; a 2023 preparation adds its edition and raw label values (2021/2022 ones keep
+        the three keys they always had, so datasets prepared before 2023 support stay up to date)."""
         low, high = self.options.get('percentiles') or DEFAULT_PERCENTILES
         if not low < high:
             raise MedSegError('--percentiles', f'LOW must be below HIGH, got {low:g} {high:g}')
-        return {'percentiles': [float(low), float(high)], 'spacing': self.options.get('spacing'),
-                'crop': self.options.get('crop')}
+        values = self.options.get('label_values')
+        if values is not None:
+            values = [int(v) for v in values]
+            if len(values) != 3 or len(set(values)) != 3 or min(values) <= 0:
+                raise MedSegError('--label-values', f'expected three distinct positive values, got {values}')
+            if self.options.get('edition') == '2021-2022':
+                raise MedSegError('--label-values', 'applies to the 2023 edition only (2021/2022 labels are 1 VS, '
+                                                    '2 cochlea)')
+        out = {'percentiles': [float(low), float(high)], 'spacing': self.options.get('spacing'),
+               'crop': self.options.get('crop')}
+        if self.edition == '2023' or self.options.get('edition') == '2023':
+            out.update(edition='2023', label_values=list(values or LABEL_VALUES_2023))
+        return out
 
     # ---- where the files are ----------------------------------------------------------------------
     def find_cases(self, src: Path) -> List[CaseSource]:
         self.settings()  # option errors before any reading
+        files = self._edition_files(Path(src))
         scans: Dict[str, Tuple[Path, re.Match]] = {}
         labels: List[Tuple[Path, re.Match]] = []
-        for path, match in _scan_files(Path(src)):
+        for path, match in files:
             if match['modality'] == 'Label':
                 labels.append((path, match))
                 continue
@@ -135,6 +201,26 @@ class CrossMoDAConverter(DatasetConverter):
             cases.append(CaseSource(case_id, path, label_of.get(case_id), split=split,
                                     extra=dict(self.case_meta[case_id])))
         return cases
+
+    def _edition_files(self, src: Path) -> List[Tuple[Path, re.Match]]:
+        """The files of the edition read (``--edition``, or the one the names show), which sets the classes."""
+        found = _scan_files(src)
+        asked = self.options.get('edition') or 'auto'
+        editions = sorted({_edition_of(m) for _, m in found})
+        if asked == 'auto':
+            if len(editions) > 1:
+                first = {e: next(p for p, m in found if _edition_of(m) == e) for e in editions}
+                raise MedSegError(src, f'holds crossMoDA 2023 files (e.g. {first["2023"].name}: intra-/extra-meatal '
+                                       f'VS and cochlea) and 2021/2022 ones (e.g. {first["2021-2022"].name}: VS and '
+                                       'cochlea), whose classes differ: pass --edition 2023 or --edition 2021-2022')
+            edition = editions[0] if editions else '2021-2022'
+        else:
+            edition = asked
+        if self.options.get('label_values') is not None and edition != '2023':
+            raise MedSegError('--label-values', 'applies to the 2023 edition only, but the files under --src are '
+                                                'crossMoDA 2021/2022 (1 VS, 2 cochlea)')
+        self._set_edition(edition)
+        return [(p, m) for p, m in found if _edition_of(m) == edition]
 
     @staticmethod
     def _pair_labels(scans: Mapping[str, Tuple[Path, re.Match]], labels: List[Tuple[Path, re.Match]]
@@ -165,11 +251,9 @@ class CrossMoDAConverter(DatasetConverter):
         return read_nifti(case.image)
 
     def read_label(self, case: CaseSource) -> Optional[Volume]:
-        """The label as class indices (uint8), validated before any resampling or cropping drops a voxel."""
-        if case.label is None:
-            return None
-        label = read_nifti(case.label)
-        return replace(label, array=self.label_map.remap(label.array, label.source))
+        """The label with its raw values (the engine maps them to class indices with :attr:`label_map`, which
+        validates every voxel before any resampling or cropping could drop one)."""
+        return None if case.label is None else read_nifti(case.label)
 
     def spatial_transform(self, image: Volume, label: Optional[Volume] = None
                           ) -> Tuple[Volume, Optional[Volume], Optional[dict]]:
@@ -186,12 +270,21 @@ class CrossMoDAConverter(DatasetConverter):
 
     # ---- splits -----------------------------------------------------------------------------------
     def assign_splits(self, has_foreground: Mapping[str, bool], groups: Mapping[str, str]) -> Dict[str, str]:
-        """Patient hold-out of the source cases, stratified on the site (ldn / etz) where names give it."""
+        """Patient hold-out of the source cases, stratified on the site where names give it: two sites (2022:
+        ldn / etz) as one hold-out stratified on the site; three (2023: etz / ldn / ukm) as one hold-out per
+        site, each stratified on foreground."""
         sites = {c: (self.case_meta.get(c) or {}).get('site') for c in has_foreground}
-        if len(set(sites.values()) - {None}) < 2:
+        named = set(sites.values()) - {None}
+        if len(named) < 2:
             return super().assign_splits(has_foreground, groups)
-        return holdout_split(list(has_foreground), {c: s == 'etz' for c, s in sites.items()},
-                             self.val_fraction, self.seed, groups)
+        if len(named) == 2:
+            return holdout_split(list(has_foreground), {c: s == 'etz' for c, s in sites.items()},
+                                 self.val_fraction, self.seed, groups)
+        out: Dict[str, str] = {}
+        for site in sorted(set(sites.values()), key=str):
+            members = [c for c in has_foreground if sites[c] == site]
+            out.update(holdout_split(members, has_foreground, self.val_fraction, self.seed, groups))
+        return out
 
     def split_files(self, lists: Mapping[str, List[str]]) -> dict:
         return {**super().split_files(lists), CASES_FILE: self.case_meta}

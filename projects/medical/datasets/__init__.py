@@ -3,7 +3,7 @@ loading transform (``LoadSliceStack``, registered in ``mmseg.registry.TRANSFORMS
 from .base import MedicalSliceDataset
 from .cranium import CraniumDataset
 from .covid19 import Covid19Dataset  # noqa: F401  (and the NIfTI-pair spec datasets)
-from .crossmoda import CrossMoDADataset  # noqa: F401
+from .crossmoda import CrossMoDA2023Dataset, CrossMoDADataset  # noqa: F401
 from .hemseg import HemSegDataset  # noqa: F401
 from .samplers import ForegroundOversamplingSampler, foreground_indices
 from .transforms import BrightnessContrastDistortion, LoadSliceStack, neighbour_indices, stack_slices

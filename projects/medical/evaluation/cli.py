@@ -459,6 +459,8 @@ def run(args: argparse.Namespace) -> str:
 
     summary = summarize(rows, n_bootstrap=args.bootstrap, seed=args.seed, protocol=spec)
     label = {c: f'{c} ({names[c]})' for c in classes if c in names}
+    label.update({u: f'{u} ({" ∪ ".join(f"{c} {names[c]}" for c in members)})'
+                  for u, members in spec.unions(names, classes).items()})
     truth = args.gt if data is None else f'{data}/labels/ (split {args.split or "all"}){subtask_text}'
     tol_text = ', '.join(f'{c}: {t:g}' for c, t in tolerances.items()) if 'nsd' in spec.metrics else 'no NSD'
     report = (f'# Volume metrics ({len(pairs)} cases, protocol {spec.name})\n\n'

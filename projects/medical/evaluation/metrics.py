@@ -85,11 +85,12 @@ def case_metrics(gt_labels: np.ndarray, pred_labels: np.ndarray, spacing: Sequen
 
     Returns:
         One dict per class: ``class``, the protocol's metrics, ``empty`` (``''``, ``'both_empty'``,
-        ``'gt_empty'`` or ``'pred_empty'``).
+        ``'gt_empty'`` or ``'pred_empty'``); then one per union of classes the protocol scores (``crossmoda``
+        on crossMoDA 2023 names: ``vs``), ``class`` its name.
     """
     spec = get_protocol(protocol)
     classes = [int(c) for c in classes]
     if isinstance(nsd_tolerance, Mapping):
         class_tolerances(classes, nsd_tolerance)
     tolerances = spec.tolerances(classes, names, nsd_tolerance)
-    return spec.score(gt_labels, pred_labels, spacing, classes, tolerances, affine)
+    return spec.score(gt_labels, pred_labels, spacing, classes, tolerances, affine, names)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, Iterable, Mapping, Optional, Tuple, Unio
 import numpy as np
 
 from ..errors import MedSegError
-from .protocols.base import METRIC_UNITS
+from .protocols.base import METRIC_UNITS, Structure, structure_key, structure_order
 from .surface import EMPTY_CATEGORIES
 
 if TYPE_CHECKING:
@@ -56,12 +56,13 @@ def _quantiles(column: np.ndarray) -> Tuple[float, float, float]:
 
 
 def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
-              ci: float = 0.95, protocol: Union[str, 'Protocol'] = 'default') -> Dict[int, dict]:
+              ci: float = 0.95, protocol: Union[str, 'Protocol'] = 'default') -> Dict[Structure, dict]:
     """Summarise per-case rows (as returned by ``case_metrics``) per class, as ``protocol`` aggregates.
 
     Returns ``{class: {'n': cases, 'empty': {category: count}, 'ci': ci, 'n_bootstrap': n_bootstrap,
     'protocol': name, metric: {'mean', 'std', 'ci_low', 'ci_high', 'median', 'q1', 'q3', 'n'} for each of
-    the protocol's metrics}}``, classes in ascending order. ``std`` is the sample standard deviation (ddof=1;
+    the protocol's metrics}}``, classes in ascending order, then the unions of classes a protocol scores (keyed by
+    name, e.g. ``'vs'``). ``std`` is the sample standard deviation (ddof=1;
     0 for a single case). The CI comes from the protocol (``default``: percentile bootstrap with
     ``numpy.random.default_rng([seed, c])`` for class ``c``, the same resamples for every metric;
     ``hemseg``: :func:`hemseg_bootstrap_ci`). ``n_bootstrap=0`` computes no CI (``None``). NaN values (cases
@@ -78,11 +79,11 @@ def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
         raise MedSegError(None, f'the bootstrap seed must be >= 0, got {seed}')
     spec = get_protocol(protocol)
     metrics = spec.metrics
-    by_class: Dict[int, list] = {}
+    by_class: Dict[Structure, list] = {}
     for row in rows:
-        by_class.setdefault(int(row['class']), []).append(row)
-    summary: Dict[int, dict] = {}
-    for cls in sorted(by_class):
+        by_class.setdefault(structure_key(row['class']), []).append(row)
+    summary: Dict[Structure, dict] = {}
+    for cls in sorted(by_class, key=structure_order):
         class_rows = by_class[cls]
         try:
             values = np.array([[float(r[m]) for m in metrics] for r in class_rows])
@@ -130,7 +131,7 @@ def summarize(rows: Iterable[Mapping], n_bootstrap: int = 5000, seed: int = 0,
 
 
 def summarize_by_site(rows: Iterable[Mapping], protocol: Union[str, 'Protocol'], n_bootstrap: int = 0,
-                      seed: int = 0) -> Dict[str, Dict[int, dict]]:
+                      seed: int = 0) -> Dict[str, Dict[Structure, dict]]:
     """:func:`summarize` of the rows of each acquisition site (``protocol.site(case)``); ``{}`` when no
     case carries a site. Cases without a site are grouped under ``'other'``."""
     from .protocols import get_protocol
@@ -158,7 +159,8 @@ def _cell(s: Mapping, digits: int, median_iqr: bool) -> str:
     return cell
 
 
-def format_summary_markdown(summary: Mapping[int, Mapping], names: Optional[Mapping[int, str]] = None) -> str:
+def format_summary_markdown(summary: Mapping[Structure, Mapping], names: Optional[Mapping[Structure, str]] = None
+                            ) -> str:
     """A markdown table of :func:`summarize`'s result, one row per class.
 
     Cells are ``mean ± std [CI]`` (``median [Q1, Q3]; mean ± std [CI]`` for protocols reporting median and
@@ -199,8 +201,8 @@ def format_summary_markdown(summary: Mapping[int, Mapping], names: Optional[Mapp
     return '\n'.join(lines) + '\n'
 
 
-def format_site_markdown(by_site: Mapping[str, Mapping[int, Mapping]],
-                         names: Optional[Mapping[int, str]] = None) -> str:
+def format_site_markdown(by_site: Mapping[str, Mapping[Structure, Mapping]],
+                         names: Optional[Mapping[Structure, str]] = None) -> str:
     """Per-site tables (:func:`summarize_by_site`), one heading per site; '' when there is no site."""
     parts = [f'Site {site} ({next(iter(s.values()))["n"] if s else 0} cases):\n\n' + format_summary_markdown(s, names)
              for site, s in by_site.items()]

@@ -85,7 +85,9 @@ class VolumeMetric(BaseMetric):
     distances in mm or voxels), per class ``<Metric>.<class>`` and the sample standard deviation over cases
     (ddof=1, 0 for one case; same units) ``<Metric>_std.<class>``; with a CI ``<Metric>.<class>.ci_low`` /
     ``.ci_high``; for median protocols ``<Metric>_median.<class>``, ``<Metric>_q1.<class>``,
-    ``<Metric>_q3.<class>``; per site ``<Metric>.<class>.<site>`` (mean); and
+    ``<Metric>_q3.<class>``; per site ``<Metric>.<class>.<site>`` (mean); the same per-class keys for a union
+    of classes the protocol scores (``crossmoda`` on crossMoDA 2023 classes: ``Dice.vs``, ...; not in the
+    ``m<Metric>`` means, which stay over the classes); and
     the empty-mask counts behind those means: ``n_both_empty``, ``n_gt_empty``, ``n_pred_empty`` (cases x
     classes) and per class ``n_<category>.<class>``. The empty-mask policy of
     :mod:`mmseg_medical.evaluation.surface` applies (no case is dropped); a case without recorded spacing
@@ -275,6 +277,8 @@ class VolumeMetric(BaseMetric):
         protocol = get_protocol(self.protocol)
         summary = summarize(rows, n_bootstrap=self.n_bootstrap, seed=0, protocol=protocol)
         label = {c: names[c] if c < len(names) else str(c) for c in classes}
+        unions = list(protocol.unions({c: names[c] for c in classes if c < len(names)}, classes))
+        label.update({u: u for u in unions})
         table = format_summary_markdown(summary, label)
         n_cases = len({r['case'] for r in rows})
         units = ('distances and the NSD tolerance in VOXELS: some cases have no recorded spacing'
@@ -291,7 +295,7 @@ class VolumeMetric(BaseMetric):
 
         for metric in protocol.metrics:
             out[f'm{METRIC_KEYS[metric]}'] = scaled(metric, np.nanmean([summary[c][metric]['mean'] for c in classes]))
-        for c in classes:
+        for c in [*classes, *unions]:    # the means above are over the classes; a union (vs) has its own keys
             for metric in protocol.metrics:  # mean and spread over the cases per class, same units
                 key, s = METRIC_KEYS[metric], summary[c][metric]
                 out[f'{key}.{label[c]}'] = scaled(metric, s['mean'])
@@ -308,6 +312,6 @@ class VolumeMetric(BaseMetric):
         for category in EMPTY_CATEGORIES:
             # floats: mmengine's JSON log dump writes non-float numbers (numpy ints) as null
             out[f'n_{category}'] = float(sum(summary[c]['empty'][category] for c in classes))
-            for c in classes:
+            for c in [*classes, *unions]:
                 out[f'n_{category}.{label[c]}'] = float(summary[c]['empty'][category])
         return out

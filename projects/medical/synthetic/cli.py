@@ -72,17 +72,22 @@ def _add_crossmoda(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser('crossmoda', help='CrossMoDA release (ceT1 source + labels, hrT2 target)',
                                    description='Synthetic CrossMoDA release of head MRI phantoms (NIfTI).')
     _common(parser)
-    parser.add_argument('--naming', choices=NAMINGS, default='2021', help='file naming of that edition')
+    parser.add_argument('--naming', choices=NAMINGS, default='2021',
+                        help='file naming of that edition (2023: sites etz/ldn/ukm, T2 targets, labels 1 intra-meatal '
+                             'VS, 2 extra-meatal VS, 3 cochlea)')
+    parser.add_argument('--label-values', type=int, nargs=3, default=(1, 2, 3), metavar=('INTRA', 'EXTRA', 'COCHLEA'),
+                        help='--naming 2023: raw values of the three structures (default 1 2 3)')
     parser.add_argument('--source', type=int, default=4, help='labelled ceT1 training cases')
-    parser.add_argument('--target', type=int, default=3, help='unlabelled hrT2 training cases')
-    parser.add_argument('--val', type=int, default=2, help='hrT2 validation cases')
+    parser.add_argument('--target', type=int, default=3, help='unlabelled hrT2 (2023: T2) training cases')
+    parser.add_argument('--val', type=int, default=2, help='hrT2 (2023: T2) validation cases')
     parser.add_argument('--slices', type=int, default=8, help='slices per case')
     parser.add_argument('--size', type=int, default=64, help='rows = columns per slice')
     parser.add_argument('--target-label-dir', type=Path, default=None,
                         help='also write labels of the hrT2 cases here (not part of the real release)')
     parser.set_defaults(run=lambda args: write_crossmoda_release(
         args.out, naming=args.naming, num_source=args.source, num_target=args.target, num_val=args.val,
-        size=args.size, num_slices=args.slices, seed=args.seed, target_label_dir=args.target_label_dir))
+        size=args.size, num_slices=args.slices, seed=args.seed, target_label_dir=args.target_label_dir,
+        label_values=tuple(args.label_values)))
 
 
 def _add_covid19(subparsers: argparse._SubParsersAction) -> None:

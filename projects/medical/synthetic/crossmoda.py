@@ -10,9 +10,14 @@
            crossmoda2021_ldn_<n>_Label.nii.gz, Tilburg: crossmoda2022_etz_<n>_Label.nii.gz),
            crossmoda2022_training/crossmoda2022_<site>_<n>_hrT2.nii.gz,
            crossmoda2022_validation/crossmoda2022_<site>_<n>_hrT2.nii.gz
+    2023:  crossmoda23_training/TrainingSource/crossmoda2023_<site>_<n>_ceT1.nii.gz + _Label.nii.gz
+           crossmoda23_training/TrainingTarget/crossmoda2023_<site>_<n>_T2.nii.gz
+           crossmoda23_validation/crossmoda2023_<site>_<n>_T2.nii.gz      (sites etz, ldn, ukm)
 
 Volumes are stored as the real ones are: orientation codes L,P,S (affine ``diag(-s, -s, 1.5)``), float32
-images and float64 labels (0.0 background, 1.0 vestibular schwannoma, 2.0 cochlea). ceT1: the tumour is
+images and float64 labels (0.0 background, 1.0 vestibular schwannoma, 2.0 cochlea; 2023: 1.0 intra-meatal
+VS, the part of the tumour on the ear's side of its centre, inside the internal auditory canal, 2.0
+extra-meatal VS, 3.0 cochlea, or the raw values ``label_values`` gives). ceT1: the tumour is
 the brightest tissue (enhancing), CSF as brain, cochleas dark. hrT2, as on real hrT2 (CISS/FIESTA): CSF
 (a crescent of the cerebellopontine cistern on the tumour's midline side) and the fluid-filled cochleas
 are the brightest, the tumour intermediate (brighter than brain, darker than CSF). The domain gap is thus
@@ -36,12 +41,17 @@ FOV_MM = 210.0  # 512 x 0.41 mm
 #: Tissue intensities (background, head, brain, fluid around the nerve, tumour, cochlea) per modality.
 CONTRAST = {'ceT1': (0.0, 400.0, 600.0, 600.0, 1400.0, 150.0),
             'hrT2': (0.0, 300.0, 500.0, 1500.0, 1000.0, 1500.0)}
-NAMINGS = ('2021', '2022')
+CONTRAST['T2'] = CONTRAST['hrT2']      # crossMoDA 2023's name of the same high-resolution T2 scans
+NAMINGS = ('2021', '2022', '2023')
+SITES_2023 = ('etz', 'ldn', 'ukm')
 
 
-def crossmoda_case(index: int, modality: str, size: int = 64, num_slices: int = 8, seed: int = 0
-                   ) -> Tuple[Volume, Volume]:
-    """``(image, label)`` of phantom ``index`` (depends only on ``seed``, ``index`` and the sizes)."""
+def crossmoda_case(index: int, modality: str, size: int = 64, num_slices: int = 8, seed: int = 0,
+                   label_values: Optional[Tuple[int, int, int]] = None) -> Tuple[Volume, Volume]:
+    """``(image, label)`` of phantom ``index`` (depends only on ``seed``, ``index`` and the sizes).
+
+    ``label_values``: crossMoDA 2023 labels, the raw values of (intra-meatal VS, extra-meatal VS, cochlea);
+    default the 2021 labels (1 VS, 2 cochlea)."""
     if modality not in CONTRAST:
         raise ValueError(f'modality must be one of {sorted(CONTRAST)}, got {modality!r}')
     gen = np.random.default_rng([seed, index])
@@ -71,8 +81,13 @@ def crossmoda_case(index: int, modality: str, size: int = 64, num_slices: int = 
     image = image * bias + gen.normal(0, 30, size=image.shape).astype(np.float32)
     image[~head] = np.abs(gen.normal(0, 5, size=int((~head).sum())))
     label = np.zeros(z.shape, np.float64)
-    label[tumour] = 1.0
-    label[cochlea] = 2.0
+    if label_values is None:
+        label[tumour] = 1.0
+        label[cochlea] = 2.0
+    else:   # the tumour's part on the ear's side of its centre lies in the internal auditory canal
+        intra = tumour & (side * (x - tx) > 0)
+        label[tumour & ~intra], label[intra], label[cochlea] = (float(label_values[1]), float(label_values[0]),
+                                                                 float(label_values[2]))
     spacing = (FOV_MM / size, FOV_MM / size, SLICE_MM)
     source = f'synthetic crossmoda {modality} {index}'
     return (Volume(array=image.astype(np.float32), spacing=spacing, source=source),
@@ -88,11 +103,13 @@ def _save(volume_array: np.ndarray, spacing, path: Path) -> None:
 
 def write_crossmoda_release(root: Union[str, Path], naming: str = '2021', num_source: int = 4,
                             num_target: int = 3, num_val: int = 2, size: int = 64, num_slices: int = 8,
-                            seed: int = 0, target_label_dir: Optional[Union[str, Path]] = None) -> Path:
-    """Write a synthetic CrossMoDA release (``naming`` '2021' or '2022') under ``root``; returns ``root``.
+                            seed: int = 0, target_label_dir: Optional[Union[str, Path]] = None,
+                            label_values: Tuple[int, int, int] = (1, 2, 3)) -> Path:
+    """Write a synthetic CrossMoDA release (``naming`` '2021', '2022' or '2023') under ``root``; returns ``root``.
 
     Source cases are numbered from 1, target cases after them, validation cases last (as in 2021); with
-    the 2022 naming even cases are London (``ldn``), odd ones Tilburg (``etz``).
+    the 2022 naming even cases are London (``ldn``), odd ones Tilburg (``etz``); with 2023 case ``n`` is at
+    site ``('etz', 'ldn', 'ukm')[n % 3]`` and its labels have the three structures, raw values ``label_values``.
     """
     if naming not in NAMINGS:
         raise ValueError(f'naming must be one of {NAMINGS}, got {naming!r}')
@@ -102,11 +119,19 @@ def write_crossmoda_release(root: Union[str, Path], naming: str = '2021', num_so
             + [(n, 'hrT2', 'val') for n in range(num_source + num_target + 1,
                                                  num_source + num_target + num_val + 1)])
     for n, modality, role in plan:
-        image, label = crossmoda_case(n, modality, size, num_slices, seed)
+        if naming == '2023':
+            modality = 'T2' if modality == 'hrT2' else modality
+        image, label = crossmoda_case(n, modality, size, num_slices, seed,
+                                      tuple(label_values) if naming == '2023' else None)
         if naming == '2021':
             folder = {'source': 'crossmoda_training/source_training', 'target': 'crossmoda_training/target_training',
                       'val': 'crossmoda_validation/target_validation'}[role]
             case = f'crossmoda_{n}'
+            label_name = f'{case}_Label.nii.gz'
+        elif naming == '2023':
+            folder = {'source': 'crossmoda23_training/TrainingSource', 'target': 'crossmoda23_training/TrainingTarget',
+                      'val': 'crossmoda23_validation'}[role]
+            case = f'crossmoda2023_{SITES_2023[n % 3]}_{n}'
             label_name = f'{case}_Label.nii.gz'
         else:
             site = 'ldn' if n % 2 == 0 else 'etz'

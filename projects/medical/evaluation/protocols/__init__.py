@@ -14,8 +14,9 @@
 
 Each protocol lives in its own module and states its rules and source in its :class:`Protocol` fields.
 """
-from .base import METRIC_KEYS, METRIC_UNITS, Protocol, get_protocol, metric_header, protocol_names, register_protocol
+from .base import (METRIC_KEYS, METRIC_UNITS, Protocol, Structure, get_protocol, metric_header, protocol_names,
+                   register_protocol, structure_key, structure_order)
 from . import default, hemseg, hemseg_paper, crossmoda, covid19  # noqa: F401,E402  (registration)
 
-__all__ = ['METRIC_KEYS', 'METRIC_UNITS', 'Protocol', 'get_protocol', 'metric_header', 'protocol_names',
-           'register_protocol']
+__all__ = ['METRIC_KEYS', 'METRIC_UNITS', 'Protocol', 'Structure', 'get_protocol', 'metric_header', 'protocol_names',
+           'register_protocol', 'structure_key', 'structure_order']

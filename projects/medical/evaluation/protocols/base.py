@@ -5,7 +5,7 @@ grid it scores on, how empty structures score, the NSD tolerance per class, how 
 and which official code it reproduces. :class:`Protocol` holds those facts (the README's protocol table
 is printed from them) and implements the default behaviour; a protocol module overrides only the hooks
 it changes (:meth:`Protocol.spacing`, :meth:`Protocol.to_grid`, :meth:`Protocol.class_row`,
-:meth:`Protocol.bootstrap_ci`, :meth:`Protocol.site`) and registers itself with
+:meth:`Protocol.bootstrap_ci`, :meth:`Protocol.site`, :meth:`Protocol.unions`) and registers itself with
 :func:`mmseg_medical.evaluation.protocols.register_protocol`.
 
 Arrays given to :meth:`Protocol.score` are in the order of the file they came from (NIfTI ``i, j, k``
@@ -25,6 +25,27 @@ from ..surface import (BOTH_EMPTY, NOT_EMPTY, assd, bounding_box, check_spacing,
                        surface_distances_in_box, union_box, volume_diagonal)
 
 Tolerance = Union[float, Mapping[int, float]]
+#: A scored structure: a class index, or the name of a union of classes (:meth:`Protocol.unions`).
+Structure = Union[int, str]
+
+
+def structure_key(value) -> Structure:
+    """A row's ``class`` as a structure key: a class index (``3``, ``'3'`` as a CSV cell) or a union's name."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    text = str(value)
+    return int(text) if text.lstrip('-').isdigit() else text
+
+
+def structure_order(key: Structure) -> tuple:
+    """Sort key of structures: class indices ascending, then unions by name."""
+    return (0, key, '') if isinstance(key, int) else (1, 0, key)
+
+
+def structure_seed(key: Structure) -> List[int]:
+    """Entropy of a structure's bootstrap stream: ``[c]`` for class ``c`` (the stream it always had), the
+    bytes of the name for a union (no class shares it)."""
+    return [key] if isinstance(key, int) else [1000, *key.encode()]
 
 #: Every metric column a protocol may report, with its unit and the key stem VolumeMetric logs.
 METRIC_UNITS: Dict[str, str] = {'dice': 'fraction', 'iou': 'fraction', 'nsd': 'fraction', 'hd95': 'mm',
@@ -133,10 +154,10 @@ class Protocol:
         return {'dice': 0.0, 'iou': 0.0, 'nsd': 0.0, 'hd95': float(diagonal), 'assd': float(diagonal),
                 'empty': empty}
 
-    def bootstrap_ci(self, values: np.ndarray, n_bootstrap: int, seed: int, cls: int, ci: float) -> np.ndarray:
+    def bootstrap_ci(self, values: np.ndarray, n_bootstrap: int, seed: int, cls: Structure, ci: float) -> np.ndarray:
         """95% CI of the mean of each column of ``values`` (cases x metrics); returns shape (2, metrics)."""
         from ..summary import bootstrap_mean_ci
-        return bootstrap_mean_ci(values, n_bootstrap, np.random.default_rng([seed, cls]), ci)
+        return bootstrap_mean_ci(values, n_bootstrap, np.random.default_rng([seed, *structure_seed(cls)]), ci)
 
     def class_names(self, max_label: int) -> Dict[int, str]:
         """Class names of label values when only the files are known (e.g. ``evaluate_volumes`` without
@@ -147,10 +168,18 @@ class Protocol:
         """The acquisition site of a case, for a per-site breakdown (``None``: no breakdown)."""
         return None
 
+    def unions(self, names: Mapping[int, str], classes: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
+        """Structures scored besides the classes, each the union of several of ``classes``:
+        ``{name: class indices}``, from the class ``names`` (default: none)."""
+        return {}
+
     # ---- the one scoring loop -----------------------------------------------------------------------
     def score(self, gt: np.ndarray, pred: np.ndarray, zooms: Sequence[float], classes: Sequence[int],
-              tolerances: Mapping[int, float], affine: Optional[np.ndarray] = None) -> List[dict]:
-        """One row per class: ``{'class': c, <metrics>..., 'empty': flag}`` (see :meth:`class_row`)."""
+              tolerances: Mapping[int, float], affine: Optional[np.ndarray] = None,
+              names: Optional[Mapping[int, str]] = None) -> List[dict]:
+        """One row per class: ``{'class': c, <metrics>..., 'empty': flag}`` (see :meth:`class_row`), then one
+        per union of classes (:meth:`unions` of ``names``), ``'class'`` its name, scored on the union masks
+        by the same :meth:`class_row` (NSD tolerance: the smallest of its classes')."""
         gt, pred = _check_labels('ground truth', gt), _check_labels('prediction', pred)
         if gt.shape != pred.shape:
             raise MedSegError(None, f'ground truth shape {gt.shape} differs from prediction shape {pred.shape}')
@@ -166,6 +195,10 @@ class Protocol:
         for cls in (int(c) for c in classes):
             row = self.class_row(gt == cls, pred == cls, spacing, float(tolerances[cls]), diagonal)
             rows.append({'class': cls, **{m: float(row[m]) for m in self.metrics}, 'empty': row['empty']})
+        for name, members in self.unions(names or {}, [int(c) for c in classes]).items():
+            tolerance = min(float(tolerances[c]) for c in members)
+            row = self.class_row(np.isin(gt, members), np.isin(pred, members), spacing, tolerance, diagonal)
+            rows.append({'class': name, **{m: float(row[m]) for m in self.metrics}, 'empty': row['empty']})
         return rows
 
 

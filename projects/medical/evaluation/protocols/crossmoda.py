@@ -17,13 +17,20 @@ Per case and structure (1 VS, 2 cochlea), as ``scores.py`` of CrossMoDA/CrossMoD
   does (the true voxel size only for axis-aligned affines; a zero on the diagonal is refused);
 * an empty prediction of a structure scores ASSD = 350 mm (``MAX_VALUE_ASSD``); the official code has no
   rule for an empty ground truth (medpy raises): we score 350 mm there too and flag the case ``gt_empty``;
-* results: median [IQR] per structure (and mean ± std), per site (London ``ldn``, Tilburg ``etz``) where
-  the case names carry it.
+* results: median [IQR] per structure (and mean ± std), per site (London ``ldn``, Tilburg ``etz``, and
+  crossMoDA 2023's third site ``ukm``, named by its code) where the case names carry it.
+
+crossMoDA 2023 labels (1 intra-meatal VS, 2 extra-meatal VS, 3 cochlea: class names containing ``intra``,
+``extra`` and ``cochlea``) are scored per structure **and** as the whole tumour, the union intra ∪ extra,
+a structure named ``vs`` scored by the same rules on the union masks, so a 2023 model's ``vs`` row is
+comparable with the 2021/2022 VS rows (one VS label there). The names come from the prepared dataset
+(``--data``, ``VolumeMetric``); for label files alone, a first ground truth whose largest label is 3 is
+read as 2023 (:meth:`CrossMoDAProtocol.class_names`).
 """
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
@@ -35,9 +42,14 @@ from .base import Protocol, register_protocol
 #: ``scores.py``: the ASSD of a structure whose prediction is empty (mm).
 MAX_VALUE_ASSD = 350.0
 SOURCE = 'CrossMoDA/CrossMoDA2022-Evaluation-code: scores.py @ 15ddf64 (medpy 0.5.2 dc, assd)'
-#: Site code in crossMoDA 2022 names (``crossmoda2022_etz_106``, ``crossmoda2021_ldn_12``) → site.
-SITES = {'ldn': 'London', 'etz': 'Tilburg'}
-_SITE = re.compile(r'crossmoda20\d\d_(ldn|etz)_\d+')
+#: Site code in crossMoDA 2022 / 2023 names (``crossmoda2022_etz_106``, ``crossmoda2021_ldn_12``,
+#: ``crossmoda2023_ukm_3``) → site (2023's third site by its code: no source at hand names it).
+SITES = {'ldn': 'London', 'etz': 'Tilburg', 'ukm': 'ukm'}
+_SITE = re.compile(r'crossmoda20\d\d_(ldn|etz|ukm)_\d+')
+#: crossMoDA 2023's class names (label 1, 2, 3), as the ``crossmoda`` converter writes them.
+CLASSES_2023 = {1: 'vs_intrameatal', 2: 'vs_extrameatal', 3: 'cochlea'}
+#: The union structure of crossMoDA 2023's two VS classes (the 2021/2022 tumour).
+VS_UNION = 'vs'
 
 
 def medpy_dc(result: np.ndarray, reference: np.ndarray) -> float:
@@ -91,6 +103,20 @@ class CrossMoDAProtocol(Protocol):
         match = _SITE.search(case)
         return None if match is None else SITES[match.group(1)]
 
+    def class_names(self, max_label: int) -> Dict[int, str]:
+        """crossMoDA 2023's names when the first ground truth's largest label is 3 (2021/2022 labels stop at
+        2 and keep their numbers)."""
+        return dict(CLASSES_2023) if max_label == 3 else {}
+
+    def unions(self, names: Mapping[int, str], classes: Sequence[int]) -> Dict[str, Tuple[int, ...]]:
+        """``vs`` = the scored classes whose names contain ``intra`` and ``extra`` (crossMoDA 2023's intra- and
+        extra-meatal VS), when both are scored; else none."""
+        intra = [c for c in classes if 'intra' in str(names.get(c, '')).lower()]
+        extra = [c for c in classes if 'extra' in str(names.get(c, '')).lower()]
+        if len(intra) == 1 and len(extra) == 1 and intra != extra:
+            return {VS_UNION: (intra[0], extra[0])}
+        return {}
+
 
 CROSSMODA = register_protocol(CrossMoDAProtocol(
     name='crossmoda',
@@ -100,7 +126,8 @@ CROSSMODA = register_protocol(CrossMoDAProtocol(
     spacing_rule='|diagonal of the ground truth affine| (as scores.py; equals the voxel size for axis-aligned files)',
     empty_rule='empty prediction: ASSD 350 mm (scores.py); both empty: Dice NaN as medpy 0.5.2 returns it, left out '
                'of the Dice statistics; empty ground truth (undefined in scores.py): ASSD 350 mm, flagged gt_empty',
-    aggregation_rule='median [IQR] and mean ± std per structure; per site (London ldn / Tilburg etz) from 2022 names',
+    aggregation_rule='median [IQR] and mean ± std per structure (2023 labels: also vs = intra ∪ extra); per site '
+                     '(London ldn / Tilburg etz / ukm) from 2022 and 2023 names',
     median_iqr=True,
     omit_nan=True,
 ))
