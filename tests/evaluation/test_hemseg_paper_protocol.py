@@ -143,8 +143,8 @@ def test_2d_is_refused():
 
 # ---- 1. the grid ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', sorted(GEOMETRIES))
-def test_grid_equals_monai(name, tmp_path):
-    pytest.importorskip('monai')
+def test_grid_equals_monai(name, tmp_path, reference):
+    reference('monai')
     affine, shape = GEOMETRIES[name]
     rng = np.random.default_rng(sorted(GEOMETRIES).index(name))
     labels = rng.integers(0, 3, size=shape).astype(np.int16)   # every voxel differs: any wrong pick shows
@@ -181,8 +181,8 @@ def _pairs(affine, shape):
 
 
 @pytest.mark.parametrize('name', ['LPS', 'tilted', 'permuted', 'ties'])
-def test_metrics_equal_monai(name, tmp_path):
-    pytest.importorskip('monai')
+def test_metrics_equal_monai(name, tmp_path, reference):
+    reference('monai')
     affine, shape = GEOMETRIES[name]
     expected_empty = {'empty prediction': PRED_EMPTY, 'empty ground truth': GT_EMPTY, 'both empty': BOTH_EMPTY}
     affine = _file_affine(tmp_path / 'ref.nii.gz', np.zeros(shape), affine)
@@ -199,10 +199,10 @@ def test_metrics_equal_monai(name, tmp_path):
             assert all(0 < r['dice'] < 1 for r in ours), ours
 
 
-def test_empty_cases_mirror_monai_nan():
+def test_empty_cases_mirror_monai_nan(reference):
     """MONAI 1.6.1: empty ground truth -> Dice = IoU = HD95 = NaN; empty prediction -> 0, 0 and HD95 NaN
     (not inf: the directed distances are all inf and torch.quantile of inf is NaN)."""
-    pytest.importorskip('monai')
+    reference('monai')
     gt = np.zeros((6, 7, 8), np.int16)
     gt[2:4, 2:5, 3:6] = 1
     empty = np.zeros_like(gt)
@@ -224,8 +224,8 @@ REAL = [('test/label/03899fa456.nii.gz', 'dilate'),   # L,P,S at 0.459 mm: resam
 
 
 @pytest.mark.parametrize('relpath,how', REAL)
-def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path):
-    pytest.importorskip('monai')
+def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path, reference):
+    reference('monai')
     from scipy.ndimage import binary_dilation
     path = realdata / 'hemseg' / 'IPH_IVH_label' / relpath
     if not path.is_file():
