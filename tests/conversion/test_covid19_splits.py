@@ -126,7 +126,7 @@ def test_msd_lung_task2_gives_the_official_51_and_12(tmp_path):
     """prepare_dataset.py msd-lung --split covid19-task2 on a release with the 63 official case names."""
     task2 = official('Task2_Task202_MSD_LungTumor_datasplit')[0]
     names = task2['train'] + task2['val']
-    write_msd_lung_release(tmp_path / 'raw', num_slices=2, size=16, names=names)
+    write_msd_lung_release(tmp_path / 'raw', num_slices=2, size=16, names=names + ['lung_999'])  # + one unlisted
     out = tmp_path / 'msd'
     assert prepare_main(['msd-lung', '--src', str(tmp_path / 'raw'), '--out', str(out), '--split', 'covid19-task2',
                          '--workers', '2', '--previews', '0']) == 0
@@ -134,6 +134,10 @@ def test_msd_lung_task2_gives_the_official_51_and_12(tmp_path):
         stems = (out / 'splits' / f'covid19_task2_{split}.txt').read_text().split()
         assert sorted(stems) == sorted(f'{c}_{z:04d}' for c in expected for z in range(2))
     assert len(task2['train']) == 51 and len(task2['val']) == 12
+    for default in ('train', 'val'):    # asked for by name: the default lists are the official ones, not random
+        assert (out / 'splits' / f'{default}.txt').read_text() == \
+            (out / 'splits' / f'covid19_task2_{default}.txt').read_text()
+    assert (out / 'splits' / 'unlisted.txt').read_text().split() == ['lung_999_0000', 'lung_999_0001']
     card = json.loads((out / 'dataset.json').read_text())
     assert card['split_settings']['split'] == ['covid19-task2']
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / 'images').iterdir()}
@@ -168,6 +172,10 @@ def test_task3_train_list_is_the_source_list_plus_the_covid_fold(tmp_path):
     assert sorted(train) == sorted(fold['train']) and len(train) == 44
     assert sorted(f'train_{c}' for c in cases('structseg-lung', 'covid19_task3_fold0_val')) == sorted(fold['val'])
     assert sorted(cases('covid19', 'task1_fold0_test')) == sorted(fold['test'])
+    # only Task 3 named: train / val are its fold 0 source lists (every case is in one of them here)
+    for default in ('train', 'val'):
+        assert cases('structseg-lung', default) == cases('structseg-lung', f'covid19_task3_fold0_{default}')
+    assert not (data / 'structseg-lung' / 'splits' / 'unlisted.txt').exists()
 
 
 def test_a_missing_official_case_is_one_error(tmp_path, capsys):
