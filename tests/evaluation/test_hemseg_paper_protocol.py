@@ -124,15 +124,37 @@ def _ball(shape, affine, radius, offset=(0.0, 0.0, 0.0)):
 
 
 # ---- spec ----------------------------------------------------------------------------------------------
-def test_registered_spec():
+def _paper_ci(values):
+    """``evaluation/eval_bootstrap_ci.py`` written out: RandomState(47), 5000 resamples, stat[125], stat[4875]."""
+    samples = np.random.RandomState(47).choice(np.asarray(values, float), size=(5000, len(values)), replace=True)
+    stat = np.sort(np.mean(samples, axis=1))
+    return stat[125], stat[4875]
+
+
+def test_summary_leaves_nan_out_and_bootstraps_the_rest_as_the_paper():
+    """summarize under hemseg-paper: a case MONAI scores NaN (here an empty ground truth: all three NaN, and an
+    empty prediction: HD95 NaN) is left out of that metric's mean and n, and the CI is the paper's rule on the
+    values left; the per-metric n differ, so each metric is bootstrapped on its own values."""
+    from mmseg_medical.evaluation import summarize
+
+    rng = np.random.default_rng(5)
+    dice, hd = rng.uniform(0.2, 0.95, 9), rng.uniform(1.0, 30.0, 9)
+    rows = [{'case': f'c{i}', 'class': 1, 'dice': d, 'iou': d / (2 - d), 'hd95_vox': h, 'empty': NOT_EMPTY}
+            for i, (d, h) in enumerate(zip(dice, hd))]
+    rows.append({'case': 'gt_empty', 'class': 1, 'dice': math.nan, 'iou': math.nan, 'hd95_vox': math.nan,
+                 'empty': GT_EMPTY})
+    rows.append({'case': 'pred_empty', 'class': 1, 'dice': 0.0, 'iou': 0.0, 'hd95_vox': math.nan,
+                 'empty': PRED_EMPTY})
+    entry = summarize(rows, n_bootstrap=5000, protocol='hemseg-paper')[1]
+    expected = {'dice': np.append(dice, 0.0), 'iou': np.append(dice / (2 - dice), 0.0), 'hd95_vox': hd}
+    for metric, values in expected.items():
+        got = entry[metric]
+        assert got['n'] == len(values)
+        assert got['mean'] == pytest.approx(values.mean(), abs=1e-12)
+        assert got['std'] == pytest.approx(values.std(ddof=1), abs=1e-12)
+        assert (got['ci_low'], got['ci_high']) == pytest.approx(_paper_ci(values), abs=1e-12)
+    assert entry['n'] == 11 and entry['empty'][GT_EMPTY] == 1 and entry['empty'][PRED_EMPTY] == 1
     assert 'hemseg-paper' in protocol_names()
-    assert PROTOCOL.metrics == ('dice', 'iou', 'hd95_vox')
-    assert PROTOCOL.omit_nan
-    assert 'd8e2199' in PROTOCOL.source and 'SegResNet_test.py' in PROTOCOL.source
-    assert PROTOCOL.spacing((0.45, 0.45, 5.0), np.eye(4)) == (1.0, 1.0, 1.0)
-    ci = PROTOCOL.bootstrap_ci(np.arange(10.0)[:, None], 5000, 0, 1, 0.95)
-    from mmseg_medical.evaluation.summary import hemseg_bootstrap_ci
-    assert np.array_equal(ci, hemseg_bootstrap_ci(np.arange(10.0)[:, None], 5000, 0.95))
 
 
 def test_2d_is_refused():

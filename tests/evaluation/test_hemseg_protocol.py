@@ -91,3 +91,25 @@ def test_evaluate_volumes_protocol_option(tmp_path, capsys):
     hd = float((tmp_path / 'm.csv').read_text().splitlines()[1].split(',')[5])
     assert hd == pytest.approx(monai_hd95(gt.transpose(2, 1, 0), pred.transpose(2, 1, 0), spacing[::-1]))
     assert 'RandomState(47)' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('side', ['prediction', 'ground truth', 'both'])
+def test_one_side_empty_scores_the_volume_diagonal(side):
+    """Protocol hemseg keeps the default empty-mask policy (its docstring; monai_hd95 itself needs two non-empty
+    masks): one side empty gives Dice = IoU = NSD = 0 and HD95 = ASSD = the volume diagonal in mm, typed here as
+    sqrt(sum((n_i s_i)^2)); both empty gives 1, 1, 1, 0, 0. Other classes of the same case are scored normally."""
+    shape, spacing = (7, 30, 26), (5.0, 0.46, 0.49)
+    lesion = _ball(shape, (3, 15, 13), 4, spacing)
+    empty = np.zeros(shape, bool)
+    gt, pred = {'prediction': (lesion, empty), 'ground truth': (empty, lesion), 'both': (empty, empty)}[side]
+    labels_gt, labels_pred = gt.astype(np.uint8), pred.astype(np.uint8)
+    labels_gt[0, 0, :3] = labels_pred[0, 0, :3] = 2          # class 2 identical on both sides
+    rows = {r['class']: r for r in case_metrics(labels_gt, labels_pred, spacing, [1, 2], protocol='hemseg')}
+    diagonal = float(np.sqrt((7 * 5.0) ** 2 + (30 * 0.46) ** 2 + (26 * 0.49) ** 2))
+    if side == 'both':
+        expected = {'dice': 1.0, 'iou': 1.0, 'nsd': 1.0, 'hd95': 0.0, 'assd': 0.0, 'empty': 'both_empty'}
+    else:
+        flag = 'pred_empty' if side == 'prediction' else 'gt_empty'
+        expected = {'dice': 0.0, 'iou': 0.0, 'nsd': 0.0, 'hd95': diagonal, 'assd': diagonal, 'empty': flag}
+    assert {k: rows[1][k] for k in expected} == pytest.approx(expected, abs=1e-9)
+    assert (rows[2]['dice'], rows[2]['hd95'], rows[2]['empty']) == (1.0, 0.0, '')   # '': both non-empty
