@@ -10,6 +10,7 @@ against mmseg's ``inference_model`` on the slice PNGs ``prepare`` wrote.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from pathlib import Path
 
@@ -367,3 +368,50 @@ def test_an_ensemble_refuses_to_mix_sigmoid_and_softmax_models(cranium, tmp_path
     assert err == [f'error: {softmax_checkpoint}: decides labels by argmax, but {sigmoid_checkpoint} by a sigmoid '
                    'threshold of 0.5: the models of an ensemble must decide labels the same way']
     assert not (tmp_path / 'out').exists()
+
+
+def _kill_when(process, ready, timeout: float = 120.0) -> bool:
+    """SIGKILL ``process`` as soon as ``ready()`` holds; False if it ended first."""
+    import signal
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and process.poll() is None:
+        if ready():
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    return False
+
+
+def test_sigkill_midway_then_a_rerun_leaves_no_staging_and_a_complete_output(cranium, tmp_path):
+    """tools/infer_volume.py SIGKILLed while it writes its staging folder (some cases written, not moved): the
+    staging folder is left (nothing could remove it) and OUT does not exist; a re-run removes it and writes every
+    case, equal to an uninterrupted run's files."""
+    import subprocess
+    import sys
+
+    options, (a, _), scans = cranium
+    many = tmp_path / 'scans'
+    many.mkdir()
+    for k in range(12):
+        shutil.copy(scans / 'head.nii.gz', many / f'head{k:02d}.nii.gz')
+    out = tmp_path / 'out'
+    argv = [sys.executable, str(REPO / 'tools/infer_volume.py'), str(CRANIUM), str(a), '--input', str(many),
+            '--output', str(out), '--device', 'cpu', '--batch-size', '1', '--cfg-options', *options]
+
+    def staged() -> list:
+        return [p for p in tmp_path.glob('.out.infer-*') if any(p.iterdir())]
+
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _kill_when(process, lambda: bool(staged())), 'infer_volume finished before the kill'
+    assert len(list(tmp_path.glob('.out.infer-*'))) == 1 and not out.exists()    # what the kill left
+    assert main(argv[2:]) == 0                                                     # the re-run
+    assert list(tmp_path.glob('.out.infer-*')) == []
+    assert sorted(p.name for p in out.iterdir()) == [f'head{k:02d}.nii.gz' for k in range(12)]
+    assert run_cli(CRANIUM, [a], options, tmp_path / 'reference', source=scans) == 0
+    for k in range(12):
+        np.testing.assert_array_equal(labels_of(out, f'head{k:02d}.nii.gz'), labels_of(tmp_path / 'reference', 'head.nii.gz'))

@@ -214,3 +214,40 @@ def test_bad_inputs_are_one_line_errors(source_model, tmp_path):
     assert proc.stderr.startswith(f'error: {root / "data" / "splits" / "nosuch.txt"}: no split list ')
     proc = subprocess.run(cmd[:6] + ['--portion', '1.5'], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1 and proc.stderr.strip() == 'error: --portion: must be in (0, 1], got 1.5'
+
+
+def test_sigkill_midway_then_a_rerun_leaves_no_staging_and_a_complete_output(source_model):
+    """tools/pseudo_label.py SIGKILLed while its staging folder fills (``.pseudo-<pid>-<hex>/`` inside the dataset):
+    no pseudo_masks/<out_split>/ and no split list appear; a re-run removes the folder and writes every mask, the
+    record and both lists."""
+    import os
+    import signal
+    import time
+
+    root, options, checkpoint = source_model
+    data = root / 'data'
+    cmd = [sys.executable, str(REPO / 'tools/pseudo_label.py'), str(SOURCE_CONFIG), str(checkpoint), '--data',
+           str(data), '--split', 'target', '--portion', '0.6', '--out-split', 'killed', '--batch-size', '1',
+           '--cfg-options', *options]
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed, end = False, time.monotonic() + 180
+    while time.monotonic() < end and process.poll() is None:
+        if any(any((p / 'raw').glob('*.png')) for p in data.glob('.pseudo-*') if (p / 'raw').is_dir()):
+            os.kill(process.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    process.wait()
+    assert killed, 'pseudo_label finished before the kill'
+    assert len(list(data.glob('.pseudo-*'))) == 1
+    assert not (data / 'pseudo_masks' / 'killed').exists() and not (data / 'splits' / 'killed.txt').exists()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    assert list(data.glob('.pseudo-*')) == []
+    target = (data / 'splits/target.txt').read_text().split()
+    assert (data / 'splits/killed.txt').read_text().split() == target
+    assert (data / 'splits/train+killed.txt').read_text().split() == (data / 'splits/train.txt').read_text().split() \
+        + target
+    written = {p.stem for p in (data / 'pseudo_masks' / 'killed').glob('*.png')}
+    assert set(target) <= written
+    record = json.loads((data / 'pseudo_masks/killed/pseudo_label.json').read_text())
+    assert record['slices'] == len(target) and sum(record['predicted_pixels']) == len(target) * SIZE * SIZE

@@ -669,7 +669,8 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
     the labels only), and both go back to the source grid by the same inverse. One case is in memory at
     a time. Files are staged in a hidden folder beside ``out_dir`` and moved in only when every case has
     succeeded (existing files of the same name are replaced); on any error nothing is written (nor are
-    the missing parent folders of ``out_dir`` left behind).
+    the missing parent folders of ``out_dir`` left behind). A staging folder a killed run left (its process
+    gone) is removed first.
     """
     from tqdm import tqdm
 
@@ -681,7 +682,9 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
         from .evaluation.postprocess import load_rules
         load_rules(postprocess)  # a bad file is an error before any scan is read
         rules = postprocess
-    staging = out_dir.parent / f'.{out_dir.name}.infer-{uuid.uuid4().hex[:8]}'
+    from .conversion.engine import remove_stale
+    remove_stale(out_dir.parent, f'.{out_dir.name}.infer-*')  # left by a killed run
+    staging = out_dir.parent / f'.{out_dir.name}.infer-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     created = next((p for p in reversed(out_dir.absolute().parents) if not p.exists()), None)
     staging.mkdir(parents=True)
     done = False

@@ -13,7 +13,8 @@ ignore index 255) and writes, inside the dataset root::
 
 Slices are predicted by :class:`mmseg_medical.inference.Predictor` (the one ``infer_volume`` uses).
 Confidence = the softmax probability of the predicted class (sigmoid heads: of the predicted side),
-quantised to 1/65535. All outputs are staged and moved into place at the end; a re-split of the dataset
+quantised to 1/65535. All outputs are staged and moved into place at the end (a staging folder a killed run
+left is removed by the next run); a re-split of the dataset
 (``prepare_dataset.py`` with other split options) keeps these lists, but ``<mix>+<out_split>.txt`` then
 still holds the old ``<mix>`` slices: run this again afterwards.
 """
@@ -31,7 +32,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .conversion.engine import write_png
+from .conversion.engine import remove_stale, write_png
 from .errors import MedSegError
 
 PathLike = Union[str, Path]
@@ -129,6 +130,7 @@ def pseudo_label(config: PathLike, checkpoint: PathLike, data_root: PathLike, sp
     cfg = load_config(config, cfg_options)
     predictor = Predictor([load_model(cfg, checkpoint, device)], batch_size=batch_size, names=[str(checkpoint)])
     num_classes = predictor.num_classes
+    remove_stale(root, '.pseudo-*')  # a staging folder a killed run left (its process gone)
     staging = root / f'.pseudo-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
         raw, masks = staging / 'raw', staging / out_split

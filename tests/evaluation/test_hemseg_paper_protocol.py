@@ -275,3 +275,66 @@ def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path, refe
     ref = _monai_rows(gt_ref, pred_ref, [1])
     _assert_rows_equal(ours, ref)
     assert ours[0]['empty'] == NOT_EMPTY and 0.3 < ours[0]['dice'] < 1 and ours[0]['hd95_vox'] >= 1
+
+
+# ---- 4. the card's command end to end ---------------------------------------------------------------------
+def test_evaluate_volumes_on_a_prepared_test_split_equals_monai(tmp_path, reference):
+    """``evaluate_volumes --protocol hemseg-paper --data PREPARED --split test`` (the HemSeg card's Table 1
+    command) on a prepared synthetic release: per case the CSV's dice, iou and hd95_vox equal MONAI's pipeline
+    on the zip's label and the prediction file (LoadImaged ... Spacingd, DiceMetric, MeanIoU, HD95 in voxels);
+    an empty prediction's HD95 is NaN and left out of the summary, whose mean, sample std and CI are the paper's
+    rule on the values left (eval_bootstrap_ci.py written out), columns named with their unit."""
+    reference('monai')
+    import csv
+    import zipfile
+
+    from scipy.ndimage import binary_dilation
+
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.evaluation.cli import main as evaluate_main
+    from mmseg_medical.synthetic.hemseg import write_hemseg_release
+
+    raw = write_hemseg_release(tmp_path / 'raw', num_scans=12, num_slices=6, size=48)   # every 4th scan is test
+    data = tmp_path / 'data'
+    prepare(CONVERTERS['hemseg'](), raw, data, workers=2, previews=0)
+    test = (data / 'splits' / 'test.txt').read_text().split()
+    cases = sorted({stem.rsplit('_', 1)[0] for stem in test})
+    assert len(cases) == 3
+    archive = zipfile.ZipFile(raw / 'IPH_IVH_label.zip')
+    pred_dir, truth_dir = tmp_path / 'pred', tmp_path / 'truth'
+    pred_dir.mkdir()
+    truth_dir.mkdir()
+    for k, case in enumerate(cases):
+        member = next(m for m in archive.namelist() if m.endswith(f'/test/label/{case}.nii.gz'))
+        (truth_dir / f'{case}.nii.gz').write_bytes(archive.read(member))
+        label = nib.load(str(truth_dir / f'{case}.nii.gz'))
+        gt = np.asanyarray(label.dataobj) > 0
+        assert gt.any()
+        pred = [binary_dilation(gt), np.roll(gt, 2, axis=0), np.zeros_like(gt)][k]    # the last: empty
+        nib.save(nib.Nifti1Image(pred.astype(np.uint8), label.affine, label.header), str(pred_dir / f'{case}.nii.gz'))
+    out = tmp_path / 'paper.csv'
+    assert evaluate_main(['--protocol', 'hemseg-paper', '--pred', str(pred_dir), '--data', str(data), '--split',
+                          'test', '--bootstrap', '5000', '--out', str(out)]) == 0
+    with open(out, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['case', 'class', 'dice', 'iou', 'hd95_vox', 'empty']
+    assert [r['case'] for r in rows] == cases and {r['class'] for r in rows} == {'1'}
+    values = {m: [] for m in ('dice', 'iou', 'hd95_vox')}
+    for row, case in zip(rows, cases):
+        (gt_ref, _), (pred_ref, _) = _monai_grid(truth_dir / f'{case}.nii.gz', pred_dir / f'{case}.nii.gz')
+        ref = _monai_rows(gt_ref, pred_ref, [1])
+        ours = [{'class': 1, **{m: float(row[m]) for m in values}}]
+        _assert_rows_equal(ours, ref)
+        for m in values:
+            values[m].append(float(row[m]))
+    assert rows[-1]['empty'] == PRED_EMPTY and math.isnan(float(rows[-1]['hd95_vox']))
+    assert 0 < float(rows[0]['dice']) < 1 and float(rows[0]['hd95_vox']) > 0
+    report = out.with_name('paper_summary.md').read_text()
+    header = next(line for line in report.splitlines() if line.startswith('| class'))
+    assert header.split('|')[3:6] == [' dice ', ' iou ', ' hd95_vox (voxels) ']
+    for m, digits in (('dice', 4), ('iou', 4), ('hd95_vox', 2)):
+        kept = np.array([v for v in values[m] if not math.isnan(v)])
+        assert len(kept) == (2 if m == 'hd95_vox' else 3)
+        low, high = _paper_ci(kept)
+        cell = f'{kept.mean():.{digits}f} ± {kept.std(ddof=1):.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]'
+        assert cell in report, (m, cell)
