@@ -79,17 +79,36 @@ def test_unknown_protocol_is_an_error():
         case_metrics(np.ones((3, 3), np.uint8), np.ones((3, 3), np.uint8), (1, 1), [1], protocol='paper')
 
 
-def test_evaluate_volumes_protocol_option(tmp_path, capsys):
+def test_evaluate_volumes_protocol_option(tmp_path, capsys, reference):
+    """The CLI's per-case HD95 against MONAI's compute_hausdorff_distance on the files as nibabel reads them
+    (arrays and header zooms), its Dice against the count by hand."""
+    import csv
+
+    import torch
+    monai_hd = reference('monai.metrics').compute_hausdorff_distance
     gt, pred, spacing = list(_pairs())[1]
     affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
     for name, mask in (('gt', gt), ('pred', pred)):
         (tmp_path / name).mkdir()
-        for case in ('a', 'b'):
-            nib.save(nib.Nifti1Image(mask.transpose(2, 1, 0).astype(np.uint8), affine), str(tmp_path / name / f'{case}.nii.gz'))
+        for case, shift in (('a', 0), ('b', 1)):
+            nib.save(nib.Nifti1Image(np.roll(mask, shift, axis=1).transpose(2, 1, 0).astype(np.uint8) if name == 'pred'
+                                     else mask.transpose(2, 1, 0).astype(np.uint8), affine),
+                     str(tmp_path / name / f'{case}.nii.gz'))
     assert evaluate_main(['--pred', str(tmp_path / 'pred'), '--gt', str(tmp_path / 'gt'),
                           '--out', str(tmp_path / 'm.csv'), '--protocol', 'hemseg']) == 0
-    hd = float((tmp_path / 'm.csv').read_text().splitlines()[1].split(',')[5])
-    assert hd == pytest.approx(monai_hd95(gt.transpose(2, 1, 0), pred.transpose(2, 1, 0), spacing[::-1]))
+    with open(tmp_path / 'm.csv', newline='') as f:
+        rows = {r['case']: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ['a', 'b']
+    for case, row in rows.items():
+        g_file, p_file = nib.load(str(tmp_path / 'gt' / f'{case}.nii.gz')), nib.load(str(tmp_path / 'pred' / f'{case}.nii.gz'))
+        g, q = np.asanyarray(g_file.dataobj) == 1, np.asanyarray(p_file.dataobj) == 1
+        with np.errstate(all='ignore'):
+            ref = float(monai_hd(torch.from_numpy(q[None, None].astype(np.float32)),
+                                 torch.from_numpy(g[None, None].astype(np.float32)), include_background=True,
+                                 percentile=95, spacing=[float(z) for z in g_file.header.get_zooms()])[0, 0])
+        assert float(row['hd95']) == pytest.approx(ref, rel=1e-5, abs=1e-5), case
+        assert float(row['dice']) == pytest.approx(2 * (g & q).sum() / (g.sum() + q.sum()), abs=1e-12)
+    assert rows['a']['hd95'] != rows['b']['hd95']
     assert 'RandomState(47)' in capsys.readouterr().out
 
 
