@@ -1,12 +1,48 @@
-"""Shared fixtures: the real sample files beside the project (skipped cleanly when absent)."""
+"""Shared fixtures: the real sample files beside the project (skipped cleanly when absent) and the reference
+libraries the scoring is checked against (required on CI)."""
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_REALDATA = REPO.parent / 'shared' / 'realdata'
+
+
+#: The reference libraries: the test extra that provides each top-level module.
+REFERENCE_EXTRAS = {'medpy': 'medpy==0.5.2', 'monai': 'monai==1.6.1', 'surface_distance': 'surface-distance==0.1'}
+
+
+def references_required() -> bool:
+    """On CI (``CI`` set and not ``0``/``false``, as for the browser tests) or with ``REQUIRE_REFERENCES=1``
+    (``.ci/run`` sets it) a missing reference library fails the tests that need it instead of skipping them."""
+    def flag(name: str) -> bool:
+        return os.environ.get(name, '').strip().lower() not in ('', '0', 'false', 'no')
+    return flag('CI') or flag('REQUIRE_REFERENCES')
+
+
+def require_reference(module: str) -> ModuleType:
+    """``pytest.importorskip`` for the libraries a protocol is checked against (medpy, MONAI,
+    surface-distance): the module, or a skip naming the test extra; a failure when :func:`references_required`."""
+    top = module.split('.')[0]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        why = (f'reference library {module} is not installed ({exc}); it is a test extra: '
+               f'pip install {REFERENCE_EXTRAS.get(top, top)} (requirements/tests.txt)')
+        if references_required():
+            pytest.fail(why + ' -- required on CI (REQUIRE_REFERENCES / CI)', pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope='session')
+def reference():
+    """:func:`require_reference` for tests: ``medpy = reference('medpy.metric.binary')``."""
+    return require_reference
 
 
 @pytest.fixture(scope='session')
@@ -37,14 +73,14 @@ def cranium_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope='session')
 def crossmoda_by_hand():
     """``scores.py`` of CrossMoDA/CrossMoDA2022-Evaluation-code recomputed from two NIfTI files: a function
-    ``(pred_file, label_file, classes) -> {class: (dice, assd)}``. Dice by hand (NaN when both masks are
-    empty, as medpy's ``dc``), ASSD with medpy's ``assd`` and ``voxelspacing`` = |diagonal of the label's
+    ``(pred_file, label_file, classes) -> {class: (dice, assd)}``. Dice by hand (1 when both masks are
+    empty, as medpy's ``dc`` with the NumPy < 2.3 the challenge ran with), ASSD with medpy's ``assd`` and ``voxelspacing`` = |diagonal of the label's
     affine|, 350 mm when the prediction (or, undefined in scores.py, the label) of a structure is empty.
-    Both files are checked to share shape and affine. Skips without medpy (a test extra)."""
+    Both files are checked to share shape and affine. Needs medpy (:func:`require_reference`)."""
     import nibabel as nib
     import numpy as np
 
-    binary = pytest.importorskip('medpy.metric.binary')
+    binary = require_reference('medpy.metric.binary')
 
     def score(pred_file: Path, label_file: Path, classes=(1, 2)) -> dict:
         label, pred = nib.load(str(label_file)), nib.load(str(pred_file))
@@ -55,7 +91,7 @@ def crossmoda_by_hand():
         for c in classes:
             g, p = truth == c, guess == c
             total = int(g.sum() + p.sum())
-            dice = 2.0 * int((g & p).sum()) / total if total else float('nan')
+            dice = 2.0 * int((g & p).sum()) / total if total else 1.0
             assd = float(binary.assd(p, g, voxelspacing=spacing)) if g.any() and p.any() else 350.0
             out[c] = (dice, assd)
         return out

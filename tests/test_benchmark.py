@@ -251,8 +251,15 @@ def test_protocol_option_retests_without_retraining(tmp_path, monkeypatch, capsy
     assert main(base + ['--protocol', 'hemseg']) == 0 and fake.take() == []
     assert main(base + ['--protocol', 'default']) == 0
     assert fake.take() == [('test', Path(config).name, ['x=1', 'test_evaluator.metrics.1.protocol=default'])]
-    assert main(base + ['--protocol', 'nope']) == 1
-    assert 'nope' in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(base + ['--protocol', 'nope'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and fake.take() == []
+    from mmseg_medical.evaluation.protocols import protocol_names
+    assert err[-1] == (f"benchmark.py: error: --protocol: unknown evaluation protocol 'nope'; choose from "
+                       f"{sorted(protocol_names())}")
+    assert {'covid19', 'crossmoda', 'default', 'hemseg', 'hemseg-paper'} <= set(protocol_names())
 
 
 # ---- COVID-19-CT-Seg fold presets: tables from per-case rows, the published rows, the runs they make -------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -336,3 +337,121 @@ def test_other_files_in_the_output_are_kept_named_and_not_scored(cranium, tmp_pa
     assert evaluate(argv) == 0
     with open(tmp_path / 'm.csv') as f:
         assert [row['case'] for row in csv.DictReader(f)] == ['head']
+
+
+SIGMOID = REPO / 'configs/cranium/fcn-unet-s5-d16-sigmoid_unet_1xb16-0.01-20k_cranium-512x512.py'
+
+
+def test_sigmoid_head_threshold_probabilities_and_mmseg(cranium, cranium_data, tmp_path):
+    """The shipped one-channel sigmoid config through infer_volume: the saved probabilities are [1 - p, p] with p
+    mmseg's own sigmoid output (``inference_model(...).seg_logits`` on the prepared PNGs of a val case), the labels
+    are ``p > threshold`` as mmseg decides (``pred_sem_seg``), for the config's 0.5 and for a threshold set by
+    ``--cfg-options`` at the median p (so that both labels occur)."""
+    import cv2
+    from mmseg.apis import inference_model
+
+    from mmseg_medical.inference import load_model
+    from mmseg_medical.manifest import read_manifest
+
+    options = cranium[0]
+    checkpoint = random_checkpoint(SIGMOID, options, tmp_path / 'sigmoid.pth', 3)
+    rows = [r for r in read_manifest(cranium_data) if r.split == 'val']
+    case = rows[0].case_id
+    rows = sorted((r for r in rows if r.case_id == case), key=lambda r: r.slice_index)
+    scan = next((cranium_data.parent / 'raw').rglob(f'ct_scans/{case}.nii'))
+    save = ['--save-probabilities', '--probabilities-dtype', 'float32']
+    assert run_cli(SIGMOID, [checkpoint], options, tmp_path / 'half', *save, source=scan) == 0
+    probs = probabilities(tmp_path / 'half', case)
+    assert probs.shape == (2,) + nib.load(str(scan)).shape
+    np.testing.assert_allclose(probs[0] + probs[1], 1.0, atol=1e-6)
+
+    # mmseg on the PNGs prepare wrote (display orientation), the same model
+    model = load_model(load_config(SIGMOID, cfg_dict(options)), checkpoint, 'cpu')
+    from mmseg_medical.volume import Volume
+    p_display = to_display(Volume(np.ascontiguousarray(np.transpose(probs[1], (2, 1, 0))),   # (Z, H, W) as stored
+                                  affine=read_nifti(scan).affine)).array
+    mmseg_p, mmseg_labels = [], []
+    for r in rows:
+        result = inference_model(model, str(cranium_data / r.image))
+        mmseg_p.append(result.seg_logits.data[0].numpy())
+        mmseg_labels.append(result.pred_sem_seg.data[0].numpy())
+        assert cv2.imread(str(cranium_data / r.image)).shape[:2] == mmseg_p[-1].shape
+    mmseg_p, mmseg_labels = np.stack(mmseg_p), np.stack(mmseg_labels)
+    assert mmseg_p.shape == p_display.shape
+    np.testing.assert_allclose(p_display, mmseg_p, atol=1e-5)
+    labels = labels_of(tmp_path / 'half', f'{case}.nii.gz')
+    decided = probs[1] > 0.5
+    clear = np.abs(probs[1] - 0.5) > 1e-5                          # away from the threshold: no rounding question
+    np.testing.assert_array_equal(labels[clear], decided[clear])
+    labels_display = to_display(read_nifti(tmp_path / 'half' / f'{case}.nii.gz')).array
+    clear_display = np.abs(mmseg_p - 0.5) > 1e-5
+    np.testing.assert_array_equal(labels_display[clear_display], mmseg_labels[clear_display])
+
+    threshold = float(np.median(probs[1]))
+    assert run_cli(SIGMOID, [checkpoint], [*options, f'model.decode_head.threshold={threshold!r}'],
+                   tmp_path / 'median', *save, source=scan) == 0
+    labels = labels_of(tmp_path / 'median', f'{case}.nii.gz')
+    clear = np.abs(probs[1] - threshold) > 1e-5
+    np.testing.assert_array_equal(labels[clear], (probs[1] > threshold)[clear])
+    assert 0 < labels.mean() < 1
+    np.testing.assert_array_equal(probabilities(tmp_path / 'median', case), probs)  # the threshold moves labels only
+
+
+def test_an_ensemble_refuses_to_mix_sigmoid_and_softmax_models(cranium, tmp_path, capsys):
+    options, (softmax_checkpoint, _), scans = cranium
+    sigmoid_checkpoint = random_checkpoint(SIGMOID, options, tmp_path / 'sigmoid.pth', 3)
+    capsys.readouterr()
+    argv = ['--model', str(SIGMOID), str(sigmoid_checkpoint), '--model', str(CRANIUM), str(softmax_checkpoint),
+            '--input', str(scans), '--output', str(tmp_path / 'out'), '--device', 'cpu', '--cfg-options', *options]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f'error: {softmax_checkpoint}: decides labels by argmax, but {sigmoid_checkpoint} by a sigmoid '
+                   'threshold of 0.5: the models of an ensemble must decide labels the same way']
+    assert not (tmp_path / 'out').exists()
+
+
+def _kill_when(process, ready, timeout: float = 120.0) -> bool:
+    """SIGKILL ``process`` as soon as ``ready()`` holds; False if it ended first."""
+    import signal
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and process.poll() is None:
+        if ready():
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    return False
+
+
+def test_sigkill_midway_then_a_rerun_leaves_no_staging_and_a_complete_output(cranium, tmp_path):
+    """tools/infer_volume.py SIGKILLed while it writes its staging folder (some cases written, not moved): the
+    staging folder is left (nothing could remove it) and OUT does not exist; a re-run removes it and writes every
+    case, equal to an uninterrupted run's files."""
+    import subprocess
+    import sys
+
+    options, (a, _), scans = cranium
+    many = tmp_path / 'scans'
+    many.mkdir()
+    for k in range(12):
+        shutil.copy(scans / 'head.nii.gz', many / f'head{k:02d}.nii.gz')
+    out = tmp_path / 'out'
+    argv = [sys.executable, str(REPO / 'tools/infer_volume.py'), str(CRANIUM), str(a), '--input', str(many),
+            '--output', str(out), '--device', 'cpu', '--batch-size', '1', '--cfg-options', *options]
+
+    def staged() -> list:
+        return [p for p in tmp_path.glob('.out.infer-*') if any(p.iterdir())]
+
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _kill_when(process, lambda: bool(staged())), 'infer_volume finished before the kill'
+    assert len(list(tmp_path.glob('.out.infer-*'))) == 1 and not out.exists()    # what the kill left
+    assert main(argv[2:]) == 0                                                     # the re-run
+    assert list(tmp_path.glob('.out.infer-*')) == []
+    assert sorted(p.name for p in out.iterdir()) == [f'head{k:02d}.nii.gz' for k in range(12)] + ['infer_volume.json']
+    assert run_cli(CRANIUM, [a], options, tmp_path / 'reference', source=scans) == 0
+    for k in range(12):
+        np.testing.assert_array_equal(labels_of(out, f'head{k:02d}.nii.gz'), labels_of(tmp_path / 'reference', 'head.nii.gz'))

@@ -25,10 +25,21 @@ def test_window_maps_ends_and_middle_for_every_dtype(dtype):
     np.testing.assert_array_equal(out[0, 0], [0, 0, 128, 255, 255])
 
 
-def test_window_lookup_table_equals_float_path():
+def test_window_lookup_table_and_float_path_equal_the_formula_by_hand():
+    """Subdural window (centre 80, width 200: [-20, 180]) on random integer HU, through the int16 lookup table and
+    the float path, against ``clip(round((hu + 20) * 255 / 200), 0, 255)`` in exact integer arithmetic; at an
+    exact .5 tie either neighbour is accepted (float rounding decides it)."""
     rng = np.random.default_rng(0)
     hu = rng.integers(-2000, 3000, size=(3, 17, 19)).astype(np.int16)
-    np.testing.assert_array_equal(WINDOWS['subdural'](hu), WINDOWS['subdural'](hu.astype(np.float64)))
+    hu.flat[:4] = [-20, 180, 0, 40]    # the window's ends; 0 and 40 are exact ties ((0 + 20) * 255 / 200 = 25.5)
+    quotient, remainder = np.divmod((hu.astype(np.int64) + 20) * 255, 200)
+    low = np.clip(quotient + (remainder > 100), 0, 255)
+    high = np.clip(quotient + (remainder >= 100), 0, 255)      # differs from low only at ties
+    assert (low != high).any()
+    for out in (WINDOWS['subdural'](hu), WINDOWS['subdural'](hu.astype(np.float64))):
+        assert out.dtype == np.uint8
+        assert ((out == low) | (out == high)).all()
+    assert (WINDOWS['subdural'](hu)[low == high] == low[low == high]).all()
 
 
 def test_percentile_normalisation_ignores_outliers():

@@ -108,6 +108,49 @@ def _target_dice(config: Path, checkpoint: Path, options: list, scans: Path, lab
     return float(np.mean([scores[1][0] for scores in hand.values()]))
 
 
+def _check_selection_by_hand(data: Path, target: list, checkpoint: Path, options: list, record: dict) -> None:
+    """The written pseudo masks against the confidence selection redone here: mmseg's ``inference_model`` logits of
+    each target PNG, scipy's softmax, the predicted class and its probability; per class over the whole split the
+    most confident ``ceil(0.6 n)`` of the ``n`` pixels predicted as it, every pixel tied with the last one kept,
+    the rest 255. The code quantises confidence to 1/65535 and batches the forward pass, so a pixel may differ
+    only where its confidence lies within 1e-4 of its class's threshold (or its top two classes tie)."""
+    from mmseg.apis import inference_model
+
+    from mmseg_medical.inference import load_config, load_model
+    from mmseg_medical.inference_cli import build_parser
+
+    args = build_parser().parse_args([str(SOURCE_CONFIG), str(checkpoint), '--input', 'x', '--output', 'y',
+                                      '--cfg-options', *options])
+    model = load_model(load_config(args.config, args.cfg_options), checkpoint, 'cpu')
+    probs = []
+    for stem in target:
+        logits = inference_model(model, str(data / 'images' / f'{stem}.png')).seg_logits.data.numpy()
+        probs.append(softmax(logits.astype(np.float64), axis=0))
+    probs = np.stack(probs)                                              # (slices, C, H, W)
+    labels, conf = probs.argmax(axis=1), probs.max(axis=1)
+    top2 = np.sort(probs, axis=1)[:, -2]
+    thresholds = {}
+    for c in range(probs.shape[1]):
+        values = np.sort(conf[labels == c])[::-1]
+        if values.size:
+            thresholds[c] = values[int(np.ceil(0.6 * values.size - 1e-9)) - 1]
+    expected = np.full(labels.shape, 255, np.uint8)
+    for c, t in thresholds.items():
+        expected[(labels == c) & (conf >= t)] = c
+    written = np.stack([cv2.imread(str(data / 'pseudo_masks/target_pseudo' / f'{stem}.png'), cv2.IMREAD_UNCHANGED)
+                        for stem in target])
+    differ = written != expected
+    near = np.zeros_like(differ)
+    for c, t in thresholds.items():
+        near |= (labels == c) & (np.abs(conf - t) < 1e-4)
+    near |= conf - top2 < 1e-4
+    assert not (differ & ~near).any(), f'{int((differ & ~near).sum())} pixels off the hand selection'
+    assert differ.sum() <= 0.001 * differ.size
+    for c in range(probs.shape[1]):
+        assert abs(int(np.sum(labels == c)) - record['predicted_pixels'][c]) <= int(near.sum())
+    assert (expected == 255).any() and (expected != 255).any()         # a real selection, not all or nothing
+
+
 @pytest.fixture(scope='module')
 def source_model(tmp_path_factory):
     from mmseg_medical.conversion import CONVERTERS, prepare
@@ -144,9 +187,8 @@ def test_pseudo_label_round_trip_and_self_training(source_model, crossmoda_by_ha
         ignored += int(np.sum(mask == 255))
     assert counts.tolist() == record['kept_pixels']
     assert counts.sum() + ignored == len(target) * SIZE * SIZE == sum(record['predicted_pixels'])
-    for kept, predicted in zip(record['kept_pixels'], record['predicted_pixels']):
-        assert kept >= 0.6 * predicted                               # most confident 60% (ties kept)
     assert record['predicted_pixels'][1] > 0                         # the weighted source model finds VS
+    _check_selection_by_hand(data, target, checkpoint, options, record)
     for stem in train:                                               # the source masks, unchanged
         a = cv2.imread(str(data / 'pseudo_masks/target_pseudo' / f'{stem}.png'), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(a, cv2.imread(str(data / 'masks' / f'{stem}.png'), cv2.IMREAD_UNCHANGED))
@@ -172,3 +214,40 @@ def test_bad_inputs_are_one_line_errors(source_model, tmp_path):
     assert proc.stderr.startswith(f'error: {root / "data" / "splits" / "nosuch.txt"}: no split list ')
     proc = subprocess.run(cmd[:6] + ['--portion', '1.5'], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 1 and proc.stderr.strip() == 'error: --portion: must be in (0, 1], got 1.5'
+
+
+def test_sigkill_midway_then_a_rerun_leaves_no_staging_and_a_complete_output(source_model):
+    """tools/pseudo_label.py SIGKILLed while its staging folder fills (``.pseudo-<pid>-<hex>/`` inside the dataset):
+    no pseudo_masks/<out_split>/ and no split list appear; a re-run removes the folder and writes every mask, the
+    record and both lists."""
+    import os
+    import signal
+    import time
+
+    root, options, checkpoint = source_model
+    data = root / 'data'
+    cmd = [sys.executable, str(REPO / 'tools/pseudo_label.py'), str(SOURCE_CONFIG), str(checkpoint), '--data',
+           str(data), '--split', 'target', '--portion', '0.6', '--out-split', 'killed', '--batch-size', '1',
+           '--cfg-options', *options]
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed, end = False, time.monotonic() + 180
+    while time.monotonic() < end and process.poll() is None:
+        if any(any((p / 'raw').glob('*.png')) for p in data.glob('.pseudo-*') if (p / 'raw').is_dir()):
+            os.kill(process.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    process.wait()
+    assert killed, 'pseudo_label finished before the kill'
+    assert len(list(data.glob('.pseudo-*'))) == 1
+    assert not (data / 'pseudo_masks' / 'killed').exists() and not (data / 'splits' / 'killed.txt').exists()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=REPO)
+    assert list(data.glob('.pseudo-*')) == []
+    target = (data / 'splits/target.txt').read_text().split()
+    assert (data / 'splits/killed.txt').read_text().split() == target
+    assert (data / 'splits/train+killed.txt').read_text().split() == (data / 'splits/train.txt').read_text().split() \
+        + target
+    written = {p.stem for p in (data / 'pseudo_masks' / 'killed').glob('*.png')}
+    assert set(target) <= written
+    record = json.loads((data / 'pseudo_masks/killed/pseudo_label.json').read_text())
+    assert record['slices'] == len(target) and sum(record['predicted_pixels']) == len(target) * SIZE * SIZE

@@ -187,13 +187,33 @@ def _masks(root: Path, rows) -> np.ndarray:
     return np.stack([cv2.imread(str(root / r.mask), cv2.IMREAD_UNCHANGED) for r in rows])
 
 
+def _sitk_display(path: Path):
+    """A raw label file as SimpleITK puts it in L,P,S (``DICOMOrient``): array (Z, H, W) with rows running
+    anterior to posterior and columns right to left, the display convention, and the image."""
+    import SimpleITK as sitk
+    image = sitk.DICOMOrient(sitk.ReadImage(str(path)), 'LPS')
+    return sitk.GetArrayFromImage(image), image
+
+
+def _centre_crop(array: np.ndarray, n: int) -> np.ndarray:
+    """(Z, H, W) → (Z, n, n): the centred window at offset (H - n) // 2, (W - n) // 2, zero where it leaves."""
+    z, h, w = array.shape
+    out = np.zeros((z, n, n), array.dtype)
+    dy, dx = (h - n) // 2, (w - n) // 2
+    ys, xs = slice(max(dy, 0), min(dy + n, h)), slice(max(dx, 0), min(dx + n, w))
+    out[:, ys.start - dy:ys.stop - dy, xs.start - dx:xs.stop - dx] = array[:, ys, xs]
+    return out
+
+
 def test_source_label_maps_onto_the_prepared_masks(cranium_data):
     """Each case's source-grid label (labels/<case>.nii.gz) mapped onto the slices equals the mask PNGs prepare
-    wrote, and maps back to itself."""
+    wrote and SimpleITK's L,P,S reading of the release's own mask file, and maps back to itself."""
     for case, rows in group_by_case(r for r in read_manifest(cranium_data) if r.mask).items():
         geometry = read_case_geometry(cranium_data, case)
         on_slices = prediction_on_slices(cranium_data / 'labels' / f'{case}.nii.gz', geometry)
         np.testing.assert_array_equal(on_slices, _masks(cranium_data, rows))
+        raw_mask = next((cranium_data.parent / 'raw').rglob(f'masks/{case}.nii'))
+        np.testing.assert_array_equal(on_slices, _sitk_display(raw_mask)[0])
         np.testing.assert_array_equal(to_source_grid(on_slices, geometry).array, _source_label(cranium_data, case))
 
 
@@ -204,14 +224,28 @@ def test_source_label_maps_onto_resampled_and_cropped_masks(tmp_path):
     raw = write_crossmoda_release(tmp_path / 'raw', naming='2022', num_source=2, num_target=1, num_val=0, size=40,
                                   num_slices=4)
     out = tmp_path / 'prepared'
-    prepare(CONVERTERS['crossmoda'](spacing=0.7, crop=30, val_fraction=0.5), raw, out, workers=1, previews=0)
+    prepare(CONVERTERS['crossmoda'](spacing=3.5, crop=40, val_fraction=0.5), raw, out, workers=1, previews=0)
     cases = group_by_case(r for r in read_manifest(out) if r.mask)
     assert cases
+    import SimpleITK as sitk
+    labelled = 0
     for case, rows in cases.items():
         geometry = read_case_geometry(out, case)
-        assert geometry['spatial']['spacing'] == 0.7 and geometry['spatial']['crop'] == 30
-        np.testing.assert_array_equal(prediction_on_slices(out / 'labels' / f'{case}.nii.gz', geometry),
-                                      _masks(out, rows))
+        assert geometry['spatial']['spacing'] == 3.5 and geometry['spatial']['crop'] == 40
+        on_slices = prediction_on_slices(out / 'labels' / f'{case}.nii.gz', geometry)
+        np.testing.assert_array_equal(on_slices, _masks(out, rows))
+        # by SimpleITK: the raw label in L,P,S, resampled in-plane to 3.5 mm (nearest, same origin and direction:
+        # the first pixel centre kept), then the centred 40 x 40 window (60 x 60 after resampling: a real crop)
+        site, number = case.split('_')[1:3]
+        array, image = _sitk_display(next(raw.rglob(f'crossmoda20*_{site}_{number}_Label.nii.gz')))
+        sx, sy, sz = image.GetSpacing()
+        size = [int(round(image.GetSize()[0] * sx / 3.5)), int(round(image.GetSize()[1] * sy / 3.5)), image.GetSize()[2]]
+        resampled = sitk.Resample(image, size, sitk.Transform(), sitk.sitkNearestNeighbor, image.GetOrigin(),
+                                  (3.5, 3.5, sz), image.GetDirection(), 0.0, image.GetPixelID())
+        expected = _centre_crop(sitk.GetArrayFromImage(resampled), 40)
+        np.testing.assert_array_equal(on_slices, expected.astype(on_slices.dtype), err_msg=case)
+        labelled += int(expected.any())
+    assert labelled >= 1
     other = read_case_geometry(out, next(iter(cases)))
     other = dict(other, shape_zhw=[other['shape_zhw'][0], 31, 31])
     with pytest.raises(MedSegError, match='not this dataset'):
@@ -494,6 +528,15 @@ def test_mim_test_writes_the_report(cranium_run, chrome, tmp_path):
     target = os.environ.get('REPORT_SCREENSHOT')
     if target:
         shutil.copyfile(shot, target)
+    else:   # the README's picture is this page: a stale screenshot (another layout, other sections) fails here
+        assert '![test report of a shrunk Cranium run](docs/report_screenshot.png)' in (REPO / 'README.md').read_text()
+        committed = REPO / 'docs' / 'report_screenshot.png'
+        assert png_size(committed) == (660, 1320) and committed.stat().st_size < SCREENSHOT_LIMIT
+        fresh, old = (cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float64) for path in (shot, committed))
+        # measured: the same page with other temporary paths gives correlation 0.992, mean difference 0.86 grey
+        # levels; the committed picture moved down by 40 px gives 0.55 (at 1/10 scale)
+        assert np.corrcoef(fresh.ravel(), old.ravel())[0, 1] > 0.95 and np.abs(fresh - old).mean() < 4, \
+            'docs/report_screenshot.png is stale: refresh it with REPORT_SCREENSHOT=docs/report_screenshot.png'
     # real, varied predictions: some case scored strictly between 0 and 1, the cases' Dice all different, so that
     # the click on Dice reorders the rows by value (not by the case-id tie-break)
     dice = {case: float(rows[case][1]['dice']) for case in rows}
@@ -592,7 +635,3 @@ def test_missing_browser_skips_off_ci_and_fails_on_ci(tmp_path, ci, outcome):
     assert 'no Chromium on PATH (apt-get install chromium; .ci/run installs it)' in proc.stdout
 
 
-def test_readme_shows_the_report_screenshot():
-    assert '![test report of a shrunk Cranium run](docs/report_screenshot.png)' in (REPO / 'README.md').read_text()
-    shot = REPO / 'docs' / 'report_screenshot.png'
-    assert png_size(shot) == (660, 1320) and shot.stat().st_size < SCREENSHOT_LIMIT

@@ -66,6 +66,9 @@ def main() -> int:
     parser.add_argument('--patients', type=int, default=20)
     parser.add_argument('--iters', type=int, default=600)
     parser.add_argument('--scale', type=int, default=64, help='training/testing resolution (pixels)')
+    parser.add_argument('--goal', type=float, default=0.8,
+                        help='pooled val hemorrhage Dice the run must reach to exit 0 (default 0.8; a shrunk run '
+                             'of the code path, as the tests make, passes 0)')
     args = parser.parse_args()
     work: Path = args.work_dir
     raw, data = work / 'raw', work / 'cranium'
@@ -122,9 +125,9 @@ def main() -> int:
     print(f'overlays (image | ground truth | prediction): {", ".join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in overlays)}')
     mean_case = float(np.mean(list(per_case.values()))) if per_case else float('nan')
     print(f'\nhemorrhage Dice: {pooled:.3f} (all val voxels, no post-processing), {mean_case:.3f} (mean over val '
-          f'cases with hemorrhage); goal ≥ 0.8: {"met" if pooled >= 0.8 else "NOT met"}')
+          f'cases with hemorrhage); goal ≥ {args.goal:g}: {"met" if pooled >= args.goal else "NOT met"}')
     print(f'demo finished in {time.perf_counter() - start:.0f} s')
-    return 0 if pooled >= 0.8 else 1
+    return 0 if pooled >= args.goal else 1
 
 
 if __name__ == '__main__':

@@ -874,9 +874,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .evaluation.protocols import get_protocol
         try:
             get_protocol(args.protocol)
-        except MedSegError as exc:
-            print(f'error: --protocol: {exc}', file=sys.stderr)
-            return 1
+        except MedSegError as exc:  # a usage error, exit 2 as argparse's
+            parser.error(f'--protocol: {exc}')
     fold_preset = FOLD_PRESETS.get(args.preset)
     if fold_preset is None:
         if args.mosmed is not None or args.folds is not None:

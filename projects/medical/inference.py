@@ -707,7 +707,8 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
     ``out_dir`` may hold other files: they are never deleted. The files of this run are listed in
     ``out_dir/infer_volume.json`` (:data:`~mmseg_medical.outputs.PREDICTION_LISTING`, replaced with the
     files), ``evaluate_volumes`` scores only the prediction files listed there, and the others (stale
-    predictions of an earlier run, a user's notes) are named in one ``warning:`` line on stderr.
+    predictions of an earlier run, a user's notes) are named in one ``warning:`` line on stderr. A staging
+    folder a killed run left (its process gone) is removed first.
     """
     from tqdm import tqdm
 
@@ -719,7 +720,9 @@ def segment(cases: Sequence[ScanCase], predictor: Predictor, out_dir: PathLike,
         from .evaluation.postprocess import load_rules
         load_rules(postprocess)  # a bad file is an error before any scan is read
         rules = postprocess
-    staging = out_dir.parent / f'.{out_dir.name}.infer-{uuid.uuid4().hex[:8]}'
+    from .conversion.engine import remove_stale
+    remove_stale(out_dir.parent, f'.{out_dir.name}.infer-*')  # left by a killed run
+    staging = out_dir.parent / f'.{out_dir.name}.infer-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     created = next((p for p in reversed(out_dir.absolute().parents) if not p.exists()), None)
     staging.mkdir(parents=True)
     done = False

@@ -16,7 +16,7 @@ Confidence = the softmax probability of the predicted class (sigmoid heads: of t
 quantised to 1/65535. An existing ``pseudo_masks/<out_split>`` is replaced only when this tool wrote it (it
 holds ``pseudo_label.json``); any other folder there, and an ``out_split`` that leaves ``pseudo_masks/`` (``..``),
 is refused with one line, exit 2 (:func:`check_replaceable`). All outputs are staged and moved into place at the
-end; a re-split of the dataset
+end (a staging folder a killed run left is removed by the next run); a re-split of the dataset
 (``prepare_dataset.py`` with other split options) keeps these lists, but ``<mix>+<out_split>.txt`` then
 still holds the old ``<mix>`` slices: run this again afterwards.
 """
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .conversion.engine import write_png
+from .conversion.engine import remove_stale, write_png
 from .errors import MedSegError, UsageError
 from .outputs import check_apart
 
@@ -136,6 +136,7 @@ def pseudo_label(config: Optional[PathLike], checkpoint: PathLike, data_root: Pa
     cfg = load_config(config, cfg_options) if config is not None else config_from_checkpoint(checkpoint, cfg_options)
     predictor = Predictor([load_model(cfg, checkpoint, device)], batch_size=batch_size, names=[str(checkpoint)])
     num_classes = predictor.num_classes
+    remove_stale(root, '.pseudo-*')  # a staging folder a killed run left (its process gone)
     staging = root / f'.pseudo-{os.getpid()}-{uuid.uuid4().hex[:8]}'
     try:
         raw, masks = staging / 'raw', staging / out_split

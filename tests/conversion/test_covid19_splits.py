@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,13 +59,33 @@ def test_shipped_split_files_equal_the_decoded_files(realdata):
         assert shipped['splits'][path.stem.split('_', 1)[1]] == json.loads(path.read_text()), path.name
 
 
-def test_provenance_names_the_repository_commit_and_files():
-    source = json.loads(SHIPPED.read_text())['source']
-    assert source['repository'] == 'https://github.com/JunMa11/COVID-19-CT-Seg-Benchmark'
-    assert source['commit'] == 'b87e0544c08f3dff3513fc488d0624b372fecc1d'
-    assert source['files']['Task202_MSD_LungTumor_datasplit'] == 'Task2/Task202_MSD_LungTumor_datasplit.pkl'
-    assert source['files']['Task1_COVID_datasplit'] == 'Task1/Task1_COVID_datasplit.pkl'
-    assert 'pickles' in source['decoding'] and 'Nothing else was changed' in source['decoding']
+def test_provenance_names_a_file_for_every_shipped_split():
+    """Every shipped split has its source file, in the task folder its name implies (``Task1_*`` in ``Task1/``,
+    ``Task2<nn>_*`` in ``Task2/``, ``Task3<nn>_*`` in ``Task3/``), and no file is named without its split; with
+    ../shared the commit is the one its README names."""
+    shipped = json.loads(SHIPPED.read_text())
+    files = shipped['source']['files']
+    assert sorted(files) == sorted(shipped['splits'])
+    for name, path in files.items():
+        task = re.match(r'Task(\d)', name).group(1)
+        assert path == f'Task{task}/{name}.pkl', name
+    readme = SHARED / 'README.md'
+    if readme.is_file():
+        assert shipped['source']['commit'] in readme.read_text()
+
+
+def test_task1_82_split_is_the_complement_of_task1():
+    """``Task1_COVID_82_datasplit`` (the Task1 README's "80% training, 20% testing" 3D baselines): per fold its 4
+    test ("val") cases are Task 1's 4 training cases and its 16 training cases Task 1's 16 test cases."""
+    task1, task1_82 = official('Task1_Task1_COVID_datasplit'), official('Task1_Task1_COVID_82_datasplit')
+    assert len(task1) == len(task1_82) == 5
+    for fold, fold_82 in zip(task1, task1_82):
+        assert sorted(fold_82['val']) == sorted(fold['train']) and len(fold_82['val']) == 4
+        assert sorted(fold_82['train']) == sorted(fold['val']) and len(fold_82['train']) == 16
+    assert sorted(task1_82[0]['val']) == sorted(FOLD0_TRAIN)
+    readme = SHARED / 'Task1_README.md'
+    if readme.is_file():
+        assert '(80% training, 20% testing)' in readme.read_text()
 
 
 def test_setup_ships_the_split_data():
@@ -105,7 +126,7 @@ def test_msd_lung_task2_gives_the_official_51_and_12(tmp_path):
     """prepare_dataset.py msd-lung --split covid19-task2 on a release with the 63 official case names."""
     task2 = official('Task2_Task202_MSD_LungTumor_datasplit')[0]
     names = task2['train'] + task2['val']
-    write_msd_lung_release(tmp_path / 'raw', num_slices=2, size=16, names=names)
+    write_msd_lung_release(tmp_path / 'raw', num_slices=2, size=16, names=names + ['lung_999'])  # + one unlisted
     out = tmp_path / 'msd'
     assert prepare_main(['msd-lung', '--src', str(tmp_path / 'raw'), '--out', str(out), '--split', 'covid19-task2',
                          '--workers', '2', '--previews', '0']) == 0
@@ -113,6 +134,10 @@ def test_msd_lung_task2_gives_the_official_51_and_12(tmp_path):
         stems = (out / 'splits' / f'covid19_task2_{split}.txt').read_text().split()
         assert sorted(stems) == sorted(f'{c}_{z:04d}' for c in expected for z in range(2))
     assert len(task2['train']) == 51 and len(task2['val']) == 12
+    for default in ('train', 'val'):    # asked for by name: the default lists are the official ones, not random
+        assert (out / 'splits' / f'{default}.txt').read_text() == \
+            (out / 'splits' / f'covid19_task2_{default}.txt').read_text()
+    assert (out / 'splits' / 'unlisted.txt').read_text().split() == ['lung_999_0000', 'lung_999_0001']
     card = json.loads((out / 'dataset.json').read_text())
     assert card['split_settings']['split'] == ['covid19-task2']
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / 'images').iterdir()}
@@ -147,6 +172,10 @@ def test_task3_train_list_is_the_source_list_plus_the_covid_fold(tmp_path):
     assert sorted(train) == sorted(fold['train']) and len(train) == 44
     assert sorted(f'train_{c}' for c in cases('structseg-lung', 'covid19_task3_fold0_val')) == sorted(fold['val'])
     assert sorted(cases('covid19', 'task1_fold0_test')) == sorted(fold['test'])
+    # only Task 3 named: train / val are its fold 0 source lists (every case is in one of them here)
+    for default in ('train', 'val'):
+        assert cases('structseg-lung', default) == cases('structseg-lung', f'covid19_task3_fold0_{default}')
+    assert not (data / 'structseg-lung' / 'splits' / 'unlisted.txt').exists()
 
 
 def test_a_missing_official_case_is_one_error(tmp_path, capsys):

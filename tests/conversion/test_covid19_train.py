@@ -51,8 +51,8 @@ def _by_hand(pred_file: Path, label_file: Path) -> dict:
     return out
 
 
-def test_fold_config_trains_and_tests_with_volume_metrics(tmp_path):
-    pytest.importorskip('monai.metrics')
+def test_fold_config_trains_and_tests_with_volume_metrics(tmp_path, reference):
+    reference('monai.metrics')
     raw = write_covid19_release(tmp_path / 'raw', 'zenodo', num_slices=SLICES, size=32)
     data = tmp_path / 'covid19'
     prepare(CONVERTERS['covid19'](), tmp_path / 'raw', data, workers=2, previews=0)

@@ -98,6 +98,30 @@ def test_volumes_match_simpleitk_and_labels(raw, out):
                 np.testing.assert_array_equal(png, np.clip(np.rint(hu[k] * 255 / 80), 0, 255))
 
 
+def test_mask_pngs_equal_the_label_volume_slice_by_slice(raw, out, tmp_path):
+    """Every mask PNG of every scan, the gantry-tilted one included, against the label file read from the zip
+    with nibabel and put in display orientation by hand: the labels are stored L,P,S (by nearest axes, the tilted
+    one too), so display slice k (rows anterior to posterior, columns patient right to left) is
+    ``data[:, :, k].T``; one PNG per label slice, none other."""
+    archive = zipfile.ZipFile(raw / 'IPH_IVH_label.zip')
+    members = {Path(m).name[:-len('.nii.gz')]: m for m in archive.namelist() if m.endswith('.nii.gz')}
+    assert sorted(members) == sorted(SCANS)
+    for scan in SCANS:
+        path = tmp_path / f'{scan}.nii.gz'
+        path.write_bytes(archive.read(members[scan]))
+        label = nib.load(str(path))
+        assert nib.aff2axcodes(label.affine) == ('L', 'P', 'S'), scan
+        data = np.asanyarray(label.dataobj)
+        pngs = sorted((out / 'masks').glob(f'{scan}_*.png'))
+        assert [p.name for p in pngs] == [f'{scan}_{k:04d}.png' for k in range(data.shape[2])]
+        for k, png in enumerate(pngs):
+            mask = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+            np.testing.assert_array_equal(mask, data[:, :, k].T.astype(np.uint8), err_msg=png.name)
+    assert any(np.asanyarray(nib.load(str(tmp_path / f'{s}.nii.gz')).dataobj).any() for s in SCANS)
+    tilted = nib.load(str(tmp_path / f'{SCANS[TILTED_SCAN]}.nii.gz')).affine
+    assert abs(tilted[2, 1]) > 0.1                        # the tilted label really is oblique
+
+
 def test_header_variants_are_both_present(raw):
     import pydicom
 

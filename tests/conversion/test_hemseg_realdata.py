@@ -77,7 +77,8 @@ def test_real_dicom_headers_read_like_simpleitk(realdata, name, tmp_path):
 
 
 def test_gantry_tilted_label_geometry_is_rebuilt(hemseg, tmp_path):
-    """DICOMs placed along the real tilted label's slice normal, named by its real slice IDs: the converter
+    """DICOMs placed along the real tilted label's slice normal (SimpleITK's series reader gives the label's affine
+    from them), named by its real slice IDs: the converter
     finds them through the real jsonl, builds the label's affine and converts it (the geometry check passes);
     the five other real labels have no DICOMs here and are reported by --skip-bad."""
     label = nib.load(str(hemseg / 'IPH_IVH_label' / 'val' / 'label' / f'{TILTED}.nii.gz'))
@@ -93,6 +94,13 @@ def test_gantry_tilted_label_geometry_is_rebuilt(hemseg, tmp_path):
     (tmp_path / 'stage_2_train').mkdir()
     for p, sid in zip(paths, slice_ids):
         p.rename(tmp_path / 'stage_2_train' / f'ID_{sid}.dcm')
+    # the series as SimpleITK reads it (GDCM's sorter, as the labels were made): the real label's geometry, so the
+    # comparison below does not rest on our writer and reader agreeing with each other
+    import SimpleITK as sitk
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path / 'stage_2_train')))
+    sitk.WriteImage(reader.Execute(), str(tmp_path / 'sitk.nii.gz'))
+    np.testing.assert_allclose(nib.load(str(tmp_path / 'sitk.nii.gz')).affine, label.affine, atol=1e-3)
     conv = CONVERTERS['hemseg'](dicom_dir=tmp_path / 'stage_2_train', scan_list=hemseg / 'annotion_file_info.jsonl',
                                 labels=hemseg / 'IPH_IVH_label', skip_bad=True)
     out = tmp_path / 'out'

@@ -199,14 +199,32 @@ def test_jpg_frames_get_a_source_label_too(tmp_path, layouts):
     write_cranium_release(src, num_patients=3, num_slices=4, size=32, seed=0, layouts=layouts)
     out = tmp_path / 'out'
     prepare(CONVERTERS['cranium'](layout='jpg'), src, out, workers=1, previews=0)
-    for case_id, gt, _ in iter_case_volumes(out):
+    import cv2
+
+    cases = sorted(p.name[:-len('.nii.gz')] for p in (out / 'labels').glob('*.nii.gz'))
+    assert len(cases) == 3
+    bleeding = 0
+    for case_id in cases:
         volume = read_source_label(out, case_id)
-        np.testing.assert_array_equal(volume.array, gt.array)              # no reorientation, no spatial step
+        # the release's JPEG masks read with OpenCV and thresholded here (> 127), frame n = slice n - 1, a frame
+        # without a mask file all background: no reorientation, no spatial step
+        brain = next(src.rglob(f'Patients_CT/{case_id}/brain'))
+        frames = sorted(int(f.stem) for f in brain.glob('*.jpg') if f.stem.isdigit())
+        assert frames == list(range(1, len(frames) + 1))
+        expected = []
+        for n in frames:
+            mask = brain / f'{n}_HGE_Seg.jpg'
+            image = cv2.imread(str(brain / f'{n}.jpg'), cv2.IMREAD_GRAYSCALE)
+            expected.append(cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127 if mask.is_file()
+                            else np.zeros(image.shape, bool))
+        np.testing.assert_array_equal(volume.array, np.stack(expected).astype(volume.array.dtype), err_msg=case_id)
+        bleeding += int(volume.array.any())
         geometry = read_case_geometry(out, case_id)
         if 'nifti' in layouts:
             assert volume.spacing == pytest.approx(geometry['spacing'])
         else:
             assert volume.affine is None and volume.spacing is None and geometry['spacing'] is None
+    assert bleeding >= 1                                  # some frame has a mask: the comparison is not all zeros
 
 
 def test_outputs_of_another_version_are_stale(release, tmp_path, monkeypatch):

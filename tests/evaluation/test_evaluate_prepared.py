@@ -87,8 +87,8 @@ def test_cases_of_the_split_without_prediction_are_named(hemseg, tmp_path, capsy
     assert not (tmp_path / 'm2.csv').exists()
 
 
-def test_crossmoda_label_names_and_the_crossmoda_protocol(tmp_path):
-    medpy = pytest.importorskip('medpy.metric.binary')
+def test_crossmoda_label_names_and_the_crossmoda_protocol(tmp_path, reference):
+    medpy = reference('medpy.metric.binary')
     raw = write_crossmoda_release(tmp_path / 'download', naming='2021', num_source=4, num_target=1, num_val=1,
                                   size=40, num_slices=5)
     out = tmp_path / 'prepared'

@@ -124,15 +124,37 @@ def _ball(shape, affine, radius, offset=(0.0, 0.0, 0.0)):
 
 
 # ---- spec ----------------------------------------------------------------------------------------------
-def test_registered_spec():
+def _paper_ci(values):
+    """``evaluation/eval_bootstrap_ci.py`` written out: RandomState(47), 5000 resamples, stat[125], stat[4875]."""
+    samples = np.random.RandomState(47).choice(np.asarray(values, float), size=(5000, len(values)), replace=True)
+    stat = np.sort(np.mean(samples, axis=1))
+    return stat[125], stat[4875]
+
+
+def test_summary_leaves_nan_out_and_bootstraps_the_rest_as_the_paper():
+    """summarize under hemseg-paper: a case MONAI scores NaN (here an empty ground truth: all three NaN, and an
+    empty prediction: HD95 NaN) is left out of that metric's mean and n, and the CI is the paper's rule on the
+    values left; the per-metric n differ, so each metric is bootstrapped on its own values."""
+    from mmseg_medical.evaluation import summarize
+
+    rng = np.random.default_rng(5)
+    dice, hd = rng.uniform(0.2, 0.95, 9), rng.uniform(1.0, 30.0, 9)
+    rows = [{'case': f'c{i}', 'class': 1, 'dice': d, 'iou': d / (2 - d), 'hd95_vox': h, 'empty': NOT_EMPTY}
+            for i, (d, h) in enumerate(zip(dice, hd))]
+    rows.append({'case': 'gt_empty', 'class': 1, 'dice': math.nan, 'iou': math.nan, 'hd95_vox': math.nan,
+                 'empty': GT_EMPTY})
+    rows.append({'case': 'pred_empty', 'class': 1, 'dice': 0.0, 'iou': 0.0, 'hd95_vox': math.nan,
+                 'empty': PRED_EMPTY})
+    entry = summarize(rows, n_bootstrap=5000, protocol='hemseg-paper')[1]
+    expected = {'dice': np.append(dice, 0.0), 'iou': np.append(dice / (2 - dice), 0.0), 'hd95_vox': hd}
+    for metric, values in expected.items():
+        got = entry[metric]
+        assert got['n'] == len(values)
+        assert got['mean'] == pytest.approx(values.mean(), abs=1e-12)
+        assert got['std'] == pytest.approx(values.std(ddof=1), abs=1e-12)
+        assert (got['ci_low'], got['ci_high']) == pytest.approx(_paper_ci(values), abs=1e-12)
+    assert entry['n'] == 11 and entry['empty'][GT_EMPTY] == 1 and entry['empty'][PRED_EMPTY] == 1
     assert 'hemseg-paper' in protocol_names()
-    assert PROTOCOL.metrics == ('dice', 'iou', 'hd95_vox')
-    assert PROTOCOL.omit_nan
-    assert 'd8e2199' in PROTOCOL.source and 'SegResNet_test.py' in PROTOCOL.source
-    assert PROTOCOL.spacing((0.45, 0.45, 5.0), np.eye(4)) == (1.0, 1.0, 1.0)
-    ci = PROTOCOL.bootstrap_ci(np.arange(10.0)[:, None], 5000, 0, 1, 0.95)
-    from mmseg_medical.evaluation.summary import hemseg_bootstrap_ci
-    assert np.array_equal(ci, hemseg_bootstrap_ci(np.arange(10.0)[:, None], 5000, 0.95))
 
 
 def test_2d_is_refused():
@@ -143,8 +165,8 @@ def test_2d_is_refused():
 
 # ---- 1. the grid ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize('name', sorted(GEOMETRIES))
-def test_grid_equals_monai(name, tmp_path):
-    pytest.importorskip('monai')
+def test_grid_equals_monai(name, tmp_path, reference):
+    reference('monai')
     affine, shape = GEOMETRIES[name]
     rng = np.random.default_rng(sorted(GEOMETRIES).index(name))
     labels = rng.integers(0, 3, size=shape).astype(np.int16)   # every voxel differs: any wrong pick shows
@@ -181,8 +203,8 @@ def _pairs(affine, shape):
 
 
 @pytest.mark.parametrize('name', ['LPS', 'tilted', 'permuted', 'ties'])
-def test_metrics_equal_monai(name, tmp_path):
-    pytest.importorskip('monai')
+def test_metrics_equal_monai(name, tmp_path, reference):
+    reference('monai')
     affine, shape = GEOMETRIES[name]
     expected_empty = {'empty prediction': PRED_EMPTY, 'empty ground truth': GT_EMPTY, 'both empty': BOTH_EMPTY}
     affine = _file_affine(tmp_path / 'ref.nii.gz', np.zeros(shape), affine)
@@ -199,10 +221,10 @@ def test_metrics_equal_monai(name, tmp_path):
             assert all(0 < r['dice'] < 1 for r in ours), ours
 
 
-def test_empty_cases_mirror_monai_nan():
+def test_empty_cases_mirror_monai_nan(reference):
     """MONAI 1.6.1: empty ground truth -> Dice = IoU = HD95 = NaN; empty prediction -> 0, 0 and HD95 NaN
     (not inf: the directed distances are all inf and torch.quantile of inf is NaN)."""
-    pytest.importorskip('monai')
+    reference('monai')
     gt = np.zeros((6, 7, 8), np.int16)
     gt[2:4, 2:5, 3:6] = 1
     empty = np.zeros_like(gt)
@@ -224,8 +246,8 @@ REAL = [('test/label/03899fa456.nii.gz', 'dilate'),   # L,P,S at 0.459 mm: resam
 
 
 @pytest.mark.parametrize('relpath,how', REAL)
-def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path):
-    pytest.importorskip('monai')
+def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path, reference):
+    reference('monai')
     from scipy.ndimage import binary_dilation
     path = realdata / 'hemseg' / 'IPH_IVH_label' / relpath
     if not path.is_file():
@@ -253,3 +275,66 @@ def test_real_labels_equal_monai_pipeline(relpath, how, realdata, tmp_path):
     ref = _monai_rows(gt_ref, pred_ref, [1])
     _assert_rows_equal(ours, ref)
     assert ours[0]['empty'] == NOT_EMPTY and 0.3 < ours[0]['dice'] < 1 and ours[0]['hd95_vox'] >= 1
+
+
+# ---- 4. the card's command end to end ---------------------------------------------------------------------
+def test_evaluate_volumes_on_a_prepared_test_split_equals_monai(tmp_path, reference):
+    """``evaluate_volumes --protocol hemseg-paper --data PREPARED --split test`` (the HemSeg card's Table 1
+    command) on a prepared synthetic release: per case the CSV's dice, iou and hd95_vox equal MONAI's pipeline
+    on the zip's label and the prediction file (LoadImaged ... Spacingd, DiceMetric, MeanIoU, HD95 in voxels);
+    an empty prediction's HD95 is NaN and left out of the summary, whose mean, sample std and CI are the paper's
+    rule on the values left (eval_bootstrap_ci.py written out), columns named with their unit."""
+    reference('monai')
+    import csv
+    import zipfile
+
+    from scipy.ndimage import binary_dilation
+
+    from mmseg_medical.conversion import CONVERTERS, prepare
+    from mmseg_medical.evaluation.cli import main as evaluate_main
+    from mmseg_medical.synthetic.hemseg import write_hemseg_release
+
+    raw = write_hemseg_release(tmp_path / 'raw', num_scans=12, num_slices=6, size=48)   # every 4th scan is test
+    data = tmp_path / 'data'
+    prepare(CONVERTERS['hemseg'](), raw, data, workers=2, previews=0)
+    test = (data / 'splits' / 'test.txt').read_text().split()
+    cases = sorted({stem.rsplit('_', 1)[0] for stem in test})
+    assert len(cases) == 3
+    archive = zipfile.ZipFile(raw / 'IPH_IVH_label.zip')
+    pred_dir, truth_dir = tmp_path / 'pred', tmp_path / 'truth'
+    pred_dir.mkdir()
+    truth_dir.mkdir()
+    for k, case in enumerate(cases):
+        member = next(m for m in archive.namelist() if m.endswith(f'/test/label/{case}.nii.gz'))
+        (truth_dir / f'{case}.nii.gz').write_bytes(archive.read(member))
+        label = nib.load(str(truth_dir / f'{case}.nii.gz'))
+        gt = np.asanyarray(label.dataobj) > 0
+        assert gt.any()
+        pred = [binary_dilation(gt), np.roll(gt, 2, axis=0), np.zeros_like(gt)][k]    # the last: empty
+        nib.save(nib.Nifti1Image(pred.astype(np.uint8), label.affine, label.header), str(pred_dir / f'{case}.nii.gz'))
+    out = tmp_path / 'paper.csv'
+    assert evaluate_main(['--protocol', 'hemseg-paper', '--pred', str(pred_dir), '--data', str(data), '--split',
+                          'test', '--bootstrap', '5000', '--out', str(out)]) == 0
+    with open(out, newline='') as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['case', 'class', 'dice', 'iou', 'hd95_vox', 'empty']
+    assert [r['case'] for r in rows] == cases and {r['class'] for r in rows} == {'1'}
+    values = {m: [] for m in ('dice', 'iou', 'hd95_vox')}
+    for row, case in zip(rows, cases):
+        (gt_ref, _), (pred_ref, _) = _monai_grid(truth_dir / f'{case}.nii.gz', pred_dir / f'{case}.nii.gz')
+        ref = _monai_rows(gt_ref, pred_ref, [1])
+        ours = [{'class': 1, **{m: float(row[m]) for m in values}}]
+        _assert_rows_equal(ours, ref)
+        for m in values:
+            values[m].append(float(row[m]))
+    assert rows[-1]['empty'] == PRED_EMPTY and math.isnan(float(rows[-1]['hd95_vox']))
+    assert 0 < float(rows[0]['dice']) < 1 and float(rows[0]['hd95_vox']) > 0
+    report = out.with_name('paper_summary.md').read_text()
+    header = next(line for line in report.splitlines() if line.startswith('| class'))
+    assert header.split('|')[3:6] == [' dice ', ' iou ', ' hd95_vox (voxels) ']
+    for m, digits in (('dice', 4), ('iou', 4), ('hd95_vox', 2)):
+        kept = np.array([v for v in values[m] if not math.isnan(v)])
+        assert len(kept) == (2 if m == 'hd95_vox' else 3)
+        low, high = _paper_ci(kept)
+        cell = f'{kept.mean():.{digits}f} ± {kept.std(ddof=1):.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]'
+        assert cell in report, (m, cell)

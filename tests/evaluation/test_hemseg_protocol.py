@@ -36,8 +36,8 @@ def _pairs():
 
 
 @pytest.mark.parametrize('index', range(5))
-def test_hd95_equals_monai(index):
-    monai_hd = pytest.importorskip('monai.metrics').compute_hausdorff_distance
+def test_hd95_equals_monai(index, reference):
+    monai_hd = reference('monai.metrics').compute_hausdorff_distance
     import torch
 
     gt, pred, spacing = list(_pairs())[index]
@@ -79,15 +79,56 @@ def test_unknown_protocol_is_an_error():
         case_metrics(np.ones((3, 3), np.uint8), np.ones((3, 3), np.uint8), (1, 1), [1], protocol='paper')
 
 
-def test_evaluate_volumes_protocol_option(tmp_path, capsys):
+def test_evaluate_volumes_protocol_option(tmp_path, capsys, reference):
+    """The CLI's per-case HD95 against MONAI's compute_hausdorff_distance on the files as nibabel reads them
+    (arrays and header zooms), its Dice against the count by hand."""
+    import csv
+
+    import torch
+    monai_hd = reference('monai.metrics').compute_hausdorff_distance
     gt, pred, spacing = list(_pairs())[1]
     affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
     for name, mask in (('gt', gt), ('pred', pred)):
         (tmp_path / name).mkdir()
-        for case in ('a', 'b'):
-            nib.save(nib.Nifti1Image(mask.transpose(2, 1, 0).astype(np.uint8), affine), str(tmp_path / name / f'{case}.nii.gz'))
+        for case, shift in (('a', 0), ('b', 1)):
+            nib.save(nib.Nifti1Image(np.roll(mask, shift, axis=1).transpose(2, 1, 0).astype(np.uint8) if name == 'pred'
+                                     else mask.transpose(2, 1, 0).astype(np.uint8), affine),
+                     str(tmp_path / name / f'{case}.nii.gz'))
     assert evaluate_main(['--pred', str(tmp_path / 'pred'), '--gt', str(tmp_path / 'gt'),
                           '--out', str(tmp_path / 'm.csv'), '--protocol', 'hemseg']) == 0
-    hd = float((tmp_path / 'm.csv').read_text().splitlines()[1].split(',')[5])
-    assert hd == pytest.approx(monai_hd95(gt.transpose(2, 1, 0), pred.transpose(2, 1, 0), spacing[::-1]))
+    with open(tmp_path / 'm.csv', newline='') as f:
+        rows = {r['case']: r for r in csv.DictReader(f)}
+    assert sorted(rows) == ['a', 'b']
+    for case, row in rows.items():
+        g_file, p_file = nib.load(str(tmp_path / 'gt' / f'{case}.nii.gz')), nib.load(str(tmp_path / 'pred' / f'{case}.nii.gz'))
+        g, q = np.asanyarray(g_file.dataobj) == 1, np.asanyarray(p_file.dataobj) == 1
+        with np.errstate(all='ignore'):
+            ref = float(monai_hd(torch.from_numpy(q[None, None].astype(np.float32)),
+                                 torch.from_numpy(g[None, None].astype(np.float32)), include_background=True,
+                                 percentile=95, spacing=[float(z) for z in g_file.header.get_zooms()])[0, 0])
+        assert float(row['hd95']) == pytest.approx(ref, rel=1e-5, abs=1e-5), case
+        assert float(row['dice']) == pytest.approx(2 * (g & q).sum() / (g.sum() + q.sum()), abs=1e-12)
+    assert rows['a']['hd95'] != rows['b']['hd95']
     assert 'RandomState(47)' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('side', ['prediction', 'ground truth', 'both'])
+def test_one_side_empty_scores_the_volume_diagonal(side):
+    """Protocol hemseg keeps the default empty-mask policy (its docstring; monai_hd95 itself needs two non-empty
+    masks): one side empty gives Dice = IoU = NSD = 0 and HD95 = ASSD = the volume diagonal in mm, typed here as
+    sqrt(sum((n_i s_i)^2)); both empty gives 1, 1, 1, 0, 0. Other classes of the same case are scored normally."""
+    shape, spacing = (7, 30, 26), (5.0, 0.46, 0.49)
+    lesion = _ball(shape, (3, 15, 13), 4, spacing)
+    empty = np.zeros(shape, bool)
+    gt, pred = {'prediction': (lesion, empty), 'ground truth': (empty, lesion), 'both': (empty, empty)}[side]
+    labels_gt, labels_pred = gt.astype(np.uint8), pred.astype(np.uint8)
+    labels_gt[0, 0, :3] = labels_pred[0, 0, :3] = 2          # class 2 identical on both sides
+    rows = {r['class']: r for r in case_metrics(labels_gt, labels_pred, spacing, [1, 2], protocol='hemseg')}
+    diagonal = float(np.sqrt((7 * 5.0) ** 2 + (30 * 0.46) ** 2 + (26 * 0.49) ** 2))
+    if side == 'both':
+        expected = {'dice': 1.0, 'iou': 1.0, 'nsd': 1.0, 'hd95': 0.0, 'assd': 0.0, 'empty': 'both_empty'}
+    else:
+        flag = 'pred_empty' if side == 'prediction' else 'gt_empty'
+        expected = {'dice': 0.0, 'iou': 0.0, 'nsd': 0.0, 'hd95': diagonal, 'assd': diagonal, 'empty': flag}
+    assert {k: rows[1][k] for k in expected} == pytest.approx(expected, abs=1e-9)
+    assert (rows[2]['dice'], rows[2]['hd95'], rows[2]['empty']) == (1.0, 0.0, '')   # '': both non-empty

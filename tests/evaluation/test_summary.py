@@ -146,4 +146,6 @@ def test_markdown_table():
     assert row3[0] == '3' and row3[1] == '5' and row3[-3:] == ['0', '1', '0']
     d = summary[3]['dice']
     assert row3[2] == f'{d["mean"]:.4f} ± {d["std"]:.4f} [{d["ci_low"]:.4f}, {d["ci_high"]:.4f}]'
-    assert '95% percentile-bootstrap CI' in text
+    assert text.splitlines()[0] == ('Protocol default. Each cell: mean ± std [95% CI of the mean] over cases, the CI '
+                                    'from 200 bootstrap resamples. Aggregation rule: mean ± sample std over cases, '
+                                    '95% percentile-bootstrap CI (seeded).')

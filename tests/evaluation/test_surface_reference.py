@@ -1,6 +1,7 @@
 """The project's metrics against DeepMind ``surface-distance`` 0.1 values stored in
 ``data/surface_distance_reference.json`` (written by ``tools/benchmarks/surface_distance_reference.py``;
-provenance inside). The label maps are stored with the values, so surface-distance is not needed here.
+provenance inside). The label maps are stored with the values; one test checks that the generator still makes
+those arrays, and one recomputes every stored value with surface-distance (a required test extra on CI).
 
 Where surface-distance has no finite value (one or both masks empty: ``inf`` / ``nan``) the project applies
 its documented empty-mask policy instead; those values are checked by hand (volume diagonal, 0, 1).
@@ -40,13 +41,49 @@ def diagonal(shape, spacing) -> float:
     return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing)))
 
 
-def test_provenance_is_recorded():
-    prov = REFERENCE['provenance']
-    assert prov['surface_distance_version'] == '0.1'
-    assert prov['command'] == 'python tools/benchmarks/surface_distance_reference.py'
-    assert 'np.Inf' in prov['note'] and prov['numpy_version'] and prov['date_utc']
-    assert set(CASES) == {'anisotropic_two_structures', 'empty_vs_nonempty', 'two_voxel_object',
-                          'border_and_far_blob', 'disc_2d'}
+def _generator():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / REFERENCE['provenance']['generator']
+    spec = importlib.util.spec_from_file_location('surface_distance_reference', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stored_pairs_are_what_the_generator_makes():
+    """The file and its generator stay together: ``make_pairs()`` yields exactly the stored arrays (sha256 of
+    the uint8 bytes), names, spacings and classes, in order."""
+    pairs = _generator().make_pairs()
+    assert [p['name'] for p in pairs] == [c['name'] for c in REFERENCE['cases']]
+    for pair, case in zip(pairs, REFERENCE['cases']):
+        for side in ('gt', 'pred'):
+            data = np.ascontiguousarray(pair[side], dtype=np.uint8)
+            assert list(data.shape) == case[side]['shape'], (pair['name'], side)
+            assert hashlib.sha256(data.tobytes()).hexdigest() == case[side]['sha256'], (pair['name'], side)
+        assert list(pair['spacing']) == case['spacing']
+        assert [str(c) for c in pair['classes']] == list(case['classes'])
+
+
+def test_stored_values_are_what_surface_distance_gives_now(reference, monkeypatch):
+    """The stored values against DeepMind's surface-distance called live (a test extra, required on CI):
+    every number of every class, so a regenerated or edited file cannot drift from the library."""
+    for alias, value_ in (('Inf', np.inf), ('NaN', np.nan)):   # surface-distance 0.1 uses the aliases NumPy 2
+        monkeypatch.setattr(np, alias, value_, raising=False)     # removed (the generator sets them too)
+    sd = reference('surface_distance')
+    generator = _generator()
+    for case in REFERENCE['cases']:
+        gt, pred = decode(case['gt']), decode(case['pred'])
+        for cls, stored in case['classes'].items():
+            live = generator.reference(gt == int(cls), pred == int(cls), case['spacing'], sd)
+            assert set(live) == set(stored)
+            for key, want in stored.items():
+                got = live[key]
+                if isinstance(want, dict):
+                    assert {t: value(v) for t, v in got.items()} == pytest.approx(
+                        {t: value(v) for t, v in want.items()}, rel=1e-12, nan_ok=True), (case['name'], cls, key)
+                else:
+                    assert value(got) == pytest.approx(value(want), rel=1e-12, nan_ok=True), (case['name'], cls, key)
 
 
 @pytest.mark.parametrize('name', sorted(CASES))

@@ -163,7 +163,7 @@ def test_std_keys_and_metrics_csv_against_hand_computed(cranium_data, tmp_path):
 
     By hand, per case: perfect → dice = iou = nsd = 1, hd95 = assd = 0 (case 052 has no foreground: both
     empty, also 1 / 0); empty prediction → 0 and the volume diagonal D = sqrt((6·5)² + 2·(64·3.5938)²) mm
-    (6 × 64² voxels of 3.5938 × 3.5938 × 5 mm, as recorded in cases/<case>.json). Over the six cases
+    (6 × 64² voxels of 3.5938 × 3.5938 × 5 mm, read from the release's NIfTI header with nibabel). Over the six cases
     [1, 1, 1, 1, 0, 0]: mean 2/3, sample std sqrt((4·(1/3)² + 2·(2/3)²) / 5) = sqrt(4/15); the distances
     [0, 0, 0, 0, D, D]: mean D/3, std D·sqrt(4/15).
     """
@@ -177,7 +177,11 @@ def test_std_keys_and_metrics_csv_against_hand_computed(cranium_data, tmp_path):
                 s['pred_sem_seg']['data'] = torch.zeros_like(s['pred_sem_seg']['data'])
             data.append(s)
     assert {r.case_id for r in read_manifest(cranium_data)} == {'049', '050', '051', '052', '053', '054'}
-    diagonal = np.sqrt((6 * 5.0) ** 2 + 2 * (64 * 3.5938000679016113) ** 2)  # 325.6 mm
+    import nibabel as nib
+    scan = next((cranium_data.parent / 'raw').rglob('ct_scans/049.nii'))    # the release file the case came from
+    zooms = [float(z) for z in nib.load(str(scan)).header.get_zooms()]
+    assert zooms == [float(np.float32(round(230 / 64, 4)))] * 2 + [5.0]     # the phantom's 230 mm field, float32 header
+    diagonal = np.sqrt((6 * zooms[2]) ** 2 + 2 * (64 * zooms[0]) ** 2)  # 325.6 mm
     res = evaluate(VolumeMetric(n_bootstrap=0, output_dir=str(tmp_path)), data)
     share = np.sqrt(4 / 15)
     for name in ('Dice', 'IoU', 'NSD'):

@@ -48,8 +48,8 @@ def _perfect_samples(root: Path):
     return out
 
 
-def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path):
-    medpy = pytest.importorskip('medpy.metric.binary')
+def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path, reference):
+    medpy = reference('medpy.metric.binary')
     raw, root = cropped
     metric = VolumeMetric(protocol='crossmoda', n_bootstrap=0, output_dir=str(tmp_path / 'volumes'))
     metric.dataset_meta = dict(classes=('background', 'vestibular_schwannoma', 'cochlea'))
@@ -97,11 +97,11 @@ def test_cropped_dataset_scores_against_the_full_source_label(cropped, tmp_path)
     assert cut_somewhere, 'the crop removes no labelled voxel: the test would not tell slice-grid from source-grid scoring'
 
 
-def test_resampled_and_cropped_dataset_scores_against_the_full_source_label(tmp_path):
+def test_resampled_and_cropped_dataset_scores_against_the_full_source_label(tmp_path, reference):
     """--spacing and --crop together: the scored ground truth is the whole raw label file, so each row's Dice
     equals medpy's Dice of the written source-grid prediction against the raw label (read with nibabel), and
     the crop visibly costs Dice (a perfect slice prediction scores < 1)."""
-    medpy = pytest.importorskip('medpy.metric.binary')
+    medpy = reference('medpy.metric.binary')
     raw = write_crossmoda_release(tmp_path / 'download', naming='2021', num_source=4, num_target=1, num_val=1,
                                   size=SIZE, num_slices=SLICES)
     root = tmp_path / 'prepared'

@@ -520,6 +520,16 @@ def _stale(path: Path) -> bool:
     return not (len(parts) == 3 and parts[1].isdigit() and _pid_alive(int(parts[1])))
 
 
+def remove_stale(folder: Path, pattern: str) -> List[Path]:
+    """Remove the staging folders ``folder/<pattern>`` (named ``...-<pid>-<hex>``) whose process is gone: what a
+    killed writer (``infer_volume``, ``pseudo_label``) left behind. Returns the removed paths."""
+    folder = Path(folder)
+    removed = [p for p in (folder.glob(pattern) if folder.is_dir() else ()) if _stale(p)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
 def clean_stale(out: Path) -> None:
     """Remove what a killed run left beside / inside ``out``; restore ``out`` if a swap was cut short."""
     out = Path(out)

@@ -17,7 +17,9 @@ external test set) in :mod:`.mosmed`. A spec with ``benchmark_splits`` takes ``-
 (:func:`mmseg_medical.conversion.covid19.benchmark_split`), as split lists ``covid19_task2_train`` /
 ``covid19_task2_val`` and ``covid19_task3_fold{k}_train`` / ``covid19_task3_fold{k}_val`` (the source's part of
 fold k; the four COVID-19-CT-Seg cases it adds are ``task1_fold{k}_train`` of the prepared COVID-19-CT-Seg),
-plus ``splits/covid19_task2.json`` / ``covid19_task3.json`` with the official entries as published. A spec
+plus ``splits/covid19_task2.json`` / ``covid19_task3.json`` with the official entries as published. A split
+asked for by name also makes the default lists: ``train`` / ``val`` are then Task 2's lists (Task 3 fold 0's
+when only Task 3 is named) and the cases neither names are ``unlisted``, never a random hold-out. A spec
 with ``configurable=True`` (a release whose layout is not documented) takes ``--image-pattern``,
 ``--label-pattern`` and ``--label-values``.
 """
@@ -130,6 +132,8 @@ class NiftiPairSpec:
 
 #: ``--split`` values: the benchmark's task → index into ``NiftiPairSpec.benchmark_splits``.
 BENCHMARK_TASKS = {'covid19-task2': 0, 'covid19-task3': 1}
+#: With ``--split``: the split of the cases no official list names (``train`` / ``val`` are the official lists).
+UNLISTED_SPLIT = 'unlisted'
 
 
 def parse_label_values(text: str) -> Dict[int, int]:
@@ -159,9 +163,11 @@ class NiftiPairConverter(DatasetConverter):
         spec = cls.spec
         if spec.benchmark_splits:
             parser.add_argument('--split', nargs='+', choices=sorted(BENCHMARK_TASKS), default=None,
-                                help="also write the COVID-19-CT-Seg benchmark's official lists of this source: "
+                                help="write the COVID-19-CT-Seg benchmark's official lists of this source: "
                                      'covid19-task2 (covid19_task2_train/_val), covid19-task3 '
-                                     '(covid19_task3_fold{k}_train/_val: the source part of fold k)')
+                                     '(covid19_task3_fold{k}_train/_val: the source part of fold k); train/val '
+                                     'are then the official lists too (Task 2, else Task 3 fold 0; cases neither '
+                                     'names: unlisted), not a random hold-out')
         if spec.configurable:
             parser.add_argument('--image-pattern', default=None,
                                 help=f'image path below the release folder with one {CASE} (default {spec.image})')
@@ -268,6 +274,24 @@ class NiftiPairConverter(DatasetConverter):
                 if sorted(covid) != sorted(task1['train']) or fold.get('test') != task1['test']:
                     raise MedSegError(None, f'{name} fold {k}: its COVID-19-CT-Seg cases are not Task 1 fold {k}')
         return folds
+
+    def assign_splits(self, has_foreground: Mapping[str, bool], groups: Mapping[str, str]) -> Dict[str, str]:
+        """With ``--split``, ``train`` / ``val`` are the official lists of the first task named in sorted order
+        (``covid19-task2``: its one split; ``covid19-task3`` alone: fold 0's source part), never a random
+        hold-out beside them; cases neither list names go to ``unlisted``. Without: the seeded hold-out."""
+        tasks = sorted(self.options.get('split') or ())
+        if not tasks:
+            return super().assign_splits(has_foreground, groups)
+        from .covid19 import CASES
+
+        fold = self._benchmark_entries(tasks[0])[0]
+        split_of = {c: UNLISTED_SPLIT for c in has_foreground}
+        for split, names in (('train', [n for n in fold['train'] if n not in CASES]), ('val', fold['val'])):
+            for name in names:
+                case = self.spec.case_of_official(name)
+                if case in split_of:
+                    split_of[case] = split
+        return split_of
 
     def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
         from .covid19 import CASES

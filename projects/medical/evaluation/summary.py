@@ -180,12 +180,12 @@ def format_summary_markdown(summary: Mapping[Structure, Mapping], names: Optiona
     if omitted:
         header += [f'n ({m})' for m in metrics]
     header += list(EMPTY_CATEGORIES)
-    stats = 'median [IQR]; mean ± std' if spec.median_iqr else 'mean ± std'
+    stats = 'median [Q1, Q3]; mean ± std' if spec.median_iqr else 'mean ± std'
     if first['n_bootstrap']:
-        caption = (f'Protocol {spec.name}. Per class: {stats} [{level} CI of the mean: {spec.aggregation_rule}; '
-                   f'{first["n_bootstrap"]} resamples].')
+        cells = f'{stats} [{level} CI of the mean] over cases, the CI from {first["n_bootstrap"]} bootstrap resamples'
     else:
-        caption = f'Protocol {spec.name}. Per class: {stats} over cases (no bootstrap CI).'
+        cells = f'{stats} over cases (no bootstrap CI)'
+    caption = f'Protocol {spec.name}. Each cell: {cells}. Aggregation rule: {spec.aggregation_rule}.'
     if omitted:
         caption += ' Cases the official code scores NaN are left out of a metric (its n column).'
     lines = [caption, '', '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]

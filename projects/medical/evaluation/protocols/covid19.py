@@ -3,10 +3,18 @@
 Per case and class: DSC by DeepMind's ``compute_dice_coefficient`` and NSD by
 ``compute_surface_dice_at_tolerance(compute_surface_distances(gt == c, seg == c, spacing), tolerance)``
 with ``spacing = gt_nii.header.get_zooms()``, tolerance 1 mm for the left and right lung and 3 mm for the
-lesion (infection). Where the official code gives NaN (a class absent from both ground truth and
-prediction: 0/0) the case is left out of that class's mean, as pandas' ``mean`` does on its CSV; one of
-the two empty gives DSC = NSD = 0. Which label is which, when only files are given, follows the script:
-the largest label of the first ground truth is 1 (lesion), 2 (left, right lung) or 3 (lungs + lesion).
+lesion (infection). A class absent from both ground truth and prediction gives NaN there (0/0); one of the
+two empty gives DSC = NSD = 0. Which label is which, when only files are given, follows the script: the
+largest label of the first ground truth is 1 (lesion), 2 (left, right lung) or 3 (lungs + lesion).
+
+The script writes one CSV row per case and nothing else. The aggregation is this project's choice, not the
+script's: the mean and the sample std (``ddof=1``) over cases, NaN values left out of both (as pandas'
+``mean``/``std`` would do on that CSV); the benchmark's READMEs do not say which std their tables use.
+
+Departure: the script casts the ground truth with ``np.uint8(gt_nii.get_fdata())``, which truncates (0.9999
+becomes 0). Here label files are read by :func:`mmseg_medical.evaluation.cli.load_labels`, which rounds a
+float label within 1e-3 of a whole number and refuses one further off (one error naming the file). The two
+agree on every whole-number label file (the benchmark's files are); they differ only on non-integral floats.
 """
 from __future__ import annotations
 
@@ -41,8 +49,9 @@ COVID19 = register_protocol(Covid19Protocol(
     title="the COVID-19-CT-Seg benchmark's evaluation script: DSC and NSD (1 mm lungs, 3 mm lesion)",
     source=SOURCE,
     metrics=('dice', 'nsd'),
-    empty_rule='both empty: NaN (left out of the mean, as the script + pandas); one empty: DSC = NSD = 0',
-    aggregation_rule='mean ± sample std over cases (per fold; pooled over folds for Avg rows)',
+    empty_rule='both empty: NaN (the script); one empty: DSC = NSD = 0',
+    aggregation_rule=('mean ± sample std (ddof 1) over cases, NaN left out (this project\'s choice: the script '
+                      'writes per-case rows only); per fold, and pooled over (fold, case) for Avg rows'),
     tolerances_by_name=TOLERANCES,
     default_tolerance=None,
     omit_nan=True,

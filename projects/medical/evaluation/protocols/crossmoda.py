@@ -2,10 +2,12 @@
 
 Per case and structure (1 VS, 2 cochlea), as ``scores.py`` of CrossMoDA/CrossMoDA2022-Evaluation-code:
 
-* Dice = medpy 0.5.2 ``dc(pred, gt)``: ``2 |P ∩ G| / (|P| + |G|)``; when both are empty medpy divides
-  NumPy integers, gets NaN (its ``ZeroDivisionError`` branch, meant to return 1, is never reached), and we
-  keep that NaN and leave the case out of the structure's Dice statistics (the challenge's test labels
-  always contain both structures);
+* Dice = medpy 0.5.2 ``dc(pred, gt)``: ``2 |P ∩ G| / (|P| + |G|)``; both empty: 1.0. medpy's ``dc`` catches
+  ``ZeroDivisionError`` and returns 1.0, which is what it did when the challenge ran (NumPy < 2.3, where
+  ``count_nonzero`` returns a Python ``int`` and ``2.0 * 0 / 0.0`` raises). From NumPy 2.3 on ``count_nonzero``
+  returns a NumPy integer, the division gives NaN with a warning and the ``except`` branch is never reached;
+  we keep the 1.0 ``scores.py`` produced then (the challenge's test labels always hold both structures, so it
+  only matters for other label sets);
 * ASSD = medpy 0.5.2 ``assd(pred, gt, voxelspacing)``: border voxels = mask XOR its binary erosion (face
   connectivity, voxels outside the array count as background), Euclidean distance transform with the
   spacing, the mean over the *concatenated* distances of both directions (every border voxel of either
@@ -26,6 +28,10 @@ a structure named ``vs`` scored by the same rules on the union masks, so a 2023 
 comparable with the 2021/2022 VS rows (one VS label there). The names come from the prepared dataset
 (``--data``, ``VolumeMetric``); for label files alone, a first ground truth whose largest label is 3 is
 read as 2023 (:meth:`CrossMoDAProtocol.class_names`).
+
+``scores.py`` as published sets ``DEBBUGING = True``: it then scores every 5th case only and writes ASSD = 10
+for every case. This protocol reproduces its non-debug branch (every case, the ASSD rule above), the one behind
+the published results.
 """
 from __future__ import annotations
 
@@ -53,10 +59,10 @@ VS_UNION = 'vs'
 
 
 def medpy_dc(result: np.ndarray, reference: np.ndarray) -> float:
-    """medpy 0.5.2 ``metric.binary.dc`` (NaN when both masks are empty, as it returns with NumPy >= 1)."""
+    """medpy 0.5.2 ``metric.binary.dc`` as it ran with NumPy < 2.3: 1.0 when both masks are empty."""
     result, reference = np.asarray(result, bool), np.asarray(reference, bool)
     size = int(np.count_nonzero(result)) + int(np.count_nonzero(reference))
-    return 2.0 * int(np.count_nonzero(result & reference)) / float(size) if size else float('nan')
+    return 2.0 * int(np.count_nonzero(result & reference)) / float(size) if size else 1.0
 
 
 def medpy_assd(result: np.ndarray, reference: np.ndarray, spacing: Sequence[float],
@@ -124,8 +130,9 @@ CROSSMODA = register_protocol(CrossMoDAProtocol(
     source=SOURCE,
     metrics=('dice', 'assd'),
     spacing_rule='|diagonal of the ground truth affine| (as scores.py; equals the voxel size for axis-aligned files)',
-    empty_rule='empty prediction: ASSD 350 mm (scores.py); both empty: Dice NaN as medpy 0.5.2 returns it, left out '
-               'of the Dice statistics; empty ground truth (undefined in scores.py): ASSD 350 mm, flagged gt_empty',
+    empty_rule='empty prediction: ASSD 350 mm (scores.py); both empty: Dice 1 (medpy 0.5.2 dc with NumPy < 2.3, as '
+               'when the challenge ran; NumPy >= 2.3 makes it NaN); empty ground truth (undefined in scores.py): '
+               'ASSD 350 mm, flagged gt_empty',
     aggregation_rule='median [IQR] and mean ± std per structure (2023 labels: also vs = intra ∪ extra); per site '
                      '(London ldn / Tilburg etz / ukm) from 2022 and 2023 names',
     median_iqr=True,

@@ -4,7 +4,13 @@ The paper's ``model_inference/*_test.py`` (songchangwei/3DCT-SD-IVH-ICH) load im
 and apply ``Orientationd(axcodes='RAS')`` then ``Spacingd(pixdim=PIXDIM, mode=('bilinear', 'nearest'))``;
 the model predicts on that grid and the one-channel output is thresholded there. The scores are
 ``DiceMetric``, ``MeanIoU`` and ``HausdorffDistanceMetric(percentile=95)``, all with
-``include_background=True, reduction='none'`` and no spacing, so HD95 is in *voxels* of that grid.
+``include_background=True`` and no spacing, so HD95 is in *voxels* of that grid. Only ``SegResNet_test.py`` and
+``SwinUNETR_test.py`` build them with ``reduction='none'`` (per-case values, saved for the bootstrap);
+``Unet3D``, ``Vnet``, ``Attention_unet`` and ``UNetr`` use ``reduction='mean'`` (NaN cases left out). Table 1's
+means and CIs come from ``evaluation/eval_bootstrap_ci.py``: ``np.average`` of the saved per-case values, which
+does *not* skip NaN (a NaN would make the row NaN; Table 1 has none). Here NaN cases are left out of the mean
+and the CI (MONAI's ``'mean'`` rule) and flagged; the two agree on a test set without empty masks. No nnU-Net
+scoring script is published: that its row shares this grid and HD95 unit is an assumption.
 
 Our prediction lives on the source scan's grid (the label file's), so this protocol maps ground truth
 *and* prediction to the paper's grid exactly as MONAI 1.6.1 maps the label (:func:`to_paper_grid`:
@@ -19,6 +25,9 @@ operations in the same dtype, so nearest-neighbour ties go the same way). Then p
   ground truth (its distances are all ``inf`` and ``torch.quantile`` of ``inf`` is NaN);
 * NaN values are left out of the means (``omit_nan``), as ``aggregate(reduction='mean')`` does; rows are
   flagged with the empty category. CI as ``evaluation/eval_bootstrap_ci.py`` (``RandomState(47)``).
+
+The paper pins ``monai==1.3.0``; the tests call MONAI 1.6.1. ``tools/benchmarks/monai_1_3_0_check.sh`` runs the
+same comparisons against 1.3.0 (NumPy 2 shims for its ``ndarray.ptp`` calls): equal grids and values there too.
 
 MONAI reports float32 values; ours are float64 (Dice and IoU round to MONAI's float32 values exactly,
 HD95 agrees to about 1e-6 relative: MONAI interpolates its float32 distances in float32 with
