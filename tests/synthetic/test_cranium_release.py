@@ -154,7 +154,7 @@ def test_csv_rows_match_the_masks(release):
                                      'Subarachnoid', 'Epidural', 'Subdural', 'No_Hemorrhage', 'Fracture_Yes_No']
         rows = list(reader)
     assert len(rows) == PATIENTS * SLICES
-    subtypes = CSV_COLUMNS[2:7]
+    subtypes = REAL_HEADER.split(',')[2:7]
     for patient in IDS:
         mask = _slice_major(_nifti(release, 'masks', patient))
         mine = [r for r in rows if r['PatientNumber'] == str(int(patient))]
