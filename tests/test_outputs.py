@@ -68,7 +68,8 @@ def test_infer_volume_output_over_around_or_inside_the_input(tmp_path, capsys):
     (data / 'labels' / 'a.nii.gz').write_bytes(b'label')
     before = tree_hashes(tmp_path)
     model = [str(CONFIG), str(tmp_path / 'never_read.pth')]            # refused before any model is loaded
-    refused = [(['--input', str(scans)], scans, scans), (['--input', str(scans / 'a.nii.gz')], scans, scans / 'a.nii.gz'),
+    refused = [(['--input', str(scans)], scans, scans),
+               (['--input', str(scans / 'a.nii.gz')], scans, scans / 'a.nii.gz'),
                (['--input', str(scans)], scans / 'pred', scans), (['--input', str(scans)], tmp_path, scans),
                (['--data', str(data), '--split', 'test'], data, data),
                (['--data', str(data), '--split', 'test'], data / 'labels', data),

@@ -91,8 +91,9 @@ def test_unknown_dataset_and_exit_codes_through_the_script(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "invalid choice: 'brats'" in lines[0] and 'cranium' in lines[0]
+    (tmp_path / 'empty').mkdir()                       # no cases: bad input, exit 1
     proc = subprocess.run([sys.executable, str(REPO / 'tools/prepare_dataset.py'), 'cranium', '--src',
-                           str(tmp_path), '--out', str(tmp_path / 'out')], capture_output=True, text=True)
+                           str(tmp_path / 'empty'), '--out', str(tmp_path / 'out')], capture_output=True, text=True)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
 
 
