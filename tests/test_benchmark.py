@@ -25,7 +25,8 @@ def test_presets_point_at_shipped_configs():
         plain, stacked = PRESETS[name]
         assert plain == config and stacked == config.replace('-512x512', '-2.5d-512x512').replace(
             '-256x256', '-2.5d-256x256')
-        loaders = [Config.fromfile(str(REPO / c)).train_dataloader.dataset.pipeline[0]['type'] for c in (plain, stacked)]
+        loaders = [Config.fromfile(str(REPO / c)).train_dataloader.dataset.pipeline[0]['type']
+                   for c in (plain, stacked)]
         assert loaders == ['LoadImageFromFile', 'LoadSliceStack'], name    # as resolved (2023: inherited)
 
 

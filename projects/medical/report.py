@@ -211,7 +211,8 @@ def find_run_info(out_dir: PathLike, config: Optional[PathLike] = None, checkpoi
 
 
 # ---- per-case metrics ------------------------------------------------------------------------------------------
-#: A scored structure: a class index or the name of a union of classes (:data:`mmseg_medical.evaluation.protocols.Structure`).
+#: A scored structure: a class index or the name of a union of classes
+#: (:data:`mmseg_medical.evaluation.protocols.Structure`).
 Structure = Union[int, str]
 
 

@@ -250,13 +250,18 @@ def test_resampled_and_cropped_labels_restack_onto_the_source_files(releases, tm
 
 
 def test_option_errors(releases, tmp_path, capsys):
-    for args in (['--crop', '0'], ['--spacing', '-1'], ['--percentiles', '5', '101']):
+    for args in (['--crop', '0'], ['--spacing', '-1'], ['--percentiles', '5', '101'], ['--label-values', '0', '1', '2'],
+                 ['--edition', '2020']):
         with pytest.raises(SystemExit) as info:
             prepare_main(['crossmoda', '--src', str(releases['2021']), '--out', str(tmp_path / 'o'), *args])
         assert info.value.code == 2
     code = prepare_main(['crossmoda', '--src', str(releases['2021']), '--out', str(tmp_path / 'o'),
                          '--percentiles', '99', '1'])
     assert code == 1 and 'LOW must be below HIGH' in capsys.readouterr().err
+    code = prepare_main(['crossmoda', '--src', str(releases['2021']), '--out', str(tmp_path / 'o'),
+                         '--label-values', '1', '1', '2'])
+    assert code == 1 and 'expected three distinct positive values' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
 
 
 

@@ -129,3 +129,11 @@ def test_2023_config_trains_tests_with_a_vs_row_and_pseudo_labels_the_target(tmp
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     assert dataset.metainfo['classes'] == ('background', 'vs_intrameatal', 'vs_extrameatal', 'cochlea')
     assert [Path(dataset.get_data_info(i)['seg_map_path']).stem for i in range(len(dataset))] == train + target
+
+    # inference finds the crossmoda converter and the 2023 settings from the config's dataset type and data root
+    from mmseg_medical.inference import converter_for, load_config
+
+    converter = converter_for(load_config(CONFIG, {'test_dataloader.dataset.data_root': str(data) + '/'}))
+    assert (converter.name, converter.dataset_type) == ('crossmoda', 'CrossMoDA2023Dataset')
+    assert converter.label_map.classes == dataset.metainfo['classes']
+    assert converter.settings()['edition'] == '2023'

@@ -148,7 +148,8 @@ class CrossMoDAConverter(DatasetConverter):
                             help='which release to read: 2021-2022 (VS, cochlea) or 2023 (intra-meatal VS, '
                                  'extra-meatal VS, cochlea); auto: 2023 when the files are named crossmoda2023_* '
                                  '(default auto; a named edition reads only its own files)')
-        parser.add_argument('--label-values', type=int, nargs=3, default=None, metavar=('INTRA', 'EXTRA', 'COCHLEA'),
+        parser.add_argument('--label-values', type=_positive(int), nargs=3, default=None,
+                            metavar=('INTRA', 'EXTRA', 'COCHLEA'),
                             help='2023 only: the raw label values of intra-meatal VS, extra-meatal VS and cochlea '
                                  '(default 1 2 3, the order a public description of the release lists them in)')
 
