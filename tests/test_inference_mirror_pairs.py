@@ -108,7 +108,7 @@ def _dice_by_hand(pred_dir: Path, masks: Path, cases, value: int) -> float:
 
 def test_trained_joint_model_keeps_its_dice_with_mirror_tta(tmp_path):
     """A tiny joint model trained on 4 synthetic cases (no flips, as the config) segments 4 cases of the fold's
-    test split; the lung Dice (by hand, against the release's masks) with --tta flip / flip2 is within 0.03 of
+    test split; the lung Dice (by hand, against the release's masks) with --tta flip / flip2 is within 0.05 of
     no TTA."""
     from mmseg_medical.conversion import CONVERTERS, prepare
 
@@ -133,4 +133,4 @@ def test_trained_joint_model_keeps_its_dice_with_mirror_tta(tmp_path):
         dice[tta] = [_dice_by_hand(tmp_path / tta, raw / 'Lung_and_Infection_Mask', cases, v) for v in (1, 2)]
     assert min(dice['none']) > 0.9, dice                       # the model tells the left lung from the right
     for tta in ('flip', 'flip2'):
-        assert np.allclose(dice[tta], dice['none'], atol=0.03), dice
+        assert np.allclose(dice[tta], dice['none'], atol=0.05), dice   # without the exchange: about 0.5

@@ -37,7 +37,8 @@ def test_msd_lung_spec(tmp_path):
     rows = read_manifest(out)
     # imagesTs (no labels) and the ._lung_*.nii.gz resource forks are not cases
     assert sorted({r.case_id for r in rows}) == ['lung_001', 'lung_003', 'lung_005']
-    assert json.loads((out / 'dataset.json').read_text())['classes'] == ['background', 'tumour']
+    card = json.loads((out / 'dataset.json').read_text())
+    assert card['classes'] == ['background', 'tumour'] and 'mirror_pairs' not in card    # no left/right class
     hu = _slices(task / 'imagesTr' / 'lung_003.nii.gz').astype(np.float64)
     label = _slices(task / 'labelsTr' / 'lung_003.nii.gz')
     window = np.clip(np.rint((hu + 1250.0) * 255.0 / 1500.0), 0, 255)
@@ -57,6 +58,7 @@ def test_structseg_spec_maps_other_organs_to_background(tmp_path):
     expected = np.where(raw <= 2, raw, 0)
     for k in range(SLICES):
         assert np.array_equal(_png(out / 'masks' / f'2_{k:04d}.png'), expected[k])
+    assert json.loads((out / 'dataset.json').read_text())['mirror_pairs'] == [['left_lung', 'right_lung']]
 
 
 def test_spec_without_others_rule_refuses_unknown_labels(tmp_path):
@@ -98,6 +100,7 @@ def test_image_without_label_is_an_error(tmp_path):
     (dict(label='labels*/{case}.nii.gz'), 'no wildcards'),
     (dict(others='ignore'), 'others must be'),
     (dict(window='liver'), 'unknown window'),
+    (dict(mirror_pairs=(('x', 'right_x'),)), 'mirror_pairs name classes it does not have: .*right_x'),
 ])
 def test_spec_validation(change, problem):
     fields = dict(name='x', description='x', image='imagesTr/{case}.nii.gz', label='labelsTr/{case}.nii.gz',
