@@ -189,7 +189,7 @@ def find_run_info(out_dir: PathLike, config: Optional[PathLike] = None, checkpoi
         text = training_config_text(read_checkpoint(info.checkpoint))
         if text:
             info.config_text = text
-            info.sources['config_text'] = "the training config in the checkpoint (meta['cfg'])"
+            info.sources['config_text'] = "training config in the checkpoint (meta['cfg'])"
     if info.config_text:
         values = _config_values(info.config_text)
         source = info.sources.get('config_text', 'config')

@@ -49,6 +49,22 @@ def test_input_signature_of_the_configs():
     assert stack['data_preprocessor.bgr_to_rgb'] is False
 
 
+def test_readme_line_is_what_the_2_5d_config_says_of_a_1_slice_checkpoint():
+    """The README's refusal: a checkpoint whose training config is the shipped 1-slice Cranium config, given
+    with the 2.5D config; word for word."""
+    from mmseg_medical.checkpoints import check_same_input
+
+    one = Config.fromfile(REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py')
+    [line] = [ln for ln in (REPO / 'README.md').read_text().splitlines()
+              if ln.startswith('error: work_dirs/tiny-1slice/iter_300.pth: ')]
+    with pytest.raises(MedSegError) as err:
+        check_same_input({'meta': {'cfg': one.pretty_text}}, Config.fromfile(CONFIG_25D),
+                         'work_dirs/tiny-1slice/iter_300.pth')
+    assert line == f'error: {err.value}' == f'error: work_dirs/tiny-1slice/iter_300.pth: {REFUSAL}'
+    check_same_input({'meta': {'cfg': one.pretty_text}}, one, 'same.pth')      # its own config: accepted
+    check_same_input({'state_dict': {}}, Config.fromfile(CONFIG_25D), 'old.pth')  # no config carried: nothing
+
+
 def test_checkpoint_carries_its_training_config(cranium_model, shell):
     """The config read from the checkpoint is the run's: as mmengine dumped it into the work dir."""
     m = cranium_model

@@ -26,7 +26,9 @@ slices/s of each, the end-to-end times, the peak resident memory of each process
 set-up runs in its own process, so the timing parent holds no torch that a child's peak would count), the
 peak of ``infer_volume`` on one case next to all cases (it holds one case at a time), the load average
 before and after (what else the machine ran), and as its last line ``ratio_vs_mim_test=X`` (infer_volume's
-steady-state slices/s / mim test's).
+steady-state slices/s / mim test's). Both run with the torch threads the tiny options choose (``CpuThreadsHook``
+in ``mim test``, ``OMP_NUM_THREADS`` for ``infer_volume``): with torch's default threads ``infer_volume``
+oversubscribes a busy machine and the ratio measures that instead.
 
 Usage: python tools/benchmarks/inference_speed.py [--patients 12] [--slices 32] [--size 256] [--repeats 3]
 """
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,11 +53,12 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
 
 
-def timed(cmd: Sequence[str], log: Path) -> Tuple[float, float]:
+def timed(cmd: Sequence[str], log: Path, env: Optional[Dict[str, str]] = None) -> Tuple[float, float]:
     """(wall seconds, peak RSS in MB of the process and its waited-for children) of one command."""
     with open(log, 'w') as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env=None if env is None else {**os.environ, **env})
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -147,6 +150,10 @@ def main() -> int:
         options, cases, n_slices, n_one = plan['options'], plan['cases'], plan['slices'], plan['one_slices']
         infer = [sys.executable, REPO / 'tools/infer_volume.py', CONFIG, plan['checkpoint'], '--batch-size',
                  str(args.batch_size), '--device', 'cpu']
+        # the torch threads mim test gets from the tiny options (CpuThreadsHook), given to infer_volume too, so
+        # that the ratio compares the tools and not their thread counts (on a busy machine the default loses)
+        threads = next(o.split('=', 1)[1] for o in options if o.startswith('default_hooks.threads.threads='))
+        same_threads = {'OMP_NUM_THREADS': threads}
         runs = [(name, split) for name in ('mim test', 'infer_volume') for split in ('one', 'val')]
         times: Dict[Tuple[str, str], List[float]] = {run: [] for run in runs}
         peaks: Dict[Tuple[str, str], List[float]] = {run: [] for run in runs}
@@ -161,14 +168,15 @@ def main() -> int:
                 else:
                     cmd = infer + ['--data', plan['data'], '--split', split, '--output', tmp / f'infer{tag}',
                                    '--cfg-options', *options]
-                seconds, peak = timed(cmd, tmp / f'{name.replace(" ", "_")}{tag}.log')
+                seconds, peak = timed(cmd, tmp / f'{name.replace(" ", "_")}{tag}.log',
+                                      same_threads if name == 'infer_volume' else None)
                 times[(name, split)].append(seconds)
                 peaks[(name, split)].append(peak)
                 print(f'  run {k + 1}/{args.repeats} {name:12s} {split:3s} {seconds:6.1f} s  peak RSS {peak:5.0f} MB',
                       flush=True)
         load_after = os.getloadavg()
         _, one_peak = timed(infer + ['--input', plan['one_scan'], '--output', tmp / 'one', '--cfg-options', *options],
-                            tmp / 'infer_one.log')
+                            tmp / 'infer_one.log', same_threads)
         differ, voxels = compare_volumes(tmp / 'mimval0/out/volumes', tmp / 'inferval0', cases)
         median = {run: statistics.median(t) for run, t in times.items()}
         steady, startup = {}, {}
@@ -183,6 +191,7 @@ def main() -> int:
         volume_mb = args.size * args.size * args.slices * 2 / 2 ** 20
         print(f'{len(cases)} val cases, {n_slices} slices of {args.size}x{args.size} (one case: {n_one}; model input '
               f'64x64, UNet base_channels 16), median of {args.repeats} interleaved runs, {os.cpu_count()} CPUs, '
+              f'{threads} torch thread(s) in both, '
               f'load average {" ".join(f"{v:.2f}" for v in load_before)} before, '
               f'{" ".join(f"{v:.2f}" for v in load_after)} after')
         for name in ('mim test', 'infer_volume'):
