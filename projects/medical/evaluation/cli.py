@@ -2,7 +2,9 @@
 
 Pairs ``PRED_DIR/<case>.nii[.gz]`` with ``GT_DIR/<case>.nii[.gz]`` by case name, computes Dice, IoU,
 NSD, HD95 and ASSD per case and class (:func:`.metrics.case_metrics`), writes the per-case CSV and a
-markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and prints the summary.
+markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and prints the summary. With
+``--data`` of a dataset whose card names per-slice flags (Cranium's hemorrhage subtypes), the summary adds the
+Dice over the slices carrying each flag (:mod:`.slice_flags`).
 Any bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing any output.
 """
 from __future__ import annotations
