@@ -7,6 +7,8 @@ markdown summary (mean ± std [bootstrap CI], empty-mask counts) next to it, and
 With ``--data`` the ground truth is a prepared dataset's ``labels/<case>.nii.gz``; where those hold a label
 store's codes (``dataset.json`` ``label_store``: COVID-19-CT-Seg's ``--subtask all``) they are read as the
 classes of the predictions' subtask (``--subtask``, else the smallest subtask holding every predicted label).
+With ``--data`` of a dataset whose card names per-slice flags (Cranium's hemorrhage subtypes), the summary
+adds the Dice over the slices carrying each flag (:mod:`.slice_flags`).
 Any bad input prints ``error: <path>: <problem>`` on one line and exits 1 without writing any output.
 """
 from __future__ import annotations
