@@ -215,3 +215,29 @@ def test_single_case_std_is_zero(cranium_data):
     assert len(one) == 6
     res = evaluate(VolumeMetric(n_bootstrap=0), one)
     assert res['Dice_std.hemorrhage'] == 0.0 and type(res['HD95_std.hemorrhage']) is float
+
+
+def test_hemseg_paper_protocol_in_volume_metric(cranium_data):
+    """VolumeMetric(protocol='hemseg-paper') over all six cases: four perfect predictions (Dice 1, HD95 0 voxels on
+    the paper's grid), one empty prediction of a bleeding case (Dice 0, HD95 NaN as MONAI), and case 052, empty on
+    both sides (MONAI's ignore_empty: all NaN). NaN is left out of each mean, and the CI is the paper's
+    eval_bootstrap_ci.py rule (written out here) on the values left: Dice [1, 1, 1, 1, 0], HD95 [0, 0, 0, 0]."""
+    data = []
+    for split in ('train', 'val'):
+        records = [r for r in read_manifest(cranium_data) if r.split == split]
+        for r, s in zip(records, samples(cranium_data, split)):
+            if r.case_id == '051':
+                s['pred_sem_seg']['data'] = torch.zeros_like(s['pred_sem_seg']['data'])
+            data.append(s)
+    assert not any(cv2.imread(str(cranium_data / r.mask), cv2.IMREAD_UNCHANGED).any()
+                   for r in read_manifest(cranium_data) if r.case_id == '052')
+    res = evaluate(VolumeMetric(protocol='hemseg-paper', n_bootstrap=5000), data)
+    dice = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    samples_ = np.random.RandomState(47).choice(dice, size=(5000, 5), replace=True)
+    stat = np.sort(samples_.mean(axis=1))
+    assert res['Dice.hemorrhage'] == pytest.approx(80.0, abs=1e-9)
+    assert res['Dice.hemorrhage.ci_low'] == pytest.approx(100 * stat[125], abs=1e-9)
+    assert res['Dice.hemorrhage.ci_high'] == pytest.approx(100 * stat[4875], abs=1e-9)
+    assert res['IoU.hemorrhage'] == pytest.approx(80.0, abs=1e-9)
+    assert res['HD95vox.hemorrhage'] == 0.0
+    assert 'HD95.hemorrhage' not in res and 'NSD.hemorrhage' not in res
