@@ -231,3 +231,29 @@ def test_run_json_beside_the_volumes_folder(cranium_data, tmp_path):
     evaluate(VolumeMetric(n_bootstrap=0, output_dir=str(tmp_path / 'elsewhere')), data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ['elsewhere', 'out']
     assert not (tmp_path / 'elsewhere' / 'run.json').exists()
+
+
+def test_hemseg_paper_protocol_in_volume_metric(cranium_data):
+    """VolumeMetric(protocol='hemseg-paper') over all six cases: four perfect predictions (Dice 1, HD95 0 voxels on
+    the paper's grid), one empty prediction of a bleeding case (Dice 0, HD95 NaN as MONAI), and case 052, empty on
+    both sides (MONAI's ignore_empty: all NaN). NaN is left out of each mean, and the CI is the paper's
+    eval_bootstrap_ci.py rule (written out here) on the values left: Dice [1, 1, 1, 1, 0], HD95 [0, 0, 0, 0]."""
+    data = []
+    for split in ('train', 'val'):
+        records = [r for r in read_manifest(cranium_data) if r.split == split]
+        for r, s in zip(records, samples(cranium_data, split)):
+            if r.case_id == '051':
+                s['pred_sem_seg']['data'] = torch.zeros_like(s['pred_sem_seg']['data'])
+            data.append(s)
+    assert not any(cv2.imread(str(cranium_data / r.mask), cv2.IMREAD_UNCHANGED).any()
+                   for r in read_manifest(cranium_data) if r.case_id == '052')
+    res = evaluate(VolumeMetric(protocol='hemseg-paper', n_bootstrap=5000), data)
+    dice = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    samples_ = np.random.RandomState(47).choice(dice, size=(5000, 5), replace=True)
+    stat = np.sort(samples_.mean(axis=1))
+    assert res['Dice.hemorrhage'] == pytest.approx(80.0, abs=1e-9)
+    assert res['Dice.hemorrhage.ci_low'] == pytest.approx(100 * stat[125], abs=1e-9)
+    assert res['Dice.hemorrhage.ci_high'] == pytest.approx(100 * stat[4875], abs=1e-9)
+    assert res['IoU.hemorrhage'] == pytest.approx(80.0, abs=1e-9)
+    assert res['HD95vox.hemorrhage'] == 0.0
+    assert 'HD95.hemorrhage' not in res and 'NSD.hemorrhage' not in res
