@@ -2,7 +2,9 @@
 """Train a config with mmengine's Runner (same as ``mim train mmseg``), multi-process on GPUs *or* CPUs.
 
 Single process: ``python tools/train.py CONFIG``. Several processes on one or more machines:
-``bash tools/dist_train.sh CONFIG NPROC [options]`` (torchrun, ``--launcher pytorch``). On GPUs everything is
+``bash tools/dist_train.sh CONFIG NPROC [options]`` (torchrun, ``--launcher pytorch``), or Slurm's tasks:
+``srun --ntasks N python tools/train.py CONFIG --launcher slurm`` (ranks from ``SLURM_PROCID`` / ``SLURM_NTASKS``,
+the master the first host of ``SLURM_NODELIST``, as mmengine's slurm launcher). On GPUs everything is
 left to mmengine (NCCL). On a CPU-only torch, mmengine 0.10.7's ``init_dist`` calls
 ``torch.cuda.set_device`` and DDP is given ``device_ids``; so this driver opens the gloo process group
 itself first, wraps the model without ``device_ids`` and turns SyncBN (CUDA only) into BN.
@@ -41,6 +43,21 @@ def _sync_bn_to_bn(node):
             _sync_bn_to_bn(value)
 
 
+def slurm_environment() -> None:
+    """RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT of a Slurm task, as mmengine's ``_init_dist_slurm``
+    sets them (which then calls ``torch.cuda.set_device``: not possible on a CPU-only torch)."""
+    import subprocess
+
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']], capture_output=True,
+                               text=True, check=True).stdout.split()
+        os.environ['MASTER_ADDR'] = hosts[0]
+
+
 def prepare_cpu_distributed(cfg: Config) -> None:
     """Open a gloo process group and adapt the model wrapper for CPU-only multi-process training."""
     import torch.distributed as dist
@@ -67,7 +84,9 @@ def main() -> None:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = args.resume
-    if args.launcher == 'pytorch' and not torch.cuda.is_available():
+    if args.launcher in ('pytorch', 'slurm') and not torch.cuda.is_available():
+        if args.launcher == 'slurm':
+            slurm_environment()
         prepare_cpu_distributed(cfg)
     Runner.from_cfg(cfg).train()
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import MedSegError
+from .benchmark_executors import (InProcessExecutor, LocalExecutor, SlurmExecutor, Unit, now_iso)
 from .runs import last_checkpoint, mim_test, mim_train, read_test_metrics, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,22 +288,63 @@ def _claim(run_dir: Path, config: Path, cfg_options: Sequence[str]) -> None:
     key_path.write_text(json.dumps(key, indent=1) + '\n')
 
 
-def train_once(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int) -> Tuple[Path, Path]:
+def train_command(config: Path, train_dir: Path, cfg_options: Sequence[str], gpus: int, tasks: int = 1,
+                  launcher: str = 'local') -> List[str]:
+    """The training command of one run: ``mim train`` (one process, ``--gpus``), or DDP over ``tasks`` processes
+    with ``tools/train.py``: Slurm's tasks (``srun``, mmengine's slurm launcher; gloo on a CPU-only torch) or
+    ``torchrun`` on this machine."""
+    if tasks <= 1:
+        return mim_train(config, train_dir, cfg_options, ['--gpus', str(gpus)])
+    train_py = str(REPO / 'tools' / 'train.py')
+    if launcher == 'slurm':
+        head = ['srun', f'--ntasks={tasks}', '--kill-on-bad-exit=1', sys.executable, train_py]
+        how = 'slurm'
+    else:
+        import socket
+        with socket.socket() as s:  # a free port for this run's rendezvous
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        head = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={tasks}', f'--master_port={port}',
+                train_py]
+        how = 'pytorch'
+    cmd = [*head, str(config), '--work-dir', str(train_dir), '--launcher', how]
+    return cmd + (['--cfg-options', *cfg_options] if cfg_options else [])
+
+
+def train_once(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, tasks: int = 1,
+               launcher: str = 'local') -> Tuple[Path, Path]:
     """Train ``config`` with ``cfg_options`` unless that run finished before; returns (run dir, checkpoint)."""
     run_dir = run_dir_for(work_dir, config, cfg_options)
     _claim(run_dir, config, cfg_options)
     train_dir = run_dir / 'train'
     if not (run_dir / 'train.done').is_file():
         print(f'train {config.name} (log: {train_dir / "mim_train.log"})')
-        run(mim_train(config, train_dir, cfg_options, ['--gpus', str(gpus)]), log=train_dir / 'mim_train.log', cwd=REPO)
+        run(train_command(config, train_dir, cfg_options, gpus, tasks, launcher), log=train_dir / 'mim_train.log',
+            cwd=REPO)
         (run_dir / 'train.done').write_text(str(last_checkpoint(train_dir)))
     return run_dir, Path((run_dir / 'train.done').read_text().strip())
 
 
+def how_it_ran(launcher: str, job_id: Optional[str], started: str) -> dict:
+    """The ``result.json`` fields that record how a run ran: launcher, Slurm job id, host, start and end."""
+    import socket
+    return {'launcher': launcher, 'job_id': job_id, 'host': socket.gethostname(), 'started': started,
+            'finished': now_iso()}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """``path`` written whole or not at all (a temporary file renamed over it)."""
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
 def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
-            test_options: Sequence[str] = ()) -> dict:
+            test_options: Sequence[str] = (), tasks: int = 1, launcher: str = 'local',
+            job_id: Optional[str] = None) -> dict:
     """Train (unless done) and test one config with ``cfg_options`` (the test also with ``test_options``);
-    returns and stores ``result.json``. A stored result with the same test options is returned as is."""
+    returns and stores ``result.json`` (with :func:`how_it_ran`). A stored result with the same test options is
+    returned as is."""
     run_dir = run_dir_for(work_dir, config, cfg_options)
     result_path = run_dir / 'result.json'
     if result_path.is_file():
@@ -310,21 +352,98 @@ def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
         if stored.get('test_options', []) == list(test_options):
             print(f'skip {config.name}: {result_path} exists (same config, --cfg-options and test options)')
             return stored
-    start = time.perf_counter()
-    run_dir, checkpoint = train_once(config, work_dir, cfg_options, gpus)
+    started, start = now_iso(), time.perf_counter()
+    run_dir, checkpoint = train_once(config, work_dir, cfg_options, gpus, tasks, launcher)
     info = describe(config, cfg_options)
     test_dir = run_dir / 'test'
     print(f'test  {config.name}')
-    run(mim_test(config, checkpoint, test_dir, [*cfg_options, *test_options], ['--gpus', str(gpus)]),
+    run(mim_test(config, checkpoint, test_dir, [*cfg_options, *test_options], ['--gpus', str(min(gpus, 1))]),
         log=test_dir / 'mim_test.log', cwd=REPO)
     result = {**info, 'checkpoint': str(checkpoint), 'metrics': read_test_metrics(test_dir),
               'seconds': round(time.perf_counter() - start, 1)}
     if test_options:
         result['test_options'] = list(test_options)
-    tmp = result_path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(result_path)
+    result.update(how_it_ran(launcher, job_id, started))
+    write_json(result_path, result)
     return result
+
+
+# ---- runs as units an executor can start anywhere ----------------------------------------------------------------
+#: What a failed run raises (reported with the run's name; the other runs go on).
+RUN_ERRORS = (RuntimeError, KeyError, MedSegError, FileNotFoundError, OSError)
+
+
+def config_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
+                test_options: Sequence[str] = (), tasks: int = 1) -> Unit:
+    """Train + test of one config (:func:`run_one`) as a :class:`Unit`; done when its ``result.json`` has the
+    same test options."""
+    run_dir = run_dir_for(work_dir, config, cfg_options)
+    spec = {'kind': 'config', 'config': str(config), 'work_dir': str(work_dir), 'cfg_options': list(cfg_options),
+            'gpus': gpus, 'tasks': tasks, 'test_options': list(test_options)}
+
+    def done() -> bool:
+        path = run_dir / 'result.json'
+        return path.is_file() and json.loads(path.read_text()).get('test_options', []) == list(test_options)
+    return Unit(config.name, run_dir, spec, done)
+
+
+def fold_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, fold: int,
+              tests: Mapping[str, Sequence[str]], classes: Sequence[str], tasks: int = 1) -> Unit:
+    """One model of one fold of a fold preset (:func:`run_fold_model`) as a :class:`Unit`; done when its
+    ``result.json`` names the same tests and each test's ``cases.csv`` is there."""
+    run_dir = run_dir_for(work_dir, config, cfg_options)
+    tests = {k: list(v) for k, v in tests.items()}
+    spec = {'kind': 'fold', 'config': str(config), 'work_dir': str(work_dir), 'cfg_options': list(cfg_options),
+            'gpus': gpus, 'tasks': tasks, 'fold': fold, 'tests': tests, 'classes': list(classes)}
+
+    def done() -> bool:
+        path = run_dir / 'result.json'
+        return (path.is_file() and json.loads(path.read_text()).get('tests') == tests
+                and all((run_dir / f'test-{t}' / 'cases.csv').is_file() for t in tests))
+    return Unit(f'{config.name} fold {fold}', run_dir, spec, done)
+
+
+def run_fold_model(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, fold: int,
+                   tests: Mapping[str, Sequence[str]], classes: Sequence[str], tasks: int = 1,
+                   launcher: str = 'local', job_id: Optional[str] = None) -> Dict[str, List[dict]]:
+    """Train one fold's model (unless done) and test it on each test set (``tests``: test set → its test
+    options); stores ``result.json`` (the tests, :func:`how_it_ran`) and returns {test set: per-case rows}."""
+    started, start = now_iso(), time.perf_counter()
+    run_dir, checkpoint = train_once(config, work_dir, cfg_options, gpus, tasks, launcher)
+    rows = {test_set: test_once(config, run_dir, checkpoint, test_set, cfg_options, extra, classes, min(gpus, 1))
+            for test_set, extra in tests.items()}
+    write_json(run_dir / 'result.json', {'config': config.name, 'fold': fold, 'checkpoint': str(checkpoint),
+                                         'tests': {k: list(v) for k, v in tests.items()},
+                                         'seconds': round(time.perf_counter() - start, 1),
+                                         **how_it_ran(launcher, job_id, started)})
+    return rows
+
+
+def execute_unit(spec: Mapping, launcher: str = 'local', job_id: Optional[str] = None) -> None:
+    """Run the unit a spec describes (:func:`config_unit`, :func:`fold_unit`) here: what every executor runs."""
+    common = dict(config=Path(spec['config']), work_dir=Path(spec['work_dir']), cfg_options=spec['cfg_options'],
+                  gpus=spec['gpus'], tasks=spec.get('tasks', 1), launcher=launcher, job_id=job_id)
+    if spec['kind'] == 'config':
+        run_one(test_options=spec['test_options'], **common)
+    elif spec['kind'] == 'fold':
+        run_fold_model(fold=spec['fold'], tests=spec['tests'], classes=spec['classes'], **common)
+    else:
+        raise KeyError(f'unknown run kind {spec["kind"]!r}')
+
+
+def execute(units: Sequence[Unit], executor) -> List[Unit]:
+    """The units not done yet run on ``executor`` (done ones are skipped, saying so); returns the failed ones."""
+    pending, seen = [], set()
+    for unit in units:
+        if unit.run_dir in seen:  # the same model in two experiments: one run
+            continue
+        seen.add(unit.run_dir)
+        if unit.done():
+            print(f'skip {unit.label}: {unit.run_dir / "result.json"} exists (same config, --cfg-options and test '
+                  'options)')
+        else:
+            pending.append(unit)
+    return executor.run(pending) if pending else []
 
 
 def _cell(metrics: dict, key: str, digits: int) -> str:
@@ -663,31 +782,39 @@ def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_
 
 def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[str], gpus: int,
                     mosmed: Optional[Path] = None, folds: Optional[Sequence[int]] = None,
-                    protocol: Optional[str] = None, name: str = '') -> List[Path]:
+                    protocol: Optional[str] = None, name: str = '', executor=None, tasks: int = 1) -> List[Path]:
     """Train every model of ``preset`` on every fold (resumable), test it on the fold's COVID-19-CT-Seg cases and
-    (``mosmed``) on MosMed under ``protocol`` (default the preset's); write ``fold_cases.csv`` and the tables."""
+    (``mosmed``) on MosMed under ``protocol`` (default the preset's); write ``fold_cases.csv`` and the tables.
+    Each (fold, model) is one run on ``executor`` (default: one after another in this process); failed runs are
+    named in the RuntimeError raised after all the others finished."""
     protocol = protocol or preset.protocol
     folds = list(range(preset.folds)) if folds is None else list(folds)
     bad = [k for k in folds if not 0 <= k < preset.folds]
     if bad:
         raise RuntimeError(f'folds {bad} do not exist (this preset has {preset.folds})')
-    rows: List[dict] = []
+    planned = []
     for experiment in preset.experiments:
         for k in folds:
             for model in experiment.models:
                 config = resolve_configs([model.config])[0]
                 options = [*cfg_options, *(o.format(k=k) for o in model.fold_options)]
-                run_dir, checkpoint = train_once(config, work_dir, options, gpus)
                 tests = {preset.test_set: []}
                 if mosmed is not None and model.mosmed_options:
                     tests['mosmed'] = [o.format(mosmed=Path(mosmed).resolve()) for o in model.mosmed_options]
-                for test_set, extra in tests.items():
-                    test_options = [*extra, protocol_option(config, [*options, *extra], protocol)]
-                    scored = set(model.scored(test_set))
-                    for r in test_once(config, run_dir, checkpoint, test_set, options, test_options, model.classes,
-                                       gpus):
-                        if r['class'] in scored and not (preset.exclude_empty_truth and truth_empty(r)):
-                            rows.append({'fold': k, **r, 'test_set': test_set, 'source': experiment.name})
+                tests = {t: [*extra, protocol_option(config, [*options, *extra], protocol)]
+                         for t, extra in tests.items()}
+                unit = fold_unit(config, work_dir, options, gpus, k, tests, model.classes, tasks)
+                planned.append((experiment, k, model, unit))
+    failed = execute([u for *_, u in planned], executor or InProcessExecutor(execute_unit, RUN_ERRORS))
+    if failed:
+        raise RuntimeError(f'{len(failed)} run(s) failed: ' + ', '.join(u.label for u in failed))
+    rows: List[dict] = []
+    for experiment, k, model, unit in planned:
+        for test_set in unit.spec['tests']:
+            scored = set(model.scored(test_set))
+            for r in read_case_rows(unit.run_dir / f'test-{test_set}' / 'cases.csv', model.classes):
+                if r['class'] in scored and not (preset.exclude_empty_truth and truth_empty(r)):
+                    rows.append({'fold': k, **r, 'test_set': test_set, 'source': experiment.name})
     return write_fold_tables(name, preset, rows, work_dir, protocol, folds, mosmed is not None)
 
 
@@ -849,6 +976,23 @@ def _plot_fold_table(preset: FoldPreset, stats: dict, cols: list, path: Path) ->
     fold_figure(preset, stats, cols).savefig(path, dpi=110)
 
 
+def make_executor(args: argparse.Namespace, tasks: int):
+    """The executor the options ask for: in this process (``--jobs 1``), ``--jobs K`` processes, or Slurm jobs."""
+    if args.launcher == 'slurm':
+        import shlex
+        return SlurmExecutor(args.partition, args.gpus, tasks, args.cpus_per_run, args.max_jobs,
+                             shlex.split(args.slurm_args), repo=REPO)
+    if args.jobs > 1:
+        devices = list(range(_cuda_devices())) if args.gpus else []
+        return LocalExecutor(args.jobs, args.gpus, devices)
+    return InProcessExecutor(execute_unit, RUN_ERRORS)
+
+
+def _cuda_devices() -> int:
+    import torch
+    return torch.cuda.device_count()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='benchmark.py', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -860,7 +1004,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                             'official folds (' + ', '.join(sorted(FOLD_PRESETS)) + ')')
     parser.add_argument('--work-dir', type=Path, required=True)
     parser.add_argument('--cfg-options', nargs='+', default=[], help='key=value overrides for every run')
-    parser.add_argument('--gpus', type=int, default=None, help='GPUs per run (default: 1 if CUDA else 0)')
+    parser.add_argument('--gpus', '--gpus-per-run', dest='gpus', type=int, default=None,
+                        help='GPUs per run (default: 1 if CUDA else 0); more than 1: DDP over that many processes')
+    parser.add_argument('--tasks-per-run', type=int, default=None,
+                        help='processes (DDP ranks) per run (default: the GPUs per run, at least 1); e.g. 2 with '
+                             '--gpus-per-run 0 trains with gloo on CPUs')
+    parser.add_argument('--launcher', choices=('local', 'slurm'), default='local',
+                        help='local: on this machine (--jobs K at once); slurm: each run as its own Slurm job')
+    parser.add_argument('--jobs', type=int, default=1, help='--launcher local: up to K runs at once (default 1: '
+                        'one after another in this process)')
+    parser.add_argument('--partition', help='--launcher slurm: the partition of the jobs')
+    parser.add_argument('--cpus-per-run', type=int, default=None, help='--launcher slurm: CPUs per task')
+    parser.add_argument('--max-jobs', type=int, default=None,
+                        help='--launcher slurm: at most K jobs in the queue at once (default: all runs)')
+    parser.add_argument('--slurm-args', default='', help='--launcher slurm: more sbatch options, one string')
     parser.add_argument('--protocol', default=None,
                         help='evaluation protocol of every test (default: a fold preset\'s own, covid19; for '
                              'configs: what each config says)')
@@ -876,6 +1033,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             get_protocol(args.protocol)
         except MedSegError as exc:  # a usage error, exit 2 as argparse's
             parser.error(f'--protocol: {exc}')
+    slurm_only = [f'--{k.replace("_", "-")}' for k in ('partition', 'cpus_per_run', 'max_jobs', 'slurm_args')
+                  if getattr(args, k)]
+    if args.launcher == 'local' and slurm_only:
+        parser.error(f'{", ".join(slurm_only)} go with --launcher slurm')
+    if args.launcher == 'slurm' and not args.partition:
+        parser.error('--launcher slurm needs --partition P')
+    if args.launcher == 'slurm' and args.jobs != 1:
+        parser.error('--jobs goes with --launcher local (for Slurm: --max-jobs)')
+    for flag in ('jobs', 'tasks_per_run', 'cpus_per_run', 'max_jobs'):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            parser.error(f'--{flag.replace("_", "-")} must be >= 1')
     fold_preset = FOLD_PRESETS.get(args.preset)
     if fold_preset is None:
         if args.mosmed is not None or args.folds is not None:
@@ -898,13 +1066,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.gpus is None:
         import torch
         args.gpus = 1 if torch.cuda.is_available() else 0
+    tasks = args.tasks_per_run or max(1, args.gpus)
+    executor = make_executor(args, tasks)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if fold_preset is not None:
         if fold_preset.note:
             print(f'note: {fold_preset.note}')
         try:
             paths = run_fold_preset(fold_preset, args.work_dir, args.cfg_options, args.gpus, args.mosmed, args.folds,
-                                    args.protocol, args.preset)
+                                    args.protocol, args.preset, executor, tasks)
         except (RuntimeError, KeyError, MedSegError) as exc:
             print(f'error: {args.preset}: {exc}', file=sys.stderr)
             return 1
@@ -912,14 +1082,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'wrote {path}')
         print(paths[1].read_text())
         return 0
-    results = []
+    units = []
     for config in configs:
         try:
             test_options = [protocol_option(config, args.cfg_options, args.protocol)] if args.protocol else []
-            results.append(run_one(config, args.work_dir, args.cfg_options, args.gpus, test_options))
+            units.append(config_unit(config, args.work_dir, args.cfg_options, args.gpus, test_options, tasks))
         except (RuntimeError, KeyError, MedSegError) as exc:
             print(f'error: {config}: {exc}', file=sys.stderr)
             return 1
+    failed = execute(units, executor)
+    if failed:
+        print(f'error: {len(failed)} run(s) failed: ' + ', '.join(u.label for u in failed), file=sys.stderr)
+        return 1
+    results = [json.loads((u.run_dir / 'result.json').read_text()) for u in units]
     for path in write_results(results, args.work_dir, args.protocol):
         print(f'wrote {path}')
     print((args.work_dir / 'results.md').read_text())
