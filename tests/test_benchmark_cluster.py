@@ -131,17 +131,17 @@ def test_a_cancelled_job_fails_alone_and_only_it_is_resubmitted(slurm_cluster, o
     argv = ['--configs', *CONFIGS, '--work-dir', str(tmp_path), '--launcher', 'slurm', '--partition', 'debug',
             '--cpus-per-run', '1', '--cfg-options', *options]
     proc = benchmark(*argv)
-    victim = None
+    victim, name = None, Path(CONFIGS[1]).name
     while proc.poll() is None and victim is None:
-        jobs = [json.loads(p.read_text())['job_id'] for p in sorted(tmp_path.glob('*/slurm/job.json'))]
+        jobs = {json.loads(p.read_text())['label']: json.loads(p.read_text())['job_id']
+                for p in tmp_path.glob('*/slurm/job.json')}
         states = squeue()
-        if len(jobs) == 2 and all(states.get(j) == 'RUNNING' for j in jobs):
-            victim = jobs[1]
+        if len(jobs) == 2 and all(states.get(j) == 'RUNNING' for j in jobs.values()):
+            victim = jobs[name]
             subprocess.run(['scancel', victim], check=True)
         time.sleep(0.3)
     out, err = proc.communicate()
     assert victim is not None, out + err
-    name = Path(CONFIGS[1]).name
     assert proc.returncode == 1
     assert err.strip().splitlines()[-1] == f'error: 1 run(s) failed: {name}'
     assert f'error: {name}: Slurm job {victim} ended CANCELLED' in err
