@@ -415,8 +415,8 @@ class Predictor:
             return None
         if pairs is None:
             model = self.models[0]
-            dataset_type = _test_dataset(model.cfg).get('type') if hasattr(model, 'cfg') else None
-            pairs = declared_pairs(getattr(model, 'dataset_meta', None), dataset_type)
+            dataset = _test_dataset(model.cfg) if hasattr(model, 'cfg') else {}
+            pairs = declared_pairs(getattr(model, 'dataset_meta', None), dataset.get('type'), dataset.get('data_root'))
         try:
             return mirror_permutation(self.classes, pairs, name)
         except MedSegError as exc:
