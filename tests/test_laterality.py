@@ -40,6 +40,14 @@ def test_pairs_are_checked_and_restricted_to_the_classes():
             check_pairs(bad, 'dataset.json')
 
 
+def test_declared_pairs_checkpoint_first_then_the_prepared_dataset_then_the_dataset_type(tmp_path):
+    (tmp_path / 'dataset.json').write_text('{"name": "x", "classes": [], "mirror_pairs": [["l_left", "l_right"]]}')
+    assert declared_pairs({'classes': ('background',)}, 'Covid19Dataset', str(tmp_path)) == (('l_left', 'l_right'),)
+    assert declared_pairs({'mirror_pairs': []}, 'Covid19Dataset', str(tmp_path)) == ()
+    (tmp_path / 'dataset.json').write_text('{"name": "x", "classes": []}')
+    assert declared_pairs({}, 'Covid19Dataset', str(tmp_path)) == COVID_PAIRS
+
+
 def test_declared_pairs_checkpoint_first_then_the_dataset_type():
     assert declared_pairs({'mirror_pairs': [['a_left', 'a_right']]}, 'Covid19Dataset') == (('a_left', 'a_right'),)
     assert declared_pairs({'classes': ('background',)}, 'Covid19Dataset') == COVID_PAIRS

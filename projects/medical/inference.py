@@ -422,8 +422,9 @@ class Predictor:
         if not any(LEFT_RIGHT_AXIS in axes for axes in TTA_MODES[self.tta]):
             return None
         if pairs is None:
-            pairs = declared_pairs(getattr(self.models[0], 'dataset_meta', None),
-                                   (_test_dataset(self.models[0].cfg) if hasattr(self.models[0], 'cfg') else {}).get('type'))
+            model = self.models[0]
+            dataset = _test_dataset(model.cfg) if hasattr(model, 'cfg') else {}
+            pairs = declared_pairs(getattr(model, 'dataset_meta', None), dataset.get('type'), dataset.get('data_root'))
         try:
             return mirror_permutation(self.classes, pairs, name)
         except MedSegError as exc:

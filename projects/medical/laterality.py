@@ -14,6 +14,7 @@ partner makes a left-right mirroring an error rather than a silent swap.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import List, Optional, Sequence, Tuple
 
@@ -75,11 +76,19 @@ def mirror_permutation(classes: Sequence[str], pairs, who: Optional[str] = None)
     return perm
 
 
-def declared_pairs(dataset_meta: Optional[dict], dataset_type: Optional[str] = None) -> Pairs:
-    """A model's mirror pairs: its ``dataset_meta['mirror_pairs']`` (the checkpoint's), else the
-    ``METAINFO['mirror_pairs']`` of the registered mmseg dataset ``dataset_type`` (checkpoints saved
-    before the pairs were declared), else none."""
+def declared_pairs(dataset_meta: Optional[dict], dataset_type: Optional[str] = None,
+                   data_root: Optional[str] = None) -> Pairs:
+    """A model's mirror pairs: its ``dataset_meta['mirror_pairs']`` (the checkpoint's), else those of the
+    prepared dataset ``data_root`` (its ``dataset.json``, when it has the key), else the
+    ``METAINFO['mirror_pairs']`` of the registered mmseg dataset ``dataset_type`` (checkpoints saved before
+    the pairs were declared), else none."""
     pairs = (dataset_meta or {}).get('mirror_pairs')
+    if pairs is None and data_root and os.path.isfile(os.path.join(data_root, 'dataset.json')):
+        from .manifest import read_dataset_card
+
+        pairs = read_dataset_card(data_root).get('mirror_pairs')
+        if pairs is not None:
+            return check_pairs(pairs, os.path.join(data_root, 'dataset.json'))
     if pairs is None and dataset_type:
         from mmseg.registry import DATASETS
 

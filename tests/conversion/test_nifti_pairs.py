@@ -100,7 +100,7 @@ def test_image_without_label_is_an_error(tmp_path):
     (dict(label='labels*/{case}.nii.gz'), 'no wildcards'),
     (dict(others='ignore'), 'others must be'),
     (dict(window='liver'), 'unknown window'),
-    (dict(mirror_pairs=(('x', 'right_x'),)), 'mirror_pairs name classes it does not have: .*right_x'),
+    (dict(mirror_pairs=(('x', 'right_x'),)), 'mirror_pairs name classes it does not have'),
 ])
 def test_spec_validation(change, problem):
     fields = dict(name='x', description='x', image='imagesTr/{case}.nii.gz', label='labelsTr/{case}.nii.gz',

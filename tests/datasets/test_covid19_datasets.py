@@ -63,6 +63,25 @@ def test_metainfo_carries_the_subtasks_mirror_pairs(data, subtask, pairs):
     assert tuple(map(tuple, ds.metainfo['mirror_pairs'])) == pairs
 
 
+def test_joint_model_trains_with_lateral_flips(data):
+    """The joint subtask with ``LateralRandomFlip`` (the card's config option): each loaded mask is the release's
+    ``Lung_and_Infection_Mask`` slice mirrored across the columns with 1 and 2 exchanged, by hand."""
+    from mmseg.registry import TRANSFORMS
+
+    root, raw = data
+    flip = TRANSFORMS.build(dict(type='LateralRandomFlip', prob=1.0, swap_pairs=[(1, 2)]))
+    ds = Covid19Dataset(subtask='lung_infection', data_root=str(root / 'covid19'),
+                        ann_file='splits/task1_fold0_train.txt',
+                        data_prefix=dict(img_path='images/', seg_map_path='masks/'),
+                        pipeline=[TRANSFORMS.build(dict(type='LoadImageFromFile')), LoadAnnotations(), flip])
+    loaded = _loaded(ds)
+    joint = _display(raw['covid19'] / 'Lung_and_Infection_Mask' / 'coronacases_008.nii.gz')
+    exchanged = np.array([0, 2, 1, 3])[joint[:, :, ::-1]]
+    assert set(np.unique(joint)) == {0, 1, 2, 3}
+    for k in range(SLICES):
+        assert np.array_equal(loaded[f'coronacases_008_{k:04d}'], exchanged[k])
+
+
 def test_mosmed_read_by_the_joint_model_is_class_3(data):
     root, raw = data
     ds = Covid19Dataset(subtask='lung_infection', data_root=str(root / 'mosmed'), ann_file='splits/test.txt',

@@ -132,7 +132,8 @@ def covid19(tmp_path_factory):
     return raw, out
 
 
-#: subtask → (class names by hand, the prediction of a case made by hand from the release's own masks).
+#: subtask → (class names by hand, the prediction of a case made by hand from the release's own masks: the joint
+#: mask as it is, the lung mask (the joint mask hides the lung under infection), infection = joint label 3).
 COVID_SUBTASKS = {
     'lung_infection': (('left_lung', 'right_lung', 'infection'), lambda masks: masks['Lung_and_Infection_Mask']),
     'lung': (('left_lung', 'right_lung'), lambda masks: masks['Lung_Mask']),

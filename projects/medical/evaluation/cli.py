@@ -176,13 +176,14 @@ def choose_subtask(subtasks: Dict[str, Tuple[Dict[int, int], Tuple[str, ...]]], 
     else:
         fits = sorted((len(classes), name) for name, (_, classes) in subtasks.items() if len(classes) > largest[1])
         if not fits:
+            ranges = ', '.join(f'{s}: 0..{len(c) - 1}' for s, (_, c) in subtasks.items())
             raise MedSegError(largest[0], f'holds label {largest[1]}, more than any subtask of the label store of '
-                                          f'{data} has ({", ".join(f"{s}: 0..{len(c) - 1}" for s, (_, c) in subtasks.items())})')
+                                          f'{data} has ({ranges})')
         chosen = fits[0][1]
     classes = subtasks[chosen][1]
     if largest[1] >= len(classes):
-        raise MedSegError(largest[0], f'holds label {largest[1]}, but subtask {chosen!r} has classes 0..{len(classes) - 1} '
-                                      f'({", ".join(classes)})')
+        raise MedSegError(largest[0], f'holds label {largest[1]}, but subtask {chosen!r} has classes '
+                                      f'0..{len(classes) - 1} ({", ".join(classes)})')
     return chosen
 
 
@@ -340,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--subtask', default=None,
                         help="with --data of a label store (dataset.json label_store, e.g. covid19's default --subtask "
                              "all): the subtask whose classes the predictions hold (covid19: lung_infection, lung, "
-                             "infection); default: the subtask with the fewest classes that holds every predicted label")
+                             "infection); default: the subtask with the fewest classes that holds every predicted "
+                             'label')
     parser.add_argument('--out', required=True, type=Path, help='per-case CSV to write')
     parser.add_argument('--nsd-tolerance', default=None,
                         help='NSD tolerance in mm: a default and/or CLASS:MM items, e.g. "1:1.0,2:3.0" or '
@@ -400,8 +402,9 @@ def run(args: argparse.Namespace) -> str:
             for code, value in codes.items():
                 store_map[code] = value
             dataset_names = {i: n for i, n in enumerate(subtask_classes) if i}
-            how = 'as asked (--subtask)' if requested else (f'the smallest subtask holding every predicted label '
-                                                            f'(largest {max(top.values(), default=0)}); --subtask to choose')
+            how = 'as asked (--subtask)' if requested else (
+                f'the smallest subtask holding every predicted label (largest {max(top.values(), default=0)}); '
+                '--subtask to choose')
             subtask_text = f'; the label store\'s codes read as subtask {subtask} ({", ".join(subtask_classes)})'
             print(f'scoring subtask {subtask} ({", ".join(subtask_classes)}): {how}', file=sys.stderr)
         else:
