@@ -10,6 +10,7 @@ import pytest
 from matplotlib.container import BarContainer
 
 from mmseg_medical import benchmark
+from mmseg_medical.benchmark import runner
 from mmseg_medical.benchmark import PAIRS_2_5D, PRESETS, main, resolve_configs, results_figure, run_labels
 from mmseg_medical.runs import tiny_overrides
 
@@ -60,7 +61,7 @@ def test_two_configs_then_resume(cranium_data, tmp_path, capsys, monkeypatch):
     def no_run(*args, **kwargs):
         raise AssertionError('resume must not train or test again')
 
-    monkeypatch.setattr(benchmark, 'run', no_run)
+    monkeypatch.setattr(runner, 'run', no_run)
     assert main(argv) == 0
     assert capsys.readouterr().out.count('skip ') == 2
     assert [p.stat().st_mtime_ns for p in logs] == stamps
@@ -147,10 +148,10 @@ class FakeMim:
 
     def __init__(self, monkeypatch):
         self.calls = []
-        monkeypatch.setattr(benchmark, 'run', self.run)
-        monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
-        monkeypatch.setattr(benchmark, 'read_test_metrics', self.read_test_metrics)
-        monkeypatch.setattr(benchmark, 'describe', lambda c, o: {
+        monkeypatch.setattr(runner, 'run', self.run)
+        monkeypatch.setattr(runner, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+        monkeypatch.setattr(runner, 'read_test_metrics', self.read_test_metrics)
+        monkeypatch.setattr(runner, 'describe', lambda c, o: {
             'config': c.name, 'method': c.stem.split('_')[0], 'backbone': 'unet', 'head': 'FCNHead',
             'crop_size': '32x32', 'lr': 0.01})
 
@@ -333,8 +334,8 @@ class FakeFoldMim:
 
     def __init__(self, monkeypatch):
         self.calls = []
-        monkeypatch.setattr(benchmark, 'run', self.run)
-        monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+        monkeypatch.setattr(runner, 'run', self.run)
+        monkeypatch.setattr(runner, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
 
     def run(self, cmd, log=None, cwd=None):
         options = cmd[cmd.index('--cfg-options') + 1:] if '--cfg-options' in cmd else []
@@ -492,8 +493,8 @@ def test_cranium_paper_preset_trains_each_fold_and_leaves_out_patients_without_h
             out.joinpath('metrics.csv').write_text(f'case,class,dice,nsd,empty\na{k},1,{0.2 * (k + 1)},0.5,\n'
                                                    f'b{k},1,0.4,0.5,\nc{k},1,1.0,1.0,both_empty\n')
 
-    monkeypatch.setattr(benchmark, 'run', fake_run)
-    monkeypatch.setattr(benchmark, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+    monkeypatch.setattr(runner, 'run', fake_run)
+    monkeypatch.setattr(runner, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
     assert main(['--preset', 'cranium-paper', '--work-dir', str(tmp_path), '--gpus', '0', '--folds', '0', '1']) == 0
     config = 'fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
     assert [(c[0], c[1]) for c in calls] == [('train', config), ('test', config)] * 2

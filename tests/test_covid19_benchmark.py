@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from mmseg_medical import benchmark
+from mmseg_medical.benchmark import runner
 from mmseg_medical.conversion import CONVERTERS, prepare
 from mmseg_medical.runs import tiny_overrides
 from mmseg_medical.synthetic.covid19 import (write_covid19_release, write_mosmed_release, write_msd_lung_release,
@@ -75,11 +76,13 @@ def mim_in_process(cmd, log=None, cwd=None):
 @pytest.fixture
 def in_process(monkeypatch):
     """The benchmark's mim calls run in this process; configs are dumped and logged unformatted (yapf's
-    formatting took a second per run)."""
+    formatting took a second per run) as ``key = repr(value)`` lines."""
     from mmengine.config import Config
 
-    monkeypatch.setattr(benchmark, 'run', mim_in_process)
-    monkeypatch.setattr(Config, 'pretty_text', property(lambda self: repr(self._cfg_dict.to_dict())))
+    monkeypatch.setattr(runner, 'run', mim_in_process)
+    # still a config text (``key = value`` lines) mmengine can read back: a checkpoint carries it (meta['cfg'])
+    monkeypatch.setattr(Config, 'pretty_text', property(
+        lambda self: '\n'.join(f'{k} = {v!r}' for k, v in self._cfg_dict.to_dict().items())))
 
 
 def shrink(data_root: Path, validate: bool = False) -> list:
