@@ -512,3 +512,52 @@ def test_cranium_paper_preset_trains_each_fold_and_leaves_out_patients_without_h
     assert "as the benchmark's Avg rows" not in md
     with open(tmp_path / 'fold_cases.csv') as f:
         assert sorted(r['case'] for r in csv.DictReader(f)) == ['a0', 'a1', 'b0', 'b1']
+
+
+def test_fold_presets_take_the_launcher_options(tmp_path, monkeypatch):
+    """A fold preset with --launcher slurm: one unit per (fold, model) goes to the Slurm executor built from the
+    options (here one that runs them in this process as a job would: launcher slurm, its job id) and the fold
+    table is the one of the in-process run."""
+    from mmseg_medical.benchmark import cli
+
+    def fake_run(cmd, log=None, cwd=None):
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text('')
+        if cmd[1] == 'test':
+            k = int(re.search(r'fold(\d)_val', ' '.join(cmd)).group(1))
+            out = Path(cmd[cmd.index('--out') + 1]) / 'volumes'
+            out.mkdir(parents=True)
+            out.joinpath('metrics.csv').write_text(f'case,class,dice,nsd,empty\na{k},1,{0.1 * (k + 1)},0.5,\n')
+
+    made = []
+
+    class JobsHere:
+        def __init__(self, *args, **kwargs):
+            made.append((args, kwargs))
+            self.labels = []
+
+        def run(self, units):
+            self.labels += [u.label for u in units]
+            for i, unit in enumerate(units):
+                runner.execute_unit(unit.spec, launcher='slurm', job_id=str(100 + i))
+            made.append(self.labels)
+            return []
+
+    monkeypatch.setattr(runner, 'run', fake_run)
+    monkeypatch.setattr(runner, 'last_checkpoint', lambda d: Path(d) / 'iter_4.pth')
+    monkeypatch.setattr(cli, 'SlurmExecutor', JobsHere)
+    base = ['--preset', 'cranium-paper', '--gpus', '0', '--folds', '0', '1']
+    assert main([*base, '--work-dir', str(tmp_path / 'here')]) == 0
+    assert main([*base, '--work-dir', str(tmp_path / 'slurm'), '--launcher', 'slurm', '--partition', 'p',
+                 '--cpus-per-run', '4', '--max-jobs', '1', '--slurm-args', '--time=1:00:00 --qos=low']) == 0
+    (args, kwargs), labels = made
+    assert args == ('p', 0, 1, 4, 1, ['--time=1:00:00', '--qos=low'])
+    config = 'fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py'
+    assert labels == [f'{config} fold 0', f'{config} fold 1']
+    results = [json.loads(p.read_text()) for p in sorted((tmp_path / 'slurm').glob('*/result.json'))]
+    assert sorted((r['fold'], r['launcher'], r['job_id']) for r in results) == [(0, 'slurm', '100'),
+                                                                                (1, 'slurm', '101')]
+    here = [json.loads(p.read_text()) for p in (tmp_path / 'here').glob('*/result.json')]
+    assert {(r['launcher'], r['job_id']) for r in here} == {('local', None)}
+    assert all(r['started'] <= r['finished'] for r in results + here)
+    assert (tmp_path / 'slurm' / 'fold_table.md').read_text() == (tmp_path / 'here' / 'fold_table.md').read_text()

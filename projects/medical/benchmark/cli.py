@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..errors import MedSegError
+from ..errors import MedSegError, UsageError
 from .executors import InProcessExecutor, LocalExecutor, SlurmExecutor
 from .presets import FOLD_PRESETS, PRESETS
 from .runner import (REPO, RUN_ERRORS, config_unit, execute, execute_unit, protocol_option, resolve_configs,
@@ -25,6 +25,8 @@ def make_executor(args: argparse.Namespace, tasks: int):
                              shlex.split(args.slurm_args), repo=REPO)
     if args.jobs > 1:
         devices = list(range(_cuda_devices())) if args.gpus else []
+        if len(devices) < args.gpus:
+            raise UsageError('--gpus-per-run', f'{args.gpus} GPUs per run, but this machine has {len(devices)}')
         return LocalExecutor(args.jobs, args.gpus, devices)
     return InProcessExecutor(execute_unit, RUN_ERRORS)
 
@@ -110,7 +112,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         import torch
         args.gpus = 1 if torch.cuda.is_available() else 0
     tasks = args.tasks_per_run or max(1, args.gpus)
-    executor = make_executor(args, tasks)
+    try:
+        executor = make_executor(args, tasks)
+    except UsageError as exc:
+        parser.error(str(exc))
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if fold_preset is not None:
         if fold_preset.note:
