@@ -4,7 +4,8 @@
 Usage: mim train mmseg CONFIG $(python tools/tiny_options.py data/cranium [--iters 300] [--scale 64])
        mim test mmseg CONFIG --checkpoint CKPT $(python tools/tiny_options.py data/cranium)   # the same options
 
-The logic lives in ``mmseg_medical.runs``.
+The line also sets the run's torch threads (CpuThreadsHook: dataloader workers x threads <= cores; --threads N
+chooses another number) and says so in one line on stderr. The logic lives in ``mmseg_medical.runs``.
 """
 import sys
 
