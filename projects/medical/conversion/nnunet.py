@@ -282,3 +282,70 @@ class NnUNetConverter(ChannelIntensity, DatasetConverter):
         if self.user_folds is not None:  # the user's file as it is (its order), beside our sorted form
             files['folds.json'] = self.user_folds
         return files
+
+
+def parse_msd_labels(labels: Any, where: Path) -> LabelMap:
+    """The Decathlon's ``labels`` (value → name: ``{"0": "background", "1": "edema"}``) as a :class:`LabelMap`."""
+    if not isinstance(labels, dict) or not labels:
+        raise UsageError(where, f'"labels" must map label values to class names, got {labels!r}')
+    try:
+        by_name = {str(name): int(value) for value, name in labels.items()}
+    except (TypeError, ValueError):
+        raise UsageError(where, f'"labels" keys must be label values "0", "1", ..., got {list(labels)}') from None
+    return parse_labels(by_name, where)
+
+
+@register_converter
+class MsdConverter(NnUNetConverter):
+    """Medical Segmentation Decathlon task (``TaskXX_Name``: dataset.json with modality/labels/training, 4D images)."""
+
+    name = 'msd'
+    description = 'any Medical Segmentation Decathlon task (TaskXX_Name; 4D multi-modality images)'
+    expected_layout = 'dataset.json ("modality", "labels", "training") + imagesTr/<case>.nii.gz + labelsTr/<case>.nii.gz'
+    dataset_type = 'NnUNetDataset'
+
+    def find_cases(self, src: Path) -> List[CaseSource]:
+        release = find_release_dir(src, lambda d: (d / 'dataset.json').is_file() and (d / 'imagesTr').is_dir(),
+                                   self.expected_layout)
+        self.release_name = release.name
+        where = release / 'dataset.json'
+        card = read_release_card(where)
+        missing = [k for k in ('modality', 'labels', 'training') if k not in card]
+        if missing:
+            raise UsageError(where, f'dataset.json lacks {", ".join(missing)} (a Decathlon dataset.json; an nnU-Net '
+                                    'v2 release with "channel_names" is read by prepare_dataset.py nnunet)')
+        self.channels = parse_channels(card['modality'], where, 'modality')
+        self.label_map = parse_msd_labels(card['labels'], where)
+        self.file_ending = '.nii.gz'
+        if not isinstance(card['training'], list):
+            raise UsageError(where, '"training" must be a list of {"image": ..., "label": ...}')
+        cases = []
+        for entry in card['training']:
+            if not isinstance(entry, dict) or not {'image', 'label'} <= set(entry):
+                raise UsageError(where, f'"training" entry {entry!r} lacks "image" / "label"')
+            image, label = release / entry['image'], release / entry['label']
+            for path in (image, label):
+                if not path.is_file():
+                    raise UsageError(path, 'listed in dataset.json "training" but not found')
+            cases.append(CaseSource(_msd_case(image), image, label))
+        for entry in card.get('test') or []:
+            image = release / (entry if isinstance(entry, str) else entry.get('image', ''))
+            if not image.is_file():
+                raise UsageError(image, 'listed in dataset.json "test" but not found')
+            cases.append(CaseSource(_msd_case(image), image, None, split=TEST_SPLIT))
+        self.fit_ct_clip(cases)
+        return cases
+
+    def read_channels(self, case: CaseSource) -> List[Volume]:
+        from ..io.images import read_channels_4d
+
+        volumes = read_channels_4d(case.image)
+        if len(volumes) != len(self.channels):
+            raise MedSegError(case.image, f'{len(volumes)} channel(s) in the image, {len(self.channels)} in '
+                                          f'dataset.json "modality"')
+        return volumes
+
+
+def _msd_case(path: Path) -> str:
+    name = path.name
+    return name[:-len('.nii.gz')] if name.endswith('.nii.gz') else path.stem
