@@ -191,3 +191,13 @@ def test_channel_of_other_geometry(release, tmp_path, capsys):
     image.SetOrigin((1.0, 2.0, 3.0))
     sitk.WriteImage(image, str(path))
     check_refused(capsys, release, tmp_path / 'out', 'channel does not match channel 0', path, code=1)
+
+
+def test_folds_equal_nnunetv2_generate_crossval_split(toy):
+    crossval = pytest.importorskip('nnunetv2.utilities.crossval_split',
+                                   reason='test extra nnunetv2==2.8.1 (requirements/tests.txt)')
+    _, out = toy
+    ids = sorted(f'toy_{i:03d}' for i in range(6))  # nnUNetTrainer.do_split: np.sort of the identifiers
+    theirs = [{'train': [str(c) for c in f['train']], 'val': [str(c) for c in f['val']]}
+              for f in crossval.generate_crossval_split(ids, seed=12345, n_splits=5)]
+    assert json.loads((out / 'splits' / 'folds.json').read_text()) == theirs
