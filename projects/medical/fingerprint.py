@@ -3,8 +3,8 @@
 
 Per case: the image channels and the label are cropped to the bounding box of the nonzero region of the
 channels (``crop_to_nonzero``); the spacing (z, y, x) and the cropped shape are recorded; per channel, a seeded
-sample of :data:`NUM_SAMPLES` foreground voxels (label > 0) drawn with replacement
-(``np.random.RandomState(1234).choice``), over which the dataset's ``foreground_intensity_properties_per_channel``
+sample of foreground voxels (label > 0) drawn with replacement (``np.random.RandomState(1234).choice``),
+:data:`FOREGROUND_VOXELS` ``// number of cases`` per case (``num_foreground_voxels_for_intensitystats``: 1e8 in all), over which the dataset's ``foreground_intensity_properties_per_channel``
 (mean, median, std, min, max, percentile_00_5, percentile_99_5) are computed. The sample is taken from the
 voxels in C order of the (z, y, x) array, as nnU-Net's SimpleITK reader gives them, so the values equal nnU-Net's.
 """
@@ -16,6 +16,13 @@ import numpy as np
 
 SEED = 1234
 NUM_SAMPLES = 10000
+#: nnU-Net's ``num_foreground_voxels_for_intensitystats``: the size of the pooled sample over all cases.
+FOREGROUND_VOXELS = 10e7
+
+
+def samples_per_case(num_cases: int) -> int:
+    """nnU-Net's sample size per case: ``int(FOREGROUND_VOXELS // num_cases)`` (read at call time)."""
+    return int(FOREGROUND_VOXELS // max(1, num_cases))
 
 
 def foreground_sample(image_zhw: np.ndarray, label_zhw: np.ndarray, seed: int = SEED,
@@ -50,7 +57,7 @@ def nonzero_bbox(images: Sequence[np.ndarray]) -> Tuple[slice, ...]:
 
 def intensity_properties(values: np.ndarray) -> Dict[str, float]:
     """nnU-Net's ``foreground_intensity_properties_per_channel`` entry of a channel's pooled sample."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)  # nnU-Net computes on the sample's own dtype (float32 images)
     if values.size == 0:
         return {k: float('nan') for k in ('mean', 'median', 'std', 'min', 'max', 'percentile_99_5',
                                           'percentile_00_5')}
@@ -66,7 +73,7 @@ def dataset_fingerprint(cases: Sequence[Tuple[Sequence[np.ndarray], np.ndarray, 
     for images, label, spacing in cases:
         box = nonzero_bbox(images)
         cropped = [np.asarray(im)[box] for im in images]
-        samples.append(foreground_samples(cropped, np.asarray(label)[box]))
+        samples.append(foreground_samples(cropped, np.asarray(label)[box], num_samples=samples_per_case(len(cases))))
         spacings.append([float(s) for s in spacing])
         shapes.append([int(s) for s in cropped[0].shape])
         relative.append(float(np.prod(cropped[0].shape) / np.prod(np.asarray(images[0]).shape)))

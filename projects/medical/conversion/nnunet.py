@@ -135,18 +135,18 @@ class ChannelIntensity:
 
     def fit_ct_clip(self, cases: Sequence[CaseSource]) -> None:
         """The clip of each CT channel from the labelled non-test cases (nnU-Net's fingerprint sample)."""
-        from ..fingerprint import foreground_samples
+        from ..fingerprint import foreground_samples, samples_per_case
 
         self.ct_clip = {}
         ct = [c for c, name in enumerate(self.channels) if is_ct(name)]
         if not ct:
             return
         samples: Dict[int, List[np.ndarray]] = {c: [] for c in ct}
-        for case in cases:
-            if case.label is None or case.split == TEST_SPLIT:
-                continue
+        training = [case for case in cases if case.label is not None and case.split != TEST_SPLIT]
+        for case in training:
             label = self.read_label(case)
-            drawn = foreground_samples([v.array for v in self.read_channels(case)], label.array)
+            drawn = foreground_samples([np.asarray(v.array, np.float32) for v in self.read_channels(case)],
+                                       label.array, num_samples=samples_per_case(len(training)))
             for c in ct:
                 samples[c].append(drawn[c])
         for c in ct:
