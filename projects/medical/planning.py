@@ -111,9 +111,14 @@ def input_size(data: Path, multiple: int = 32) -> Tuple[int, int]:
 
 
 def class_weights(data: Path, split: str = 'train') -> List[float]:
-    """Median-frequency balancing of ``split``'s class pixels: ``median(f) / f_c`` (a class without pixels: 1)."""
-    stats = json.loads((Path(data) / 'stats.json').read_text())
-    pixels = np.asarray(stats['splits'][split]['class_pixels'], dtype=np.float64)
+    """Median-frequency balancing of the class pixels of split list ``split`` (``splits.json``): ``median(f) / f_c`` (a class without pixels: 1)."""
+    lists = json.loads((Path(data) / 'splits.json').read_text())
+    if split not in lists:
+        raise UsageError('--split', f'{data} has no split list {split!r}; one of {", ".join(sorted(lists))}')
+    pixels = np.zeros(0)
+    for case in lists[split]:
+        counts = json.loads((Path(data) / CASES_DIR / f'{case}.json').read_text())['statistics']['class_pixels']
+        pixels = np.asarray(counts, np.float64) + (pixels if pixels.size else 0)
     freq = pixels / pixels.sum()
     present = freq > 0
     median = float(np.median(freq[present]))
