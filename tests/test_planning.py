@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmseg_medical.conversion import CONVERTERS, prepare
-from mmseg_medical.runs import last_checkpoint, mim_train, run, tiny_overrides
+from mmseg_medical.runs import last_checkpoint, mim_test, mim_train, run, tiny_overrides
 from mmseg_medical.synthetic.nnunet import CT_LABELS, write_nnunet_release
 
 pytest.importorskip('SimpleITK')
@@ -79,16 +79,39 @@ def test_ct_channel_clip_is_the_fingerprint_percentiles(tmp_path):
     assert rule['clip'] == pytest.approx([props['percentile_00_5'], props['percentile_99_5']], rel=1e-5)
 
 
-def test_planned_unet_trains_to_a_checkpoint(toy, tmp_path):
+def test_walkthrough_planned_unet_trains_tests_and_scores_as_nnunet(toy, tmp_path):
+    """The README's bring-your-own-dataset walk-through: plan → train (CPU-sized) → test → evaluate_volumes
+    --protocol nnunet; the summary.json's counts checked by hand on the written volumes and the source labels."""
+    import nibabel as nib
+
+    from mmseg_medical.evaluation.cli import main as evaluate
+
     config = tmp_path / 'unet.py'
-    assert plan.main([str(toy / 'data'), '--no-fingerprint', '--model', 'unet', '--out', str(config)]) == 0
+    assert plan.main([str(toy / 'data'), '--no-fingerprint', '--model', 'unet', '--out', str(config),
+                      '--split', 'train', '--val-split', 'test']) == 0
     text = config.read_text()
     assert 'in_channels = 2' in text and "classes = ['background', 'peripheral', 'transition']" in text
     assert 'img_scale = (32, 32)' in text  # median slice 20 x 24 rounded up to multiples of 32
     options = tiny_overrides(toy / 'data', scale=32, iters=2, base_channels=8, batch_size=2, workers=0)
     run(mim_train(config, tmp_path / 'train', options + ['train_cfg.val_begin=3'], ['--gpus', '0']),
         log=tmp_path / 'train.log', cwd=REPO)
-    assert last_checkpoint(tmp_path / 'train').is_file()
+    checkpoint = last_checkpoint(tmp_path / 'train')
+    assert checkpoint.is_file()
+    run(mim_test(config, checkpoint, tmp_path / 'test', options, ['--gpus', '0', '--out', str(tmp_path / 'pred')]),
+        log=tmp_path / 'test.log', cwd=REPO)
+    assert evaluate(['--data', str(toy / 'data'), '--split', 'test', '--pred', str(tmp_path / 'pred' / 'volumes'),
+                     '--out', str(tmp_path / 'eval' / 'metrics.csv'), '--protocol', 'nnunet', '--bootstrap', '0']) == 0
+    summary = json.loads((tmp_path / 'eval' / 'summary.json').read_text())
+    assert len(summary['metric_per_case']) == 1  # imagesTs: toy_100
+    case = summary['metric_per_case'][0]
+    ref = np.asanyarray(nib.load(case['reference_file']).dataobj)
+    pred = np.asanyarray(nib.load(case['prediction_file']).dataobj)
+    assert ref.shape == pred.shape == (24, 20, 6)  # the source grid (i, j, k)
+    for label in (1, 2):
+        r, p = ref == label, pred == label
+        got = case['metrics'][str(label)]
+        assert (got['TP'], got['FP'], got['FN'], got['TN']) == (int((r & p).sum()), int((~r & p).sum()),
+                                                                int((r & ~p).sum()), int((~r & ~p).sum()))
 
 
 def test_planned_segformer_builds_and_runs_on_two_channels(toy, tmp_path):
