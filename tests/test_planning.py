@@ -102,6 +102,9 @@ def test_walkthrough_planned_unet_trains_tests_and_scores_as_nnunet(toy, tmp_pat
     assert evaluate(['--data', str(toy / 'data'), '--split', 'test', '--pred', str(tmp_path / 'pred' / 'volumes'),
                      '--out', str(tmp_path / 'eval' / 'metrics.csv'), '--protocol', 'nnunet', '--bootstrap', '0']) == 0
     summary = json.loads((tmp_path / 'eval' / 'summary.json').read_text())
+    # VolumeMetric(protocol='nnunet') of the planned config wrote the same summary.json during mim test
+    during_test = json.loads((tmp_path / 'pred' / 'volumes' / 'summary.json').read_text())
+    assert during_test['mean'] == summary['mean'] and during_test['foreground_mean'] == summary['foreground_mean']
     assert len(summary['metric_per_case']) == 1  # imagesTs: toy_100
     case = summary['metric_per_case'][0]
     ref = np.asanyarray(nib.load(case['reference_file']).dataobj)
