@@ -53,7 +53,7 @@ def test_wrong_channel_count_is_one_error(tmp_path, capsys):
     (release / 'dataset.json').write_text(json.dumps(card))
     code = main(['msd', '--src', str(release), '--out', str(tmp_path / 'out'), '--workers', '1'])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and '4 channel(s) in the image, 2 in dataset.json' in err[0]
+    assert code == 2 and len(err) == 1 and '4 channel(s) in the image, 2 in dataset.json' in err[0]
     assert not (tmp_path / 'out').exists()
 
 

@@ -117,6 +117,8 @@ class DatasetConverter:
     mirror_pairs: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     #: True when the spec's own options can name every input, so ``--src`` may be left out.
     src_optional: ClassVar[bool] = False
+    #: Exit status of ``prepare_dataset.py`` for a bad input file (:class:`MedSegError`); usage errors are 2.
+    input_error_status: ClassVar[int] = 1
 
     def __init__(self, seed: int = 0, val_fraction: float = 0.2, folds: Optional[int] = None,
                  skip_bad: bool = False, nifti_out: Optional[Path] = None, **options: Any) -> None:

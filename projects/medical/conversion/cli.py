@@ -49,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except MedSegError as exc:
         print(f'error: {exc}', file=sys.stderr)
-        return 1
+        return converter.input_error_status
     except KeyboardInterrupt:
         print('error: interrupted; nothing was written', file=sys.stderr)
         return 130

@@ -165,6 +165,8 @@ class NnUNetConverter(ChannelIntensity, DatasetConverter):
     description = "any dataset in nnU-Net v2's raw layout (DatasetXXX_Name with dataset.json)"
     expected_layout = 'dataset.json + imagesTr/<case>_0000<file_ending> + labelsTr/<case><file_ending>'
     dataset_type = 'NnUNetDataset'
+    #: Every bad input of a user's release (dataset.json, a file, a label value, a geometry) exits 2.
+    input_error_status = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
