@@ -134,6 +134,43 @@ def test_planned_segformer_builds_and_runs_on_two_channels(toy, tmp_path):
     assert out.shape == (1, 3, 16, 16)
 
 
+@pytest.mark.parametrize('model', ['deeplabv3plus-r50', 'upernet-swin-t'])
+def test_other_planned_models_build_and_run_on_two_channels(toy, tmp_path, model):
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    config = tmp_path / f'{model}.py'
+    assert plan.main([str(toy / 'data'), '--no-fingerprint', '--model', model, '--out', str(config)]) == 0
+    register_all_modules()
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.backbone.in_channels == 2 and cfg.model.backbone.init_cfg.checkpoint.startswith(('http', 'open'))
+    model = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 2, 64, 64), mode='tensor').shape[:2] == (1, 3)
+
+
+def test_swin_patch_embedding_adapted_by_hand(tmp_path):
+    from mmseg.models.backbones import SwinTransformer
+    from mmseg.registry import MODELS
+
+    import mmseg_medical  # noqa: F401  (registers SwinTransformerInChannels)
+
+    small = dict(embed_dims=8, depths=[1, 1], num_heads=[1, 1], strides=(4, 2), out_indices=(0, 1), window_size=2,
+                 pretrain_img_size=32)
+    torch.manual_seed(0)
+    rgb = SwinTransformer(in_channels=3, **small)
+    torch.save({'state_dict': rgb.state_dict()}, tmp_path / 'swin.pth')
+    two = MODELS.build(dict(type='SwinTransformerInChannels', in_channels=2, **small,
+                            init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'swin.pth'))))
+    two.init_weights()
+    w = rgb.patch_embed.projection.weight.detach()
+    torch.testing.assert_close(two.patch_embed.projection.weight.detach(),
+                               w.mean(1, keepdim=True).repeat(1, 2, 1, 1) * 1.5)  # mean of RGB x 3/2, per channel
+    torch.testing.assert_close(two.stages[0].blocks[0].ffn.layers[0][0].weight,  # other layers as they are
+                               rgb.stages[0].blocks[0].ffn.layers[0][0].weight)
+
+
 def test_first_layer_adapted_by_hand(tmp_path):
     from mmengine.model import initialize
 

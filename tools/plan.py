@@ -3,7 +3,7 @@
 Usage: python tools/plan.py DATA [--src RAW]                 # writes DATA/fingerprint.json
        python tools/plan.py DATA --model unet --out CONFIG [--offsets=-1,0,1] [--split fold0_train --val-split fold0_val]
 
-Models: unet, segformer-mit-b0, deeplabv3plus-r50 (mmseg_medical.planning.MODELS).
+Models: unet, segformer-mit-b0, deeplabv3plus-r50, upernet-swin-t (mmseg_medical.planning.MODELS).
 """
 import argparse
 import sys

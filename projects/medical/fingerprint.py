@@ -4,7 +4,8 @@
 Per case: the image channels and the label are cropped to the bounding box of the nonzero region of the
 channels (``crop_to_nonzero``); the spacing (z, y, x) and the cropped shape are recorded; per channel, a seeded
 sample of foreground voxels (label > 0) drawn with replacement (``np.random.RandomState(1234).choice``),
-:data:`FOREGROUND_VOXELS` ``// number of cases`` per case (``num_foreground_voxels_for_intensitystats``: 1e8 in all), over which the dataset's ``foreground_intensity_properties_per_channel``
+:data:`FOREGROUND_VOXELS` ``// number of cases`` per case (``num_foreground_voxels_for_intensitystats``: 1e8 in
+all), over which the dataset's ``foreground_intensity_properties_per_channel``
 (mean, median, std, min, max, percentile_00_5, percentile_99_5) are computed. The sample is taken from the
 voxels in C order of the (z, y, x) array, as nnU-Net's SimpleITK reader gives them, so the values equal nnU-Net's.
 """
@@ -68,7 +69,8 @@ def intensity_properties(values: np.ndarray) -> Dict[str, float]:
 
 
 def dataset_fingerprint(cases: Sequence[Tuple[Sequence[np.ndarray], np.ndarray, Sequence[float]]]) -> dict:
-    """The fingerprint of ``cases`` = ``(channels (Z, H, W), label (Z, H, W), spacing (z, y, x))``, with nnU-Net's keys."""
+    """The fingerprint of ``cases`` = ``(channels (Z, H, W), label (Z, H, W), spacing (z, y, x))``, with nnU-Net's
+    keys."""
     spacings, shapes, relative, samples = [], [], [], []
     for images, label, spacing in cases:
         box = nonzero_bbox(images)

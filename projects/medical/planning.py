@@ -10,8 +10,8 @@
   weights of the cross-entropy = median-frequency balancing of the training split's class pixels
   (``median(f) / f_c``), and the schedule of the Cranium configs (SGD, lr 0.01, poly, 20k iterations, batch 16).
   Models (:data:`MODELS`): ``unet`` (UNet-S5-D16 + FCN head, as the shipped configs), ``segformer-mit-b0`` and
-  ``deeplabv3plus-r50`` with ImageNet weights, the first layer adapted to the channel count
-  (:class:`~mmseg_medical.models.in_channels.PretrainedInChannelsInit`).
+  ``deeplabv3plus-r50``, ``upernet-swin-t`` with ImageNet weights, the first layer adapted to the channel count
+  (:class:`~mmseg_medical.models.in_channels.PretrainedInChannelsInit`; Swin: ``SwinTransformerInChannels``).
 """
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ MODELS: Dict[str, ModelPreset] = {
         'SegFormer MiT-B0, ImageNet-1k weights'),
     'deeplabv3plus-r50': ModelPreset('mmseg::_base_/models/deeplabv3plus_r50-d8.py', 'open-mmlab://resnet50_v1c',
                                      'DeepLabV3+ ResNet-50-D8 (V1c), ImageNet weights'),
+    'upernet-swin-t': ModelPreset(
+        'mmseg::_base_/models/upernet_swin.py',
+        'https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/swin_tiny_patch4_window7_224_20220317-1cdeb081.pth',
+        'UPerNet + Swin-T, ImageNet-1k weights (SwinTransformerInChannels)'),
 }
 
 
@@ -111,7 +115,8 @@ def input_size(data: Path, multiple: int = 32) -> Tuple[int, int]:
 
 
 def class_weights(data: Path, split: str = 'train') -> List[float]:
-    """Median-frequency balancing of the class pixels of split list ``split`` (``splits.json``): ``median(f) / f_c`` (a class without pixels: 1)."""
+    """Median-frequency balancing of the class pixels of split list ``split`` (``splits.json``):
+    ``median(f) / f_c`` (a class without pixels: 1)."""
     lists = json.loads((Path(data) / 'splits.json').read_text())
     if split not in lists:
         raise UsageError('--split', f'{data} has no split list {split!r}; one of {", ".join(sorted(lists))}')
@@ -145,9 +150,12 @@ def plan_config(data: Path, model: str, offsets: Sequence[int] = (0,), split: st
     head = ("decode_head=dict(num_classes=num_classes, loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, "
             'loss_weight=1.0, class_weight=class_weight)),')
     backbone = f'backbone=dict(in_channels=in_channels, init_cfg={init}),'
+    if model == 'upernet-swin-t':  # Swin loads its checkpoint itself: the subclass adapts the patch embedding
+        backbone = (f"backbone=dict(type='SwinTransformerInChannels', in_channels=in_channels, "
+                    f"init_cfg=dict(type='Pretrained', checkpoint='{preset.checkpoint}')),")
     if model == 'unet':
         extra = "auxiliary_head=None,\n    test_cfg=dict(mode='whole', _delete_=True),"
-    elif model == 'deeplabv3plus-r50':
+    elif model in ('deeplabv3plus-r50', 'upernet-swin-t'):
         extra = 'pretrained=None,\n    auxiliary_head=None,'
     else:
         extra = ''

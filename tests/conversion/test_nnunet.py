@@ -118,7 +118,8 @@ def test_nrrd_release_prepares_like_the_nifti_one(tmp_path, toy, capsys):
     release = write_nnunet_release(tmp_path / 'raw', file_ending='.nrrd', num_training=6, num_test=2)
     code, _ = prepare(capsys, '--src', release, '--out', tmp_path / 'out')
     assert code == 0
-    np.testing.assert_array_equal(slice_stack(tmp_path / 'out', 'masks', 'toy_004'), slice_stack(out, 'masks', 'toy_004'))
+    np.testing.assert_array_equal(slice_stack(tmp_path / 'out', 'masks', 'toy_004'),
+                                  slice_stack(out, 'masks', 'toy_004'))
     assert len(read_manifest(tmp_path / 'out')) == len(read_manifest(out))
 
 

@@ -8,7 +8,8 @@ The release states itself in ``dataset.json``; this spec reads it as nnU-Net doe
   ``dataset.json`` lists them as ``channels``;
 * ``labels`` (name → value, background 0): the class names, in value order; region-based labels (a list of
   values, nnU-Net's ``regions_class_order``) are refused: not supported yet;
-* ``file_ending``: ``.nii.gz`` / ``.nii`` (nibabel) or ``.nrrd`` / ``.mha`` (SimpleITK), :mod:`~mmseg_medical.io.images`;
+* ``file_ending``: ``.nii.gz`` / ``.nii`` (nibabel) or ``.nrrd`` / ``.mha`` (SimpleITK),
+  :mod:`~mmseg_medical.io.images`;
 * ``numTraining``: must equal the cases found in ``imagesTr``.
 
 Labelled cases are ``imagesTr`` + ``labelsTr/<case><file_ending>``; ``imagesTs`` cases (with ``labelsTs`` when
@@ -303,7 +304,8 @@ class MsdConverter(NnUNetConverter):
 
     name = 'msd'
     description = 'any Medical Segmentation Decathlon task (TaskXX_Name; 4D multi-modality images)'
-    expected_layout = 'dataset.json ("modality", "labels", "training") + imagesTr/<case>.nii.gz + labelsTr/<case>.nii.gz'
+    expected_layout = ('dataset.json ("modality", "labels", "training") + imagesTr/<case>.nii.gz + '
+                       'labelsTr/<case>.nii.gz')
     dataset_type = 'NnUNetDataset'
 
     def find_cases(self, src: Path) -> List[CaseSource]:

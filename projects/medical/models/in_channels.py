@@ -15,7 +15,8 @@ from mmengine.registry import WEIGHT_INITIALIZERS
 
 
 def adapt_kernel(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """``(out, c_in, kh, kw)`` → ``(out, in_channels, kh, kw)``: the mean over ``c_in`` repeated, times ``c_in / in_channels``."""
+    """``(out, c_in, kh, kw)`` → ``(out, in_channels, kh, kw)``: the mean over ``c_in`` repeated, times
+    ``c_in / in_channels``."""
     mean = weight.mean(dim=1, keepdim=True)
     return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
 
@@ -51,3 +52,20 @@ class PretrainedInChannelsInit:
 
     def _get_init_info(self) -> str:
         return f'{self.__class__.__name__}: load from {self.checkpoint} (first layer adapted to the input channels)'
+
+
+def _register_swin() -> None:
+    from mmseg.models.backbones import SwinTransformer
+    from mmseg.registry import MODELS
+
+    @MODELS.register_module(name='SwinTransformerInChannels')
+    class SwinTransformerInChannels(SwinTransformer):
+        """mmseg's ``SwinTransformer``, whose own checkpoint loading (``init_cfg=dict(type='Pretrained', ...)``)
+        adapts the patch embedding to ``in_channels`` (:func:`adapt_state_dict`) instead of failing on it."""
+
+        def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+            return super().load_state_dict(adapt_state_dict(dict(state_dict), self.state_dict()), strict=strict,
+                                           **kwargs)
+
+
+_register_swin()
