@@ -202,3 +202,20 @@ def test_folds_equal_nnunetv2_generate_crossval_split(toy):
     theirs = [{'train': [str(c) for c in f['train']], 'val': [str(c) for c in f['val']]}
               for f in crossval.generate_crossval_split(ids, seed=12345, n_splits=5)]
     assert json.loads((out / 'splits' / 'folds.json').read_text()) == theirs
+
+
+def test_splits_file_unreadable_or_naming_other_cases(release, tmp_path, capsys):
+    got, err = prepare(capsys, '--src', release, '--out', tmp_path / 'out', '--nnunet-splits', tmp_path / 'nope.json')
+    assert got == 2 and len(err) == 1 and 'nope.json: cannot read the splits file' in err[0]
+    (tmp_path / 'splits.json').write_text(json.dumps([{'train': ['toy_000', 'toy_001'], 'val': ['toy_077']}]))
+    got, err = prepare(capsys, '--src', release, '--out', tmp_path / 'out', '--nnunet-splits', tmp_path / 'splits.json')
+    assert got == 2 and len(err) == 1 and 'fold 0 names cases that are not training cases' in err[0]
+    assert 'toy_077' in err[0] and not (tmp_path / 'out').exists()
+
+
+def test_one_fold_splits_file(release, tmp_path, capsys):
+    (tmp_path / 'splits.json').write_text(json.dumps([{'train': ['toy_000', 'toy_001'], 'val': ['toy_002']}]))
+    got, _ = prepare(capsys, '--src', release, '--out', tmp_path / 'out', '--nnunet-splits', tmp_path / 'splits.json')
+    assert got == 0
+    lists = json.loads((tmp_path / 'out' / 'splits.json').read_text())
+    assert lists['fold0_train'] == ['toy_000', 'toy_001'] and lists['fold0_val'] == ['toy_002']

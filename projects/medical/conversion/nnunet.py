@@ -280,6 +280,23 @@ class NnUNetConverter(ChannelIntensity, DatasetConverter):
                                                                 f'of this dataset: {", ".join(unknown[:4])}')
         return [{'train': sorted(f['train']), 'val': sorted(f['val'])} for f in self.user_folds]
 
+    def check_split_options(self, cases: Sequence[CaseSource]) -> None:
+        """With ``--nnunet-splits``: any number of folds (one custom train/val split too) and every case a fold
+        names a training case (checked before any conversion)."""
+        if self.user_folds is None:
+            return super().check_split_options(cases)
+        folds, self.folds = self.folds, None
+        try:
+            super().check_split_options(cases)
+        finally:
+            self.folds = folds
+        known = {c.case_id for c in cases if c.label is not None and c.split != TEST_SPLIT}
+        for k, fold in enumerate(self.user_folds):
+            unknown = sorted(set(fold['train'] + fold['val']) - known)
+            if unknown:
+                raise ValueError(f'--nnunet-splits {self.options["nnunet_splits"]}: fold {k} names cases that are '
+                                 f'not training cases of this dataset: {", ".join(unknown[:4])}')
+
     def split_files(self, lists: Mapping[str, List[str]]) -> Dict[str, Any]:
         files = dict(super().split_files(lists))
         if self.user_folds is not None:  # the user's file as it is (its order), beside our sorted form
