@@ -47,8 +47,8 @@ def toy(tmp_path_factory):
     return root
 
 
-def test_fingerprint_equals_nnunet(toy):
-    pytest.importorskip('nnunetv2', reason='test extra nnunetv2==2.8.1 (requirements/tests.txt)')
+def test_fingerprint_equals_nnunet(toy, reference):
+    reference('nnunetv2')
     (toy / 'fp.py').write_text(NNUNET)
     env = {'nnUNet_raw': str(toy / 'nnUNet_raw'), 'nnUNet_preprocessed': str(toy / 'pre'),
            'nnUNet_results': str(toy / 'res'), 'PATH': '/usr/bin:/bin'}

@@ -194,9 +194,8 @@ def test_channel_of_other_geometry(release, tmp_path, capsys):
     check_refused(capsys, release, tmp_path / 'out', 'channel does not match channel 0', path)
 
 
-def test_folds_equal_nnunetv2_generate_crossval_split(toy):
-    crossval = pytest.importorskip('nnunetv2.utilities.crossval_split',
-                                   reason='test extra nnunetv2==2.8.1 (requirements/tests.txt)')
+def test_folds_equal_nnunetv2_generate_crossval_split(toy, reference):
+    crossval = reference('nnunetv2.utilities.crossval_split')
     _, out = toy
     ids = sorted(f'toy_{i:03d}' for i in range(6))  # nnUNetTrainer.do_split: np.sort of the identifiers
     theirs = [{'train': [str(c) for c in f['train']], 'val': [str(c) for c in f['val']]}

@@ -40,8 +40,8 @@ def assert_same(ours, theirs):
         assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12) and type(ours) is type(theirs), (ours, theirs)
 
 
-def test_summary_json_equals_nnunet(tmp_path):
-    pytest.importorskip('nnunetv2', reason='test extra nnunetv2==2.8.1 (requirements/tests.txt)')
+def test_summary_json_equals_nnunet(tmp_path, reference):
+    reference('nnunetv2')
     rng = np.random.default_rng(3)
     for i in range(4):
         ref = np.zeros((4, 10, 12), np.uint8)

@@ -18,8 +18,8 @@ if __name__ == '__main__':
 """
 
 
-def test_releases_pass_nnunet_verify_dataset_integrity(tmp_path):
-    pytest.importorskip('nnunetv2', reason='test extra nnunetv2==2.8.1 (requirements/tests.txt)')
+def test_releases_pass_nnunet_verify_dataset_integrity(tmp_path, reference):
+    reference('nnunetv2')
     releases = [
         write_nnunet_release(tmp_path / 'raw', name=f'Dataset90{i}_{ending.strip(".").replace(".", "")}',
                              file_ending=ending, num_training=3, num_test=1, channels=('CT',) if ct else ('T2', 'ADC'),
