@@ -28,6 +28,8 @@ $(STAMP): $(REQS)
 	@if $(HAS_OPS); then echo 'keeping the compiled mmcv (make install-full)'; \
 	 else $(PIP) install -q -r requirements/mmcv.txt; fi
 	$(PIP) install -q -r requirements/runtime.txt -r requirements/tests.txt
+	$(PIP) install -q --no-deps -r requirements/nnunet.txt
+	$(PIP) install -q -r requirements/nnunet-deps.txt
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import mmseg_medical, mmseg.models; from mmseg_medical.mmcv_ops import compiled_ops_available as c; \
 	print('environment ready:', mmseg_medical.__version__, '(mmcv compiled ops)' if c() else '(mmcv-lite)')"

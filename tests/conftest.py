@@ -14,7 +14,10 @@ SHARED_REALDATA = REPO.parent / 'shared' / 'realdata'
 
 
 #: The reference libraries: the test extra that provides each top-level module.
-REFERENCE_EXTRAS = {'medpy': 'medpy==0.5.2', 'monai': 'monai==1.6.1', 'surface_distance': 'surface-distance==0.1'}
+REFERENCE_EXTRAS = {'medpy': 'medpy==0.5.2', 'monai': 'monai==1.6.1', 'surface_distance': 'surface-distance==0.1',
+                    'nnunetv2': 'nnunetv2==2.8.1'}
+#: Where a reference library's pin lives when not in requirements/tests.txt, and how it is installed.
+REFERENCE_FILES = {'nnunetv2': 'requirements/nnunet.txt, installed with --no-deps by make install'}
 
 
 def references_required() -> bool:
@@ -27,13 +30,14 @@ def references_required() -> bool:
 
 def require_reference(module: str) -> ModuleType:
     """``pytest.importorskip`` for the libraries a protocol is checked against (medpy, MONAI,
-    surface-distance): the module, or a skip naming the test extra; a failure when :func:`references_required`."""
+    surface-distance, nnunetv2): the module, or a skip naming the test extra; a failure when :func:`references_required`."""
     top = module.split('.')[0]
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         why = (f'reference library {module} is not installed ({exc}); it is a test extra: '
-               f'pip install {REFERENCE_EXTRAS.get(top, top)} (requirements/tests.txt)')
+               f'pip install {REFERENCE_EXTRAS.get(top, top)} '
+               f'({REFERENCE_FILES.get(top, "requirements/tests.txt")})')
         if references_required():
             pytest.fail(why + ' -- required on CI (REQUIRE_REFERENCES / CI)', pytrace=False)
         pytest.skip(why)

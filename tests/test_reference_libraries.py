@@ -1,6 +1,6 @@
 """The reference libraries the protocols are checked against are required on CI, skipped with the reason elsewhere.
 
-``tests/conftest.py::require_reference`` replaces ``pytest.importorskip`` for medpy, MONAI and surface-distance;
+``tests/conftest.py::require_reference`` replaces ``pytest.importorskip`` for medpy, MONAI, surface-distance and nnunetv2;
 ``.ci/run`` runs the suite with ``REQUIRE_REFERENCES=1``.
 """
 from __future__ import annotations
@@ -39,7 +39,12 @@ def test_ci_requires_the_references_and_the_extras_pin_them():
     spec = importlib.util.spec_from_file_location('tests_conftest', REPO / 'tests' / 'conftest.py')
     conftest = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(conftest)
-    pinned = {line.strip() for line in (REPO / 'requirements' / 'tests.txt').read_text().splitlines()
-              if line.strip() and not line.startswith('#')}
-    assert set(conftest.REFERENCE_EXTRAS) == {'medpy', 'monai', 'surface_distance'}
-    assert set(conftest.REFERENCE_EXTRAS.values()) <= pinned
+    def pins(name: str) -> set:
+        return {line.strip() for line in (REPO / 'requirements' / name).read_text().splitlines()
+                if line.strip() and not line.startswith('#')}
+
+    assert set(conftest.REFERENCE_EXTRAS) == {'medpy', 'monai', 'surface_distance', 'nnunetv2'}
+    assert {conftest.REFERENCE_EXTRAS[k] for k in ('medpy', 'monai', 'surface_distance')} <= pins('tests.txt')
+    # nnunetv2 without its dependencies (they would replace the pinned torch): its own file, which make install reads
+    assert conftest.REFERENCE_EXTRAS['nnunetv2'] in pins('nnunet.txt')
+    assert '--no-deps -r requirements/nnunet.txt' in (REPO / 'Makefile').read_text()

@@ -4,6 +4,8 @@
 Usage: mim train mmseg CONFIG $(python tools/tiny_options.py data/cranium [--iters 300] [--scale 64])
        mim test mmseg CONFIG --checkpoint CKPT $(python tools/tiny_options.py data/cranium)   # the same options
 
+The line also sets the run's torch threads (CpuThreadsHook: dataloader workers x threads <= cores; --threads N
+chooses another number) and says so in one line on stderr.
 The logic lives in ``mmseg_medical.runs``. Whatever fails (a typo in DATA, a bad option, even a Python without
 the package) prints one error line on stderr, exits non-zero and prints ``runs.FAILED_TOKEN`` on stdout, so the
 command that consumes ``$(...)`` fails too instead of training the full-size recipe on the default data.

@@ -174,6 +174,9 @@ def config_from_checkpoint(path: Union[str, PathLike], cfg_options: Optional[dic
         raise MedSegError(path, "carries no training config (meta['cfg'], written by mmengine's CheckpointHook); "
                                 'pass the config it was trained with')
     cfg = parse_config_text(text, path)
+    if not cfg.get('model'):
+        raise MedSegError(path, "carries a training config without a model (meta['cfg']); pass the config it was "
+                                'trained with')
     if cfg_options:
         try:
             cfg.merge_from_dict(cfg_options)
@@ -184,12 +187,13 @@ def config_from_checkpoint(path: Union[str, PathLike], cfg_options: Optional[dic
 
 def check_same_input(checkpoint: Mapping[str, Any], cfg, path: Union[str, PathLike, None]) -> None:
     """Raise :class:`MedSegError` (one line: the first part that differs, in both) when the checkpoint's training
-    config defines another input than ``cfg`` (:func:`input_signature`); a checkpoint without its config
-    passes (nothing to compare)."""
+    config defines another input than ``cfg`` (:func:`input_signature`); a checkpoint without its config (or
+    with a text that defines no model) passes: nothing to compare."""
     text = training_config_text(checkpoint)
-    if text is None:
+    trained_cfg = None if text is None else parse_config_text(text, path)
+    if trained_cfg is None or not trained_cfg.get('model'):  # no config, or a text that is not one
         return
-    trained, used = input_signature(parse_config_text(text, path)), input_signature(cfg)
+    trained, used = input_signature(trained_cfg), input_signature(cfg)
     differ = [key for key in used if trained.get(key) != used[key]]
     if differ:
         key = differ[0]

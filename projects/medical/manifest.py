@@ -48,6 +48,11 @@ class SliceRecord:
         return Path(self.image).stem
 
 
+def channel_folder(channel: int) -> str:
+    """Folder of image channel ``channel`` of a multi-channel dataset: ``images`` (0), ``images_0001`` (1), ..."""
+    return 'images' if channel == 0 else f'images_{channel:04d}'
+
+
 def slice_stem(case_id: str, slice_index: int) -> str:
     """File stem of one slice: ``<case_id>_<slice_index:04d>``."""
     return f'{case_id}_{slice_index:04d}'

@@ -39,7 +39,9 @@ def run_facts(runner) -> dict:
     """The run's config, checkpoint, test split list, work dir and log as absolute paths (relative ones are
     relative to the folder ``mim test`` ran in; the dataset has already joined ``ann_file`` to ``data_root``)."""
     def absolute(path) -> Optional[str]:
-        return os.path.abspath(path) if path else None
+        if not path:
+            return None
+        return str(path) if '://' in str(path) else os.path.abspath(path)   # URLs (load_from=https://...) as given
 
     dataset = runner.test_dataloader.dataset
     return {'config': absolute(runner.cfg.filename), 'checkpoint': absolute(runner.cfg.get('load_from')),

@@ -150,7 +150,8 @@ def tiny_options_main(argv: Optional[Sequence[str]] = None) -> int:
         prog='tiny_options.py',
         description='Print the --cfg-options that shrink a UNet-S5-D16 config of this project to a CPU-sized run '
                     '(slices resized to SCALE x SCALE, BASE_CHANNELS UNet, ITERS iterations, one checkpoint and '
-                    'one validation at the end) for the prepared dataset DATA.',
+                    'one validation at the end, torch threads so that WORKERS x THREADS <= cores) for the '
+                    'prepared dataset DATA.',
         epilog='Use: mim train mmseg CONFIG $(python tools/tiny_options.py data/cranium); give mim test and '
                'tools/infer_volume.py the same line: a checkpoint only fits the model built with its options.')
     parser.add_argument('data', type=Path, help='the prepared dataset (tools/prepare_dataset.py --out), e.g. '

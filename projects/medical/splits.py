@@ -99,6 +99,24 @@ def kfold_split(case_ids: Sequence[str], has_foreground: Mapping[str, Hashable],
     return fold_of
 
 
+#: nnU-Net v2's fold seed (``nnUNetTrainer.do_split``).
+NNUNET_FOLD_SEED = 12345
+
+
+def nnunet_folds(case_ids: Sequence[str], folds: int = 5, seed: int = NNUNET_FOLD_SEED) -> List[Dict[str, List[str]]]:
+    """The folds nnU-Net v2 writes as ``splits_final.json`` when it has none: scikit-learn's
+    ``KFold(folds, shuffle=True, random_state=seed)`` over the sorted case ids
+    (``nnunetv2.utilities.crossval_split.generate_crossval_split``); lists in sorted order, as nnU-Net's."""
+    from sklearn.model_selection import KFold
+
+    ids = sorted(case_ids)
+    check_folds(folds, len(ids))
+    out = []
+    for train, val in KFold(n_splits=folds, shuffle=True, random_state=seed).split(ids):
+        out.append({'train': [ids[i] for i in train], 'val': [ids[i] for i in val]})
+    return out
+
+
 def folds_as_splits(fold_of: Mapping[str, int], folds: int) -> List[Dict[str, List[str]]]:
     """nnU-Net ``splits_final.json`` form: one ``{"train": [...], "val": [...]}`` per fold."""
     return [{'train': sorted(c for c, f in fold_of.items() if f != k),

@@ -18,7 +18,8 @@ class CpuThreadsHook(Hook):
     """``torch.set_num_threads(threads)`` before the run (train, val or test) starts.
 
     Args:
-        threads: torch intra-op threads of the main process (>= 1).
+        threads: torch intra-op threads of the main process (>= 1); a distributed run on one machine divides
+            them by its number of processes.
         workers: the dataloader workers the thread count was chosen for (only said in the log line).
     """
 
@@ -31,10 +32,14 @@ class CpuThreadsHook(Hook):
 
     def before_run(self, runner) -> None:
         import torch
+        from mmengine.dist import get_world_size
 
         from .runs import usable_cores
 
+        processes = get_world_size()  # distributed on one machine: the cores are shared by the processes
+        threads = max(1, self.threads // processes)
         before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        runner.logger.info(f'CPU threads: torch {self.threads} (was {before}) x {max(1, self.workers)} dataloader '
-                           f'worker(s) on {usable_cores()} cores (CpuThreadsHook)')
+        torch.set_num_threads(threads)
+        runner.logger.info(f'CPU threads: torch {threads} (was {before}) x {max(1, self.workers)} dataloader '
+                           f'worker(s)' + (f' x {processes} processes' if processes > 1 else '')
+                           + f' on {usable_cores()} cores (CpuThreadsHook)')

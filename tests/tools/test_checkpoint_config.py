@@ -63,6 +63,7 @@ def test_readme_line_is_what_the_2_5d_config_says_of_a_1_slice_checkpoint():
     assert line == f'error: {err.value}' == f'error: work_dirs/tiny-1slice/iter_300.pth: {REFUSAL}'
     check_same_input({'meta': {'cfg': one.pretty_text}}, one, 'same.pth')      # its own config: accepted
     check_same_input({'state_dict': {}}, Config.fromfile(CONFIG_25D), 'old.pth')  # no config carried: nothing
+    check_same_input({'meta': {'cfg': "{'a': 1}"}}, Config.fromfile(CONFIG_25D), 'odd.pth')  # no model in it
 
 
 def test_checkpoint_carries_its_training_config(cranium_model, shell):

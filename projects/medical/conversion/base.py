@@ -117,6 +117,8 @@ class DatasetConverter:
     mirror_pairs: ClassVar[Tuple[Tuple[str, str], ...]] = ()
     #: True when the spec's own options can name every input, so ``--src`` may be left out.
     src_optional: ClassVar[bool] = False
+    #: Exit status of ``prepare_dataset.py`` for a bad input file (:class:`MedSegError`); usage errors are 2.
+    input_error_status: ClassVar[int] = 1
 
     def __init__(self, seed: int = 0, val_fraction: float = 0.2, folds: Optional[int] = None,
                  skip_bad: bool = False, nifti_out: Optional[Path] = None, **options: Any) -> None:
@@ -168,6 +170,15 @@ class DatasetConverter:
         """Intensity rule: raw image → (Z, H, W) uint8."""
         raise NotImplementedError
 
+    def read_channels(self, case: CaseSource) -> List[Volume]:
+        """The case's image channels (same voxel grid, checked by the engine); default one, :meth:`read_image`.
+        Channel ``c > 0`` is stored as ``images_<c:04d>/<slice>.png`` beside ``images/`` (channel 0)."""
+        return [self.read_image(case)]
+
+    def channel_uint8(self, case: CaseSource, channel: int, image: Volume) -> np.ndarray:
+        """Intensity rule of one channel (default :meth:`to_uint8`)."""
+        return self.to_uint8(case, image)
+
     def spatial_transform(self, image: Volume, label: Optional[Volume] = None
                           ) -> Tuple[Volume, Optional[Volume], Optional[dict]]:
         """Optional in-plane resampling / cropping of the display-order volumes (default: none).
@@ -204,6 +215,12 @@ class DatasetConverter:
         :meth:`check_split_options` does not know yet."""
         return [c for c, i in cases.items() if i.labelled and not i.pinned]
 
+    def fold_lists(self, pool: Sequence[str], strata: Mapping[str, Any], groups: Mapping[str, str]
+                   ) -> List[Dict[str, List[str]]]:
+        """``--folds K`` over ``pool``: one ``{'train', 'val'}`` per fold (default: stratified patient-group
+        folds, :func:`~mmseg_medical.splits.kfold_split`)."""
+        return folds_as_splits(kfold_split(pool, strata, self.folds, self.seed, groups), self.folds)
+
     def official_splits(self, cases: Mapping[str, CaseInfo]) -> Dict[str, List[str]]:
         """Extra named case lists a spec defines (official folds, ...); default none."""
         return {}
@@ -228,9 +245,7 @@ class DatasetConverter:
             exclusive.append(('train', 'val'))
         pool = self.fold_pool(cases) if self.folds else []
         if pool:
-            fold_of = kfold_split(pool, {c: strata[c] for c in pool}, self.folds, self.seed,
-                                  {c: groups[c] for c in pool})
-            for k, fold in enumerate(folds_as_splits(fold_of, self.folds)):
+            for k, fold in enumerate(self.fold_lists(pool, {c: strata[c] for c in pool}, {c: groups[c] for c in pool})):
                 lists[f'fold{k}_train'], lists[f'fold{k}_val'] = fold['train'], fold['val']
                 exclusive.append((f'fold{k}_train', f'fold{k}_val'))
         for case, split in split_of.items():

@@ -39,7 +39,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.src is None and not CONVERTERS[args.dataset].src_optional:
         parser.error(f'{args.dataset}: the following arguments are required: --src')
-    converter = build_converter(args.dataset, args, extras[args.dataset])
+    try:
+        converter = build_converter(args.dataset, args, extras[args.dataset])
+    except UsageError as exc:  # e.g. an option's file that cannot be read
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     start = time.perf_counter()
     try:
         stats = prepare(converter, args.src, args.out, workers=args.workers, overwrite=args.overwrite,
@@ -49,7 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except MedSegError as exc:
         print(f'error: {exc}', file=sys.stderr)
-        return 1
+        return converter.input_error_status
     except KeyboardInterrupt:
         print('error: interrupted; nothing was written', file=sys.stderr)
         return 130

@@ -52,13 +52,13 @@ from tqdm import tqdm
 from ..errors import MedSegError, UsageError
 from ..labels import slice_class_counts
 from ..manifest import (CASES_DIR, LABELS_DIR, MANIFEST_NAME, PREPARED_BY, SLICE_VALUES, SliceRecord,
-                        is_prepared_dataset, read_case_geometry, slice_stem, source_label_path, write_case_geometry,
-                        write_manifest, write_source_label)
+                        channel_folder, is_prepared_dataset, read_case_geometry, slice_stem, source_label_path,
+                        write_case_geometry, write_manifest, write_source_label)
 from ..orientation import DISPLAY_CONVENTION, display_slice_sources, display_transform, to_display
 from ..outputs import check_apart
 from ..spatial import invert_spatial
 from ..version import __version__
-from ..volume import Volume, check_same_geometry, save_nifti
+from ..volume import Volume, check_same_geometry, geometry_mismatch, save_nifti
 from .base import CaseInfo, CaseSource, DatasetConverter
 
 #: PNG encoder settings used for every slice (zlib level 1: fast, ~lossless size within a few %).
@@ -133,7 +133,12 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
     written to ``root/labels/<case>.nii.gz`` on that source grid, then both are put in the display slice
     convention with the image's transform, which ``cases/<case>.json`` records.
     """
-    image = converter.read_image(case)
+    channels = converter.read_channels(case)
+    image = channels[0]
+    for extra in channels[1:]:  # every channel on channel 0's voxel grid
+        why = geometry_mismatch(image, extra)
+        if why is not None:
+            raise MedSegError(extra.source, f'channel does not match channel 0 {image.source}: {why}')
     label = converter.read_label(case)
     if label is not None:
         check_same_geometry(image, label)
@@ -149,12 +154,18 @@ def convert_case(converter: DatasetConverter, case: CaseSource, root: Path) -> C
         label = to_display(label, record)
     display_label = None if label is None else label.array
     image, label, spatial = converter.spatial_transform(image, label)
-    pixels = converter.to_uint8(case, image)
+    others = [converter.spatial_transform(to_display(c, record))[0] for c in channels[1:]]
+    planes = ([converter.channel_uint8(case, c, v) for c, v in enumerate([image, *others])] if others
+              else [converter.to_uint8(case, image)])
+    pixels = planes[0]
+    for c in range(1, len(planes)):
+        (root / channel_folder(c)).mkdir(exist_ok=True)
     num_classes = converter.label_map.num_classes
     classes = None if label is None else label.array
     for k in range(pixels.shape[0]):
         stem = slice_stem(case.case_id, k)
-        write_png(root / 'images' / f'{stem}.png', pixels[k])
+        for c, plane in enumerate(planes):
+            write_png(root / channel_folder(c) / f'{stem}.png', plane[k])
         if classes is not None:
             write_png(root / 'masks' / f'{stem}.png', classes[k])
     geometry = image.geometry()
@@ -239,7 +250,7 @@ def _worker(args: Tuple[DatasetConverter, CaseSource, Path]) -> Union[CaseResult
     except MedSegError as exc:
         if not converter.skip_bad:
             raise
-        for folder in ('images', 'masks'):
+        for folder in ('images', 'masks', *(p.name for p in root.glob('images_[0-9][0-9][0-9][0-9]'))):
             for path in (root / folder).glob(f'{glob.escape(case.case_id)}_[0-9][0-9][0-9][0-9].png'):
                 path.unlink()
         (root / NIFTI_STAGING / f'{case.case_id}.nii.gz').unlink(missing_ok=True)

@@ -9,6 +9,10 @@
   (brain, subdural, bone) channel ``3 * i + j`` is window ``j`` of slice ``index + offsets[i]``:
   ``[b-1, s-1, o-1, b0, s0, o0, b+1, s+1, o+1]``. ``windows=(0,)`` keeps only the brain window (3 channels).
   A grayscale PNG is one window.
+* Multi-channel datasets (``prepare_dataset.py nnunet`` / ``msd``: ``dataset.json`` lists ``channels``) store
+  channel ``c`` of a slice as ``images_<c:04d>/<stem>.png`` beside ``images/`` (channel 0); each slice then has
+  those channels in place of windows: channels = offsets × image channels (× ``windows`` picks among them), and
+  ``offsets=(0,)`` is the 1-slice input with every channel.
 * :class:`BrightnessContrastDistortion`: mmseg's ``PhotoMetricDistortion`` without its HSV steps, for
   channels that are not colours (its hue/saturation would mix neighbouring slices or windows).
 * :class:`LateralRandomFlip`: mmseg's ``RandomFlip`` that exchanges left/right label values when a flip
@@ -16,6 +20,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,7 +33,7 @@ from mmseg.registry import TRANSFORMS
 
 from ..errors import MedSegError
 from ..laterality import LEFT_RIGHT_DIRECTIONS, swap_label_values
-from ..manifest import MANIFEST_NAME, find_dataset_root, read_manifest
+from ..manifest import DATASET_CARD, MANIFEST_NAME, channel_folder, find_dataset_root, read_manifest
 
 __all__ = ['BrightnessContrastDistortion', 'LateralRandomFlip', 'LoadSliceStack', 'neighbour_indices', 'stack_slices']
 
@@ -106,6 +111,8 @@ class _SliceIndex:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.mtime = (root / MANIFEST_NAME).stat().st_mtime_ns
+        #: the image channels of a multi-channel dataset (``dataset.json`` ``channels``): one PNG folder each
+        self.channels = len(_card_channels(root)) or 1
         self.where: Dict[str, Tuple[str, int]] = {}
         self.cases: Dict[str, Dict[int, str]] = {}
         for r in read_manifest(root):
@@ -117,6 +124,29 @@ class _SliceIndex:
             return (self.root / MANIFEST_NAME).stat().st_mtime_ns == self.mtime
         except OSError:
             return False
+
+
+def _card_channels(root: Path) -> List[str]:
+    """The ``channels`` a prepared dataset's ``dataset.json`` lists (none: a one-channel or older dataset)."""
+    try:
+        card = json.loads((root / DATASET_CARD).read_text())
+    except (OSError, ValueError):
+        return []
+    return list(card.get('channels') or []) if isinstance(card, dict) else []
+
+
+def read_slice_channels(path: str, channels: int) -> np.ndarray:
+    """One slice of a dataset with ``channels`` image channels: ``images/<stem>.png`` (channel 0) and
+    ``images_<XXXX>/<stem>.png`` beside it, as ``(H, W, channels)`` (a one-channel slice as stored)."""
+    first = _read_png(path)
+    if channels == 1:
+        return first
+    folder = Path(path).parent
+    planes = [first] + [_read_png(str(folder.parent / channel_folder(c) / Path(path).name))
+                        for c in range(1, channels)]
+    if any(p.shape != first.shape for p in planes):
+        raise MedSegError(path, f'its channel PNGs differ in shape: {[p.shape for p in planes]}')
+    return np.ascontiguousarray(np.stack(planes, axis=2))
 
 
 #: Dataset root → its index (per process: each dataloader worker builds its own once).
@@ -189,7 +219,7 @@ class LoadSliceStack(BaseTransform):
             if j not in slices:
                 raise MedSegError(img_path, f'neighbour slice {j} (offset {offset:+d}) of case {case_id!r} is not '
                                             f'listed in {index.root / MANIFEST_NAME}')
-            plane = _read_png(img_path if j == k else slices[j])
+            plane = read_slice_channels(img_path if j == k else slices[j], index.channels)
             if planes and plane.shape != planes[0].shape:
                 raise MedSegError(slices[j], f'shape {plane.shape} differs from {planes[0].shape} of the other '
                                              f'slices stacked for {stem}')

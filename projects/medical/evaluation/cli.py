@@ -482,6 +482,13 @@ def run(args: argparse.Namespace) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(out, rows_to_csv(rows, spec.metrics))
     _write_atomic(out.with_name(f'{out.stem}_summary.md'), report)
+    if spec.name == 'nnunet':  # nnU-Net's own summary.json beside --out
+        import json
+
+        from .protocols.nnunet import summary_json
+        files = {case: (str(gt_path), str(pred_path)) for case, gt_path, pred_path in pairs}
+        _write_atomic(out.with_name('summary.json'),
+                      json.dumps(summary_json(rows, files), indent=4, sort_keys=True) + '\n')
     return report
 
 

@@ -12,6 +12,7 @@ Datasets prepared before ``labels/`` existed are scored on the slice grid (with 
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from mmseg.registry import METRICS
 
 from ..errors import MedSegError
 from ..manifest import (MANIFEST_NAME, SliceRecord, find_dataset_root, read_case_geometry, read_manifest,
-                        read_source_label, restack)
+                        read_source_label, restack, source_label_path)
 from ..restacking import to_source_grid
 from ..volume import save_nifti
 from .cli import _write_atomic, rows_to_csv
@@ -210,6 +211,12 @@ class VolumeMetric(BaseMetric):
             out_dir = Path(self.output_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(out_dir / METRICS_CSV, rows_to_csv(rows, protocol.metrics))
+            if protocol.name == 'nnunet':  # nnU-Net's summary.json beside metrics.csv
+                from .protocols.nnunet import summary_json
+                files = {c: (str(source_label_path(g['_root'], c)), str(out_dir / f'{c}.nii.gz'))
+                         for c, g in geometries.items()}
+                _write_atomic(out_dir / 'summary.json', json.dumps(summary_json(rows, files), indent=4,
+                                                                   sort_keys=True) + '\n')
             if out_dir.name == 'volumes':  # mim test --out DIR: DIR/volumes, the report's DIR
                 self._write_run_info(sorted({g['_root'] for g in geometries.values()}))
         voxel_units = any(g.get('spacing') is None for g in geometries.values())

@@ -106,8 +106,40 @@ def _add_covid19(subparsers: argparse._SubParsersAction) -> None:
         orientation=args.orientation))
 
 
+def _add_nnunet(subparsers: argparse._SubParsersAction) -> None:
+    from .nnunet import CT_LABELS, MR_CHANNELS, MR_LABELS, write_nnunet_release
+
+    parser = subparsers.add_parser('nnunet', help="nnU-Net v2 raw dataset (DatasetXXX_Name; 2-channel MR or CT)",
+                                   description="Synthetic dataset in nnU-Net v2's raw layout: dataset.json, imagesTr, "
+                                               'labelsTr, imagesTs, labelsTs.')
+    _common(parser)
+    parser.add_argument('--name', default=None, help='dataset folder (default Dataset901_Toy; --ct: Dataset902_Organs)')
+    parser.add_argument('--ct', action='store_true', help='a multi-organ CT set (one channel CT, 3 organs) in place '
+                                                          'of the 2-channel MR set (T2, ADC; 2 zones)')
+    parser.add_argument('--training', type=int, default=6, help='imagesTr cases')
+    parser.add_argument('--test', type=int, default=2, help='imagesTs cases (with labelsTs)')
+    parser.add_argument('--file-ending', default='.nii.gz', choices=('.nii.gz', '.nii', '.nrrd', '.mha'))
+    parser.set_defaults(run=lambda args: write_nnunet_release(
+        args.out, name=args.name or ('Dataset902_Organs' if args.ct else 'Dataset901_Toy'),
+        num_training=args.training, num_test=args.test, channels=('CT',) if args.ct else MR_CHANNELS,
+        labels=CT_LABELS if args.ct else MR_LABELS, file_ending=args.file_ending, seed=args.seed))
+
+
+def _add_msd(subparsers: argparse._SubParsersAction) -> None:
+    from .nnunet import write_msd_release
+
+    parser = subparsers.add_parser('msd', help='Medical Segmentation Decathlon task (4D multi-modality images)',
+                                   description='Synthetic Decathlon Task01_BrainTumour-like task: 4D images '
+                                               '(FLAIR, T1w, T1gd, T2w), 3 labels, dataset.json.')
+    _common(parser)
+    parser.add_argument('--training', type=int, default=5, help='training cases')
+    parser.add_argument('--test', type=int, default=1, help='test cases (images only)')
+    parser.set_defaults(run=lambda args: write_msd_release(args.out, num_training=args.training,
+                                                           num_test=args.test, seed=args.seed))
+
+
 _DATASETS: List[Callable[[argparse._SubParsersAction], None]] = [_add_cranium, _add_hemseg, _add_crossmoda,
-                                                                 _add_covid19]
+                                                                 _add_covid19, _add_nnunet, _add_msd]
 
 
 def build_parser() -> argparse.ArgumentParser:

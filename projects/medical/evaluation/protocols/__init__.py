@@ -10,13 +10,15 @@
                     350 mm for an empty prediction, median [IQR], per site)
 ``covid19``         the COVID-19-CT-Seg benchmark's ``utils/COVID-19-Seg-Evaluation.py`` (DSC, NSD at 1 mm
                     lungs / 3 mm lesion)
+``nnunet``          nnU-Net v2's ``compute_metrics_on_folder`` (Dice, IoU, TP, FP, FN, TN, n_pred, n_ref;
+                    NaN when both empty, nanmean per label, ``foreground_mean``; ``summary.json``)
 ==================  =====================================================================================
 
 Each protocol lives in its own module and states its rules and source in its :class:`Protocol` fields.
 """
 from .base import (METRIC_KEYS, METRIC_UNITS, Protocol, Structure, get_protocol, metric_header, protocol_names,
                    register_protocol, structure_key, structure_order)
-from . import default, hemseg, hemseg_paper, crossmoda, covid19  # noqa: F401,E402  (registration)
+from . import default, hemseg, hemseg_paper, crossmoda, covid19, nnunet  # noqa: F401,E402  (registration)
 
 __all__ = ['METRIC_KEYS', 'METRIC_UNITS', 'Protocol', 'Structure', 'get_protocol', 'metric_header', 'protocol_names',
            'register_protocol', 'structure_key', 'structure_order']

@@ -49,9 +49,11 @@ def structure_seed(key: Structure) -> List[int]:
 
 #: Every metric column a protocol may report, with its unit and the key stem VolumeMetric logs.
 METRIC_UNITS: Dict[str, str] = {'dice': 'fraction', 'iou': 'fraction', 'nsd': 'fraction', 'hd95': 'mm',
-                                'assd': 'mm', 'hd95_vox': 'voxels'}
+                                'assd': 'mm', 'hd95_vox': 'voxels', 'tp': 'voxels', 'fp': 'voxels', 'fn': 'voxels',
+                                'tn': 'voxels', 'n_pred': 'voxels', 'n_ref': 'voxels'}
 METRIC_KEYS: Dict[str, str] = {'dice': 'Dice', 'iou': 'IoU', 'nsd': 'NSD', 'hd95': 'HD95', 'assd': 'ASSD',
-                               'hd95_vox': 'HD95vox'}
+                               'hd95_vox': 'HD95vox', 'tp': 'TP', 'fp': 'FP', 'fn': 'FN', 'tn': 'TN',
+                               'n_pred': 'n_pred', 'n_ref': 'n_ref'}
 
 
 def metric_header(metric: str) -> str:
