@@ -31,11 +31,9 @@ def make_executor(args: argparse.Namespace, tasks: int):
     return InProcessExecutor(execute_unit, RUN_ERRORS)
 
 
-
 def _cuda_devices() -> int:
     import torch
     return torch.cuda.device_count()
-
 
 
 def main(argv: Optional[List[str]] = None) -> int:

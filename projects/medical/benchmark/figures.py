@@ -17,11 +17,9 @@ RUN_COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b',
                '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7')
 
 
-
 def axis_title(title: str, unit: str, top: Optional[float] = None) -> str:
     """``vol. Dice (%, 0–100)``, ``vol. HD95 (mm, 0–12.5)``: a chart axis with the metric, unit and range."""
     return f'{title} ({unit}, 0–{100 if unit == "%" else f"{top:.3g}"})'
-
 
 
 def results_figure(results: Sequence[dict], labels: Optional[Sequence[str]] = None):
@@ -72,7 +70,6 @@ def results_figure(results: Sequence[dict], labels: Optional[Sequence[str]] = No
     return fig
 
 
-
 def fold_figure(preset: FoldPreset, stats: dict, cols: list):
     """The fold table's chart as a matplotlib ``Figure``: one panel per :func:`comparison_groups` group, per
     column (test set, class, metric) one bar for each of its experiments (``all`` row: mean over every (fold,
@@ -106,7 +103,6 @@ def fold_figure(preset: FoldPreset, stats: dict, cols: list):
         ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
-
 
 
 def _plot_fold_table(preset: FoldPreset, stats: dict, cols: list, path: Path) -> None:

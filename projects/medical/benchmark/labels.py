@@ -9,11 +9,9 @@ from typing import Dict, List, Sequence
 _TOKEN = re.compile(r'[_-]?[^_-]+')
 
 
-
 def _tokens(name: str) -> List[str]:
     """A config name's parts, each with the ``_`` or ``-`` before it: ``a-b_c.py`` → ``a``, ``-b``, ``_c``."""
     return _TOKEN.findall(name[:-3] if name.endswith('.py') else name)
-
 
 
 def _lcs(a: Sequence[str], b: Sequence[str]) -> List[str]:
@@ -34,7 +32,6 @@ def _lcs(a: Sequence[str], b: Sequence[str]) -> List[str]:
     return out
 
 
-
 def _slots(tokens: Sequence[str], common: Sequence[str]) -> List[List[str]]:
     """``tokens`` cut at the tokens of ``common`` (matched left to right): ``len(common) + 1`` runs of own tokens."""
     slots: List[List[str]] = [[]]
@@ -46,7 +43,6 @@ def _slots(tokens: Sequence[str], common: Sequence[str]) -> List[List[str]]:
         else:
             slots[-1].append(t)
     return slots
-
 
 
 def _differing_spans(toks: Sequence[Sequence[str]]) -> List[str]:
@@ -61,7 +57,6 @@ def _differing_spans(toks: Sequence[Sequence[str]]) -> List[str]:
     while p + q and any(len(t) == p + q for t in toks):
         p, q = (p - 1, q) if p else (p, q - 1)
     return [''.join(t[p:len(t) - q]).lstrip('_-') for t in toks]
-
 
 
 def run_labels(names: Sequence[str]) -> List[str]:

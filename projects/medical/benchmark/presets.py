@@ -14,7 +14,6 @@ def counterpart_2_5d(config: str) -> str:
     return f'{head}-2.5d-{crop}.py'
 
 
-
 #: Presets of a 1-slice config and its 2.5D counterpart (neighbouring slices as channels), side by side.
 PAIRS_2_5D = {
     'cranium-2.5d': 'configs/cranium/fcn-unet-s5-d16_unet_1xb16-0.01-20k_cranium-512x512.py',
@@ -25,7 +24,6 @@ PAIRS_2_5D = {
 }
 
 
-
 PRESETS: Dict[str, List[str]] = {
     'cranium-lr': [f'configs/cranium/fcn-unet-s5-d16_unet_1xb16-{lr}-20k_cranium-512x512.py'
                    for lr in ('0.01', '0.001', '0.0001')],
@@ -33,7 +31,6 @@ PRESETS: Dict[str, List[str]] = {
                       for head in ('fcn', 'pspnet', 'deeplabv3')],
     **{name: [config, counterpart_2_5d(config)] for name, config in PAIRS_2_5D.items()},
 }
-
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,6 @@ class Model:
         return tuple(c for c in fg if c == 'infection') if test_set == 'mosmed' else fg
 
 
-
 @dataclass(frozen=True)
 class Experiment:
     """A row group of a fold preset: the models trained on one data source and the published rows of that source."""
@@ -70,7 +66,6 @@ class Experiment:
     name: str
     models: Tuple[Model, ...]
     references: Tuple[str, ...]  # keys of PUBLISHED, 2D first
-
 
 
 @dataclass(frozen=True)
@@ -92,10 +87,8 @@ class FoldPreset:
                            '(github.com/JunMa11/COVID-19-CT-Seg-Benchmark), mean ± std over all test cases of all folds')
 
 
-
 def _cfg(name: str) -> str:
     return f'configs/covid19/fcn-unet-s5-d16_unet_1xb16-0.01-20k_covid19-{name}-512x512.py'
-
 
 
 #: Task 1 folds of a Covid19Dataset config (its train / val / test lists), and MosMed for its test loader.
@@ -104,9 +97,7 @@ TASK1_FOLD = ('train_dataloader.dataset.ann_file=splits/task1_fold{k}_train.txt'
               'test_dataloader.dataset.ann_file=splits/task1_fold{k}_test.txt')
 
 
-
 TASK1_MOSMED = ('test_dataloader.dataset.data_root={mosmed}/', 'test_dataloader.dataset.ann_file=splits/test.txt')
-
 
 
 #: Task 3 folds of a Covid19MultiSourceDataset config: the source's fold-k lists, the four COVID-19-CT-Seg
@@ -117,18 +108,14 @@ TASK3_FOLD = ('train_dataloader.dataset.sources.0.ann_file=splits/covid19_task3_
               'test_dataloader.dataset.sources.0.ann_file=splits/task1_fold{k}_test.txt')
 
 
-
 SOURCES_MOSMED = ('test_dataloader.dataset.sources.0.root={mosmed}',
                   'test_dataloader.dataset.sources.0.ann_file=splits/test.txt')
-
 
 
 LUNGS = (('covid19', 'left_lung'), ('covid19', 'right_lung'))
 
 
-
 INFECTION = (('covid19', 'infection'), ('mosmed', 'infection'))
-
 
 
 #: (experiment name, config suffix, published row) of the Task 2/3 sources per subtask.
@@ -136,7 +123,6 @@ SOURCES = {'lung': (('StructSeg lung', 'lung-structseg', 'StructSeg'), ('NSCLC l
            'infection': (('MSD lung tumour', 'infection-msd', 'MSD'),
                          ('StructSeg gross target volume', 'infection-structseg', 'StructSeg'),
                          ('NSCLC pleural effusion', 'infection-nsclc', 'NSCLC'))}
-
 
 
 def _source_preset(task: int, subtask: str) -> FoldPreset:
@@ -151,14 +137,12 @@ def _source_preset(task: int, subtask: str) -> FoldPreset:
                       LUNGS if subtask == 'lung' else INFECTION)
 
 
-
 _UNION = FoldPreset(
     'COVID-19-CT-Seg Task 1, joint model (Task1-Union): one model of left lung, right lung and infection per fold, '
     'trained on 4 cases, tested on 16', 5,
     (Experiment('joint model', (Model(_cfg('task1'), 'lung_infection', TASK1_FOLD, TASK1_MOSMED),),
                 ('2D U-Net Task1-Union', '3D U-Net Task1-Union')),),
     LUNGS + INFECTION)
-
 
 
 FOLD_PRESETS: Dict[str, FoldPreset] = {
@@ -200,7 +184,6 @@ FOLD_PRESETS: Dict[str, FoldPreset] = {
         published_note='Hssayeni et al., Data 2020, 5(1):14, abstract: U-Net Dice 0.31 for ICH under 5-fold '
                        'cross-validation (no std, no NSD); its departures from this run: configs/cranium/README.md'),
 }
-
 
 
 def comparison_groups(preset: FoldPreset) -> List[List[Experiment]]:

@@ -10,10 +10,8 @@ from typing import Dict, Tuple
 TEST_SETS = {'covid19': 'COVID-19-CT-Seg', 'mosmed': 'MosMed', 'cranium': 'CT-ICH'}
 
 
-
 #: (mean, std) in % per (test set, class) and metric.
 Values = Dict[Tuple[str, str], Dict[str, Tuple[float, float]]]
-
 
 
 def published(left_lung=None, right_lung=None, infection=None, mosmed=None) -> Values:
@@ -24,7 +22,6 @@ def published(left_lung=None, right_lung=None, infection=None, mosmed=None) -> V
         if cell is not None:
             out[key] = {'dice': (cell[0], cell[1]), 'nsd': (cell[2], cell[3])}
     return out
-
 
 
 #: The benchmark README's result table (github.com/JunMa11/COVID-19-CT-Seg-Benchmark, README.md at b87e054:

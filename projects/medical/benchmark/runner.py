@@ -24,7 +24,6 @@ from .tables import truth_empty, write_fold_tables
 REPO = Path(__file__).resolve().parents[3]
 
 
-
 def resolve_configs(patterns: Sequence[str]) -> List[Path]:
     """Expand globs (relative to the cwd, then the repo), keep order, drop duplicates and ``_base_``."""
     found: List[Path] = []
@@ -39,7 +38,6 @@ def resolve_configs(patterns: Sequence[str]) -> List[Path]:
     return found
 
 
-
 def describe(config: Path, cfg_options: Sequence[str]) -> dict:
     """Method, backbone, crop size, lr and input (one slice or which neighbours) of a config after the overrides."""
     cfg = load_config(config, cfg_options)
@@ -50,7 +48,6 @@ def describe(config: Path, cfg_options: Sequence[str]) -> dict:
             'backbone': str(cfg.model.backbone.type).lower(), 'head': head.type,
             'crop_size': 'x'.join(str(s) for s in size) if size else '',
             'lr': cfg.optim_wrapper.optimizer.lr, 'input': input_description(cfg)}
-
 
 
 def input_description(cfg) -> str:
@@ -64,7 +61,6 @@ def input_description(cfg) -> str:
     text = 'slices ' + ','.join('k' if o == 0 else f'k{o:+d}' for o in offsets)
     windows = load.get('windows')
     return text + (f' × windows {",".join(map(str, windows))}' if windows else '')
-
 
 
 def parsed_options(cfg_options: Sequence[str]) -> Dict[str, object]:
@@ -85,13 +81,11 @@ def parsed_options(cfg_options: Sequence[str]) -> Dict[str, object]:
     return options
 
 
-
 def run_key(config: Path, cfg_options: Sequence[str]) -> dict:
     """What identifies a run: the config file name and the overrides as parsed (:func:`parsed_options`), one
     ``KEY=repr(value)`` each in the order mmengine applies them, so spellings of the same values (quoting,
     spaces) are one run and any other value (``(64, 64)`` vs ``[64, 64]``, ``1`` vs ``1.0``) another."""
     return {'config': config.name, 'cfg_options': [f'{k}={v!r}' for k, v in parsed_options(cfg_options).items()]}
-
 
 
 def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Path:
@@ -100,13 +94,11 @@ def run_dir_for(work_dir: Path, config: Path, cfg_options: Sequence[str]) -> Pat
     return work_dir / f'{config.stem}-{hashlib.sha1(text.encode()).hexdigest()[:8]}'
 
 
-
 @functools.lru_cache(maxsize=None)
 def _config_file(path: str, mtime_ns: int):
     from mmengine.config import Config
 
     return Config.fromfile(path)  # ~1 s: mmseg:: base configs are looked up in its model index
-
 
 
 def load_config(config: Path, cfg_options: Sequence[str]):
@@ -119,7 +111,6 @@ def load_config(config: Path, cfg_options: Sequence[str]):
         parser.add_argument('--o', nargs='+', action=DictAction)
         cfg.merge_from_dict(parser.parse_args(['--o', *cfg_options]).o)
     return cfg
-
 
 
 def protocol_option(config: Path, cfg_options: Sequence[str], protocol: str) -> str:
@@ -138,7 +129,6 @@ def protocol_option(config: Path, cfg_options: Sequence[str], protocol: str) -> 
     raise RuntimeError(f'{config.name}: no VolumeMetric in test_evaluator, so --protocol {protocol} has nothing to set')
 
 
-
 def _claim(run_dir: Path, config: Path, cfg_options: Sequence[str]) -> None:
     key = run_key(config, cfg_options)
     key_path = run_dir / 'run_key.json'
@@ -146,7 +136,6 @@ def _claim(run_dir: Path, config: Path, cfg_options: Sequence[str]) -> None:
         raise RuntimeError(f'{run_dir} belongs to another run ({key_path}); remove it or use another --work-dir')
     run_dir.mkdir(parents=True, exist_ok=True)
     key_path.write_text(json.dumps(key, indent=1) + '\n')
-
 
 
 def train_command(config: Path, train_dir: Path, cfg_options: Sequence[str], gpus: int, tasks: int = 1,
@@ -172,7 +161,6 @@ def train_command(config: Path, train_dir: Path, cfg_options: Sequence[str], gpu
     return cmd + (['--cfg-options', *cfg_options] if cfg_options else [])
 
 
-
 def train_once(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, tasks: int = 1,
                launcher: str = 'local') -> Tuple[Path, Path]:
     """Train ``config`` with ``cfg_options`` unless that run finished before; returns (run dir, checkpoint)."""
@@ -187,7 +175,6 @@ def train_once(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: i
     return run_dir, Path((run_dir / 'train.done').read_text().strip())
 
 
-
 def how_it_ran(launcher: str, job_id: Optional[str], started: str) -> dict:
     """The ``result.json`` fields that record how a run ran: launcher, Slurm job id, host, start and end."""
     import socket
@@ -195,13 +182,11 @@ def how_it_ran(launcher: str, job_id: Optional[str], started: str) -> dict:
             'finished': now_iso()}
 
 
-
 def write_json(path: Path, data: dict) -> None:
     """``path`` written whole or not at all (a temporary file renamed over it)."""
     tmp = path.with_suffix('.tmp')
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)
-
 
 
 def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
@@ -233,10 +218,8 @@ def run_one(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
     return result
 
 
-
 #: What a failed run raises (reported with the run's name; the other runs go on).
 RUN_ERRORS = (RuntimeError, KeyError, MedSegError, FileNotFoundError, OSError)
-
 
 
 def config_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int,
@@ -251,7 +234,6 @@ def config_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: 
         path = run_dir / 'result.json'
         return path.is_file() and json.loads(path.read_text()).get('test_options', []) == list(test_options)
     return Unit(config.name, run_dir, spec, done)
-
 
 
 def fold_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, fold: int,
@@ -270,7 +252,6 @@ def fold_unit(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: in
     return Unit(f'{config.name} fold {fold}', run_dir, spec, done)
 
 
-
 def run_fold_model(config: Path, work_dir: Path, cfg_options: Sequence[str], gpus: int, fold: int,
                    tests: Mapping[str, Sequence[str]], classes: Sequence[str], tasks: int = 1,
                    launcher: str = 'local', job_id: Optional[str] = None) -> Dict[str, List[dict]]:
@@ -287,7 +268,6 @@ def run_fold_model(config: Path, work_dir: Path, cfg_options: Sequence[str], gpu
     return rows
 
 
-
 def execute_unit(spec: Mapping, launcher: str = 'local', job_id: Optional[str] = None) -> None:
     """Run the unit a spec describes (:func:`config_unit`, :func:`fold_unit`) here: what every executor runs."""
     common = dict(config=Path(spec['config']), work_dir=Path(spec['work_dir']), cfg_options=spec['cfg_options'],
@@ -298,7 +278,6 @@ def execute_unit(spec: Mapping, launcher: str = 'local', job_id: Optional[str] =
         run_fold_model(fold=spec['fold'], tests=spec['tests'], classes=spec['classes'], **common)
     else:
         raise KeyError(f'unknown run kind {spec["kind"]!r}')
-
 
 
 def execute(units: Sequence[Unit], executor) -> List[Unit]:
@@ -316,7 +295,6 @@ def execute(units: Sequence[Unit], executor) -> List[Unit]:
     return executor.run(pending) if pending else []
 
 
-
 def read_case_rows(csv_path: Path, classes: Sequence[str]) -> List[dict]:
     """VolumeMetric's per-case ``metrics.csv`` (class = index into ``classes``) as rows with class names."""
     rows = []
@@ -328,7 +306,6 @@ def read_case_rows(csv_path: Path, classes: Sequence[str]) -> List[dict]:
             rows.append({'case': r['case'], 'class': classes[index], 'dice': float(r['dice']), 'nsd': float(r['nsd']),
                          'empty': r.get('empty') or ''})
     return rows
-
 
 
 def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_options: Sequence[str],
@@ -357,7 +334,6 @@ def test_once(config: Path, run_dir: Path, checkpoint: Path, test_set: str, cfg_
     cases_path.with_suffix('.tmp').replace(cases_path)
     key_path.write_text(json.dumps(key, indent=1) + '\n')
     return rows
-
 
 
 def run_fold_preset(preset: FoldPreset, work_dir: Path, cfg_options: Sequence[str], gpus: int,

@@ -18,17 +18,14 @@ COLUMNS = [('mIoU', 'mIoU', 2, '%'), ('mDice', 'mDice', 2, '%'), ('vol. Dice', '
            ('vol. NSD', 'volume/mNSD', 2, '%'), ('vol. HD95', 'volume/mHD95', 2, 'mm')]
 
 
-
 def column_title(title: str, unit: str) -> str:
     """``mIoU (%)``, ``vol. HD95 (mm)``: a table column or chart tick with its unit."""
     return f'{title} ({unit})'
 
 
-
 def _cell(metrics: dict, key: str, digits: int) -> str:
     value = metrics.get(key)
     return '–' if value is None else f'{value:.{digits}f}'
-
 
 
 def write_results(results: Sequence[dict], work_dir: Path, protocol: Optional[str] = None) -> List[Path]:
@@ -64,21 +61,17 @@ def write_results(results: Sequence[dict], work_dir: Path, protocol: Optional[st
     return [md, out, chart]
 
 
-
 FOLD_METRICS = (('dice', 'DSC'), ('nsd', 'NSD'))
-
 
 
 #: fold_cases.csv columns (dice and nsd as fractions, as the protocol's per-case CSV).
 CASE_COLUMNS = ('fold', 'case', 'class', 'dice', 'nsd', 'test_set', 'source', 'empty')
 
 
-
 def truth_empty(row: Mapping) -> bool:
     """Whether a per-case row's ground truth of its class is empty (``empty``: both empty or truth empty)."""
     from ..evaluation.surface import BOTH_EMPTY, GT_EMPTY
     return row.get('empty') in (BOTH_EMPTY, GT_EMPTY)
-
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
@@ -93,7 +86,6 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
     return mean, std, n
 
 
-
 def fold_summaries(rows: Sequence[dict], folds: Sequence[object]) -> Dict[Tuple[str, object, str, str, str],
                                                                         Tuple[float, float, int]]:
     """{(source, fold or 'all', test set, class, metric): (mean %, std %, n)} of the per-case rows."""
@@ -105,13 +97,11 @@ def fold_summaries(rows: Sequence[dict], folds: Sequence[object]) -> Dict[Tuple[
     return {key: mean_std(values) for key, values in groups.items()}
 
 
-
 def _fmt(value: Optional[Tuple[float, float, int]], bold: bool = False) -> str:
     if value is None or value[2] == 0 or math.isnan(value[0]):
         return '–'
     mean = f'**{value[0]:.1f}**' if bold else f'{value[0]:.1f}'
     return mean if math.isnan(value[1]) else f'{mean} ± {value[1]:.1f}'
-
 
 
 def write_fold_tables(name: str, preset: FoldPreset, rows: Sequence[dict], work_dir: Path, protocol: str,
