@@ -86,6 +86,11 @@ def benchmark(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def submissions(out: str) -> list:
+    """The runner's ``submitted <run>: Slurm job <id>`` lines."""
+    return [line for line in out.splitlines() if line.startswith('submitted ')]
+
+
 def squeue() -> dict:
     out = subprocess.run(['squeue', '-h', '-o', '%i %T'], capture_output=True, text=True, check=True).stdout
     return dict(line.split() for line in out.splitlines())
@@ -124,7 +129,7 @@ def test_slurm_runs_two_jobs_at_once_and_a_rerun_submits_nothing(slurm_cluster, 
     rerun = benchmark(*argv)
     out, err = rerun.communicate()
     assert rerun.returncode == 0, out + err
-    assert 'submitted' not in out and out.count('skip ') == 2
+    assert submissions(out) == [] and out.count('skip ') == 2
 
 
 def test_a_cancelled_job_fails_alone_and_only_it_is_resubmitted(slurm_cluster, options, tmp_path):
@@ -150,11 +155,34 @@ def test_a_cancelled_job_fails_alone_and_only_it_is_resubmitted(slurm_cluster, o
     rerun = benchmark(*argv)
     out, err = rerun.communicate()
     assert rerun.returncode == 0, out + err
-    assert out.count('submitted ') == 1 and f'submitted {name}' in out
+    assert len(submissions(out)) == 1 and submissions(out)[0].startswith(f'submitted {name}: Slurm job ')
     assert f'resubmit {name}: Slurm job {victim} ended CANCELLED' in out
     assert out.count('skip ') == 1
     assert sorted(r['config'] for r in results(tmp_path)) == sorted(Path(c).name for c in CONFIGS)
 
+
+
+def test_a_rerun_reattaches_to_queued_or_running_jobs(slurm_cluster, options, tmp_path):
+    """The runner stopped while its jobs run: a re-run waits for those jobs (no second submission)."""
+    argv = ['--configs', *CONFIGS, '--work-dir', str(tmp_path), '--launcher', 'slurm', '--partition', 'debug',
+            '--cpus-per-run', '1', '--cfg-options', *options]
+    first = benchmark(*argv)
+    jobs = {}
+    while first.poll() is None and len(jobs) < 2:
+        jobs = {json.loads(p.read_text())['label']: json.loads(p.read_text())['job_id']
+                for p in tmp_path.glob('*/slurm/job.json')}
+        time.sleep(0.2)
+    first.kill()
+    first.communicate()
+    states = squeue()
+    assert len(jobs) == 2 and all(states.get(j) in ('PENDING', 'RUNNING') for j in jobs.values()), (jobs, states)
+    rerun = benchmark(*argv)
+    out, err = rerun.communicate()
+    assert rerun.returncode == 0, out + err
+    assert submissions(out) == []
+    for name, job_id in jobs.items():
+        assert f'attach {name}: Slurm job {job_id} is ' in out
+    assert sorted(r['job_id'] for r in results(tmp_path)) == sorted(jobs.values())
 
 def test_a_two_task_ddp_run_trains_under_slurm_with_gloo(slurm_cluster, cranium_data, tmp_path):
     options = tiny_overrides(cranium_data, scale=32, iters=2, workers=0, batch_size=2, threads=1)
