@@ -20,7 +20,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,7 +32,7 @@ from mmseg.registry import TRANSFORMS
 
 from ..errors import MedSegError
 from ..laterality import LEFT_RIGHT_DIRECTIONS, swap_label_values
-from ..manifest import DATASET_CARD, MANIFEST_NAME, channel_folder, find_dataset_root, read_manifest
+from ..manifest import MANIFEST_NAME, channel_folder, find_dataset_root, read_dataset_card, read_manifest
 
 __all__ = ['BrightnessContrastDistortion', 'LateralRandomFlip', 'LoadSliceStack', 'neighbour_indices', 'stack_slices']
 
@@ -129,10 +128,10 @@ class _SliceIndex:
 def _card_channels(root: Path) -> List[str]:
     """The ``channels`` a prepared dataset's ``dataset.json`` lists (none: a one-channel or older dataset)."""
     try:
-        card = json.loads((root / DATASET_CARD).read_text())
-    except (OSError, ValueError):
+        card = read_dataset_card(root)
+    except MedSegError:  # missing, unreadable or not a JSON object
         return []
-    return list(card.get('channels') or []) if isinstance(card, dict) else []
+    return list(card.get('channels') or [])
 
 
 def read_slice_channels(path: str, channels: int) -> np.ndarray:
